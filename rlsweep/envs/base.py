@@ -1,0 +1,59 @@
+"""The vectorised-environment contract every backend (envpool Atari, Procgen, the synthetic test envs) fulfils.
+
+Observations are uint8 arrays of shape (num_envs, C, H, W); for stacked frames the **newest frame is the last
+channel** (envpool's order; the seed's wrappers put it at index 0, so "channel 0" in the seed reads ``obs[:, -1]``
+here). Episodes reset automatically within ``step`` (same-step semantics): when ``done[i]`` is true, ``obs[i]`` is
+already the first observation of env i's next episode, so the training loop never sees a dummy transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EpisodeInfo:
+    """One finished episode of one env."""
+
+    env_index: int
+    episode_return: float  # sum of the *training* reward (binary on Atari)
+    score: float  # sum of the raw game reward (the score a human reads)
+    length: int  # agent steps
+    rooms: int  # distinct rooms visited in this episode (0 where the env has no rooms)
+
+
+@dataclass
+class StepResult:
+    obs: np.ndarray  # uint8 (N, C, H, W), after autoreset for done envs
+    reward: np.ndarray  # float32 (N,), training reward
+    done: np.ndarray  # bool (N,), terminated or truncated (both cut GAE, as in the seed)
+    episodes: list[EpisodeInfo]  # episodes that ended on this step
+
+
+class VecEnv(Protocol):
+    num_envs: int
+    obs_shape: tuple[int, int, int]  # (C, H, W)
+    num_actions: int
+
+    def reset(self) -> np.ndarray:
+        """Reset every env; returns uint8 (N, C, H, W)."""
+        ...
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        """Step every env with int actions of shape (N,)."""
+        ...
+
+    def exploration(self) -> dict[str, float]:
+        """Run-wide exploration counters so far, e.g. {"rooms": 7} or {"cells": 120, "rooms": 3}."""
+        ...
+
+    def exploration_state(self) -> dict[str, Any]:
+        """Picklable state of the run-wide counters (saved in checkpoints)."""
+        ...
+
+    def load_exploration_state(self, state: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
