@@ -1,0 +1,131 @@
+"""The PPO loss terms and the epoch x minibatch update."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.distributions import Categorical
+
+from rlsweep.config.schema import PPOConfig
+
+
+@dataclass
+class PPOLossTerms:
+    total: torch.Tensor
+    policy: torch.Tensor
+    value_ext: torch.Tensor
+    value_int: torch.Tensor
+    entropy: torch.Tensor
+    approx_kl: torch.Tensor
+    clipfrac: torch.Tensor
+
+
+def ppo_loss(
+    logits: torch.Tensor,
+    value_ext: torch.Tensor,
+    value_int: torch.Tensor,
+    actions: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    returns_ext: torch.Tensor,
+    returns_int: torch.Tensor,
+    clip_coef: float,
+    ent_coef: float,
+    vf_coef: float,
+) -> PPOLossTerms:
+    """L = L_actor + vf_coef * (MSE_ext + MSE_int) - ent_coef * entropy (method.md §4.1)."""
+    dist = Categorical(logits=logits)
+    logprobs = dist.log_prob(actions)
+    log_ratio = logprobs - old_logprobs
+    ratio = log_ratio.exp()
+    surrogate = torch.min(ratio * advantages, torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages)
+    policy = -surrogate.mean()
+    v_ext = ((returns_ext - value_ext) ** 2).mean()
+    v_int = ((returns_int - value_int) ** 2).mean()
+    entropy = dist.entropy().mean()
+    total = policy + vf_coef * (v_ext + v_int) - ent_coef * entropy
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's k3 estimator: unbiased, >= 0
+        clipfrac = ((ratio - 1).abs() > clip_coef).float().mean()
+    return PPOLossTerms(total, policy, v_ext, v_int, entropy, approx_kl, clipfrac)
+
+
+def minibatch_indices(
+    batch: int, minibatch: int, sampling: str, device: torch.device, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
+    """``batch // minibatch`` index tensors: random with replacement (seed) or one permutation (paper)."""
+    count = batch // minibatch
+    if sampling == "replacement":
+        for _ in range(count):
+            yield torch.randint(0, batch, (minibatch,), device=device, generator=generator)
+    else:
+        perm = torch.randperm(batch, device=device, generator=generator)
+        yield from perm.view(count, minibatch)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    var = returns.var()
+    return float("nan") if var == 0 else float(1 - (returns - values).var() / var)
+
+
+@dataclass
+class Batch:
+    """A flattened rollout (B = T * N samples) on the run's device."""
+
+    obs: torch.Tensor  # uint8 (B, C, H, W)
+    actions: torch.Tensor
+    logprobs: torch.Tensor
+    advantages: torch.Tensor  # combined: ext_adv_coef * A_ext + int_adv_coef * A_int
+    returns_ext: torch.Tensor
+    returns_int: torch.Tensor
+
+
+class PPOUpdater:
+    """Runs the epochs of minibatch updates; ``after_minibatch`` lets the motivation train in lock-step."""
+
+    def __init__(self, policy: nn.Module, cfg: PPOConfig) -> None:
+        self.policy = policy
+        self.cfg = cfg
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+
+    def update(
+        self, batch: Batch, after_minibatch: Callable[[torch.Tensor], dict[str, float]] | None = None
+    ) -> dict[str, float]:
+        cfg = self.cfg
+        sums: dict[str, float] = {}
+        count = 0
+        size = batch.actions.shape[0]
+        for _ in range(cfg.update_epochs):
+            for idx in minibatch_indices(size, cfg.minibatch_size, cfg.minibatch_sampling, batch.obs.device):
+                obs = batch.obs[idx].float() / 255.0
+                out = self.policy(obs)
+                adv = batch.advantages[idx]
+                if cfg.normalize_advantages:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                terms = ppo_loss(
+                    out.logits, out.value_ext, out.value_int, batch.actions[idx], batch.logprobs[idx], adv,
+                    batch.returns_ext[idx], batch.returns_int[idx], cfg.clip_coef, cfg.ent_coef, cfg.vf_coef,
+                )  # fmt: skip
+                self.optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                stats = {
+                    "loss/total": terms.total.item(),
+                    "loss/policy": terms.policy.item(),
+                    "loss/value_ext": terms.value_ext.item(),
+                    "loss/value_int": terms.value_int.item(),
+                    "loss/entropy": terms.entropy.item(),
+                    "ppo/approx_kl": terms.approx_kl.item(),
+                    "ppo/clipfrac": terms.clipfrac.item(),
+                    "ppo/grad_norm": float(grad_norm),
+                }
+                if after_minibatch is not None:
+                    stats.update(after_minibatch(idx))
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+        return {k: v / count for k, v in sums.items()}

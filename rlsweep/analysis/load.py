@@ -1,0 +1,323 @@
+"""Reading a sweep directory into tidy tables; this module owns the on-disk contract of a sweep.
+
+A sweep directory holds one sub-directory per run (grid point x seed) with ``run.json`` (identity, choices,
+status, budget) and ``metrics.jsonl`` (one JSON object per logged iteration). Directories without ``run.json``
+(``.hydra``, ``report``, ...) are not runs and are ignored.
+
+Honesty rules enforced here, because every later table and plot inherits them:
+
+* unfinished (``running``) and ``failed`` runs are kept and flagged, never dropped;
+* a configuration with fewer seeds than the sweep's seed set is kept and flagged with the missing seeds;
+* anything that could not be read (broken ``run.json``, unparsable metric lines) is recorded in
+  :attr:`SweepData.issues` so the report can show it, instead of disappearing silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+
+# Columns the loader itself owns; a choice key with one of these names is renamed to "choice.<key>" so it can
+# never overwrite run identity or the step axis.
+RESERVED_COLUMNS = frozenset(
+    {
+        "run_id",
+        "name",
+        "seed",
+        "status",
+        "global_step",
+        "iteration",
+        "total_steps",
+        "progress",
+        "wandb_id",
+        "run_dir",
+        "sweep",
+    }
+)
+COMPLETED = "completed"
+# Filled into a choice column when a run does not record that group, so groupby does not drop the run.
+UNSET = "(unset)"
+# A completed run that logged less than this fraction of its budget gets a flag (rounding of the last
+# iteration can leave it a hair short of 1.0, which is not worth a flag).
+_PROGRESS_TOLERANCE = 0.999
+_SEED_IN_RUN_ID = re.compile(r"^(?P<name>.+)-s(?P<seed>-?\d+)$")
+
+
+@dataclass
+class SweepData:
+    """Everything :func:`load_sweep` read from one sweep directory.
+
+    Attributes:
+        sweep_dir: the directory that was read.
+        runs: one row per run: ``run_id, name, seed, status, <choice columns>, total_steps, global_step,
+            progress, n_logged, last_logged_step, wandb_id, run_dir, unfinished, flags``.
+            ``global_step`` is the larger of ``run.json``'s value and the last logged step (a crashed job may
+            not have updated ``run.json``); ``progress = global_step / total_steps``.
+        metrics: tidy metrics, one row per (run, logged iteration): ``run_id, name, seed, status,
+            <choice columns>, global_step, iteration, <metric columns>``; missing values are NaN.
+        configs: one row per configuration (``name``): choices, ``n_runs``, ``n_completed``, ``seeds``,
+            ``missing_seeds`` (seeds other configurations have but this one lacks), ``flags``.
+        choice_columns: the choice columns, in a stable order.
+        metric_names: metric columns present in ``metrics``.
+        issues: human-readable problems met while reading (shown in the report).
+    """
+
+    sweep_dir: Path
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    configs: pd.DataFrame
+    choice_columns: list[str]
+    metric_names: list[str]
+    issues: list[str] = field(default_factory=list)
+
+    @property
+    def sweep_names(self) -> list[str]:
+        """Distinct ``sweep`` values recorded by the runs (normally exactly one)."""
+        return sorted({str(s) for s in self.runs["sweep"].dropna()})
+
+    @property
+    def factors(self) -> list[str]:
+        """Choice columns that take at least two values in this sweep: the axes of the ablation."""
+        return [c for c in self.choice_columns if self.runs[c].nunique(dropna=False) >= 2]
+
+    @property
+    def seeds(self) -> list[int]:
+        """Union of seeds over all configurations: the seed set every configuration is expected to have."""
+        return sorted({int(s) for s in self.runs["seed"]})
+
+
+def choice_column(key: str) -> str:
+    """Column name used for choice group ``key`` (renamed only when it would clash with a loader column)."""
+    return f"choice.{key}" if key in RESERVED_COLUMNS else key
+
+
+def read_metrics_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Parse one ``metrics.jsonl``; return the records and notes about skipped lines.
+
+    A job killed mid-write leaves a truncated final line; it is skipped (and noted). An unparsable line
+    elsewhere means real corruption: it is also skipped, but noted as such so the report shows it.
+    """
+    notes: list[str] = []
+    records: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    last = nonblank[-1] if nonblank else -1
+    for i in nonblank:
+        try:
+            obj = json.loads(lines[i])
+        except json.JSONDecodeError:
+            if i == last:
+                notes.append(f"{path}: skipped truncated final line {i + 1} (job interrupted while writing)")
+            else:
+                notes.append(f"{path}: skipped unparsable line {i + 1}")
+            continue
+        if not isinstance(obj, dict) or "global_step" not in obj:
+            notes.append(f"{path}: skipped line {i + 1} without global_step")
+            continue
+        records.append(obj)
+    return records, notes
+
+
+def _metrics_frame(records: list[dict[str, Any]], path: Path, notes: list[str]) -> pd.DataFrame:
+    """Records -> numeric frame sorted by step, one row per distinct global_step."""
+    if not records:
+        return pd.DataFrame({"global_step": pd.Series(dtype="int64")})
+    frame = pd.DataFrame.from_records(records)
+    for col in frame.columns:
+        # Metric values are floats by contract; anything else (null, strings) becomes NaN rather than
+        # turning the whole column into objects.
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    frame = frame.dropna(subset=["global_step"])
+    frame["global_step"] = frame["global_step"].astype("int64")
+    steps = frame["global_step"].to_numpy()
+    if len(steps) > 1 and not bool(np.all(np.diff(steps) > 0)):
+        # A job resumed from a checkpoint may re-log steps after the checkpoint; the later lines belong to
+        # the trajectory that continued, so they win.
+        notes.append(f"{path}: global_step not strictly increasing; kept the last line for repeated steps")
+        frame = frame.drop_duplicates(subset="global_step", keep="last").sort_values("global_step")
+    return frame.reset_index(drop=True)
+
+
+def _identity(meta: dict[str, Any], run_dir: Path, issues: list[str]) -> tuple[str, str, int]:
+    """(run_id, name, seed) from run.json, falling back on the run_id pattern ``<name>-s<seed>``."""
+    run_id = str(meta.get("run_id") or run_dir.name)
+    match = _SEED_IN_RUN_ID.match(run_id)
+    name = meta.get("name") or (match.group("name") if match else run_id)
+    seed = meta.get("seed")
+    if seed is None:
+        if match is None:
+            issues.append(f"{run_dir}: run.json has no seed and run_id has no -s<seed>; using seed -1")
+            seed = -1
+        else:
+            seed = int(match.group("seed"))
+    return run_id, str(name), int(seed)
+
+
+def _discover(sweep_dir: Path) -> Iterable[Path]:
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / RUN_FILE).is_file())
+
+
+def load_sweep(sweep_dir: Path | str) -> SweepData:
+    """Read every run directly under ``sweep_dir`` into :class:`SweepData`.
+
+    Raises:
+        FileNotFoundError: ``sweep_dir`` is not a directory.
+        ValueError: no run (no ``*/run.json``) could be read.
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"sweep directory not found: {sweep_dir}")
+    issues: list[str] = []
+    run_rows: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []
+    choice_keys: list[str] = []  # first-seen order, so columns follow the config's group order
+
+    for run_dir in _discover(sweep_dir):
+        try:
+            meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("top level is not an object")
+        except (json.JSONDecodeError, ValueError, OSError) as exc:
+            issues.append(f"{run_dir}: unreadable {RUN_FILE} ({exc}); run not included")
+            continue
+        run_id, name, seed = _identity(meta, run_dir, issues)
+        choices = {str(k): str(v) for k, v in (meta.get("choices") or {}).items()}
+        for key in choices:
+            if key not in choice_keys:
+                choice_keys.append(key)
+
+        metrics_path = run_dir / METRICS_FILE
+        if metrics_path.is_file():
+            records, notes = read_metrics_file(metrics_path)
+            issues.extend(notes)
+        else:
+            records = []
+            issues.append(f"{run_dir}: no {METRICS_FILE}")
+        frame = _metrics_frame(records, metrics_path, issues)
+        # A logged key named like a loader column (e.g. "status") would clash in the merge below.
+        frame = frame.drop(columns=[c for c in frame.columns if c in RESERVED_COLUMNS - {"global_step", "iteration"}])
+
+        status = str(meta.get("status") or "unknown")
+        total = meta.get("total_steps")
+        total_steps = float(total) if isinstance(total, int | float) and total > 0 else float("nan")
+        last_logged = int(frame["global_step"].iloc[-1]) if len(frame) else 0
+        recorded = meta.get("global_step")
+        global_step = max(int(recorded) if isinstance(recorded, int | float) else 0, last_logged)
+        run_rows.append(
+            {
+                "run_id": run_id,
+                "name": name,
+                "seed": seed,
+                "status": status,
+                "sweep": meta.get("sweep"),
+                **{f"__choice__{k}": v for k, v in choices.items()},
+                "total_steps": total_steps,
+                "global_step": global_step,
+                "progress": global_step / total_steps if total_steps == total_steps else float("nan"),
+                "n_logged": len(frame),
+                "last_logged_step": last_logged,
+                "wandb_id": meta.get("wandb_id"),
+                "run_dir": str(run_dir),
+            }
+        )
+        frame.insert(0, "run_id", run_id)
+        frames.append(frame)
+
+    if not run_rows:
+        raise ValueError(f"no runs found under {sweep_dir} (expected sub-directories containing {RUN_FILE})")
+
+    choice_columns = [choice_column(k) for k in choice_keys]
+    runs = pd.DataFrame(run_rows).rename(columns={f"__choice__{k}": choice_column(k) for k in choice_keys})
+    for col in choice_columns:
+        runs[col] = runs[col].fillna(UNSET).astype(str)
+    runs = runs.sort_values(["name", "seed", "run_id"], kind="stable").reset_index(drop=True)
+
+    dup = runs[runs["run_id"].duplicated(keep=False)]
+    if len(dup):
+        issues.append(f"duplicate run_id(s) {sorted(set(dup['run_id']))}: metrics of these runs are merged")
+    pairs = runs[runs.duplicated(subset=["name", "seed"], keep=False)]
+    for (name, seed), grp in pairs.groupby(["name", "seed"]):
+        issues.append(f"configuration {name} seed {seed} has {len(grp)} runs: {', '.join(grp['run_dir'])}")
+    if len({str(s) for s in runs["sweep"].dropna()}) > 1:
+        issues.append(f"runs belong to several sweeps: {sorted({str(s) for s in runs['sweep'].dropna()})}")
+
+    configs = _configs_table(runs, choice_columns, issues)
+    runs = _flag_runs(runs, configs)
+
+    id_cols = ["run_id", "name", "seed", "status", *choice_columns]
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics = metrics.merge(runs[id_cols].drop_duplicates("run_id"), on="run_id", how="left")
+    metric_names = sorted(c for c in metrics.columns if c not in set(id_cols) | {"global_step", "iteration"})
+    metrics = metrics[[*id_cols, "global_step", *(["iteration"] if "iteration" in metrics else []), *metric_names]]
+    metrics = metrics.sort_values(["name", "seed", "run_id", "global_step"], kind="stable").reset_index(drop=True)
+    return SweepData(
+        sweep_dir=sweep_dir,
+        runs=runs,
+        metrics=metrics,
+        configs=configs,
+        choice_columns=choice_columns,
+        metric_names=metric_names,
+        issues=issues,
+    )
+
+
+def _configs_table(runs: pd.DataFrame, choice_columns: list[str], issues: list[str]) -> pd.DataFrame:
+    """One row per configuration with seed coverage and status counts."""
+    all_seeds = sorted({int(s) for s in runs["seed"]})
+    rows = []
+    for name, grp in runs.groupby("name", sort=True):
+        seeds = sorted({int(s) for s in grp["seed"]})
+        missing = [s for s in all_seeds if s not in seeds]
+        row: dict[str, Any] = {"name": name}
+        for col in choice_columns:
+            values = sorted(set(grp[col]))
+            if len(values) > 1:
+                issues.append(f"configuration {name}: seeds disagree on {col} ({values})")
+            row[col] = values[0] if len(values) == 1 else "|".join(values)
+        n_completed = int((grp["status"] == COMPLETED).sum())
+        flags = []
+        if missing:
+            flags.append(f"missing seed(s) {', '.join(map(str, missing))} ({len(seeds)}/{len(all_seeds)} seeds)")
+        other = grp[grp["status"] != COMPLETED]
+        for status, sub in other.groupby("status"):
+            flags.append(f"{len(sub)} {status}")
+        row.update(
+            n_runs=len(grp),
+            n_completed=n_completed,
+            seeds=seeds,
+            missing_seeds=missing,
+            flags="; ".join(flags),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _flag_runs(runs: pd.DataFrame, configs: pd.DataFrame) -> pd.DataFrame:
+    """Add ``unfinished`` and a human-readable ``flags`` column to the runs table."""
+    runs = runs.copy()
+    runs["unfinished"] = runs["status"] != COMPLETED
+    flags = []
+    for row in runs.itertuples(index=False):
+        notes = []
+        pct = f"{100 * row.progress:.0f} % of budget" if row.progress == row.progress else "budget unknown"
+        if row.status != COMPLETED:
+            notes.append(f"{row.status} at {pct}")
+        elif row.progress == row.progress and row.progress < _PROGRESS_TOLERANCE:
+            notes.append(f"completed but only {pct}")
+        if row.n_logged == 0:
+            notes.append("no metrics logged")
+        flags.append("; ".join(notes))
+    runs["flags"] = flags
+    missing = dict(zip(configs["name"], configs["missing_seeds"], strict=True))
+    runs["config_missing_seeds"] = [missing[n] for n in runs["name"]]
+    return runs

@@ -1,0 +1,364 @@
+"""Aggregation across seeds: final performance per run, mean / IQM with bootstrap CIs, curves, factor effects.
+
+Definitions (the report's "Methods" section repeats them):
+
+* **Final performance** of a run for a metric = the mean of that metric over the last 10 % of the run's logged
+  agent steps, i.e. over lines with ``global_step >= (1 - 0.1) * last_step`` where ``last_step`` is the run's
+  last logged ``global_step``. Sparse metrics (episode metrics are only logged when an episode ends) can have
+  no value in that window; the run's most recent value of the metric is used then. A run that never logged
+  the metric has no final performance (NaN) and is not counted.
+* **IQM** = interquartile mean as in Agarwal et al. (2021), computed exactly like ``scipy.stats.trim_mean(x,
+  0.25)`` (which rliable uses): sort, cut ``int(0.25 * n)`` values from each end, average the rest. For n < 4
+  nothing is cut, so the IQM equals the mean.
+* **95 % CI** = percentile bootstrap: resample seeds with replacement (stratified: within each configuration
+  when several are pooled), recompute the statistic, take the 2.5 / 97.5 percentiles. 2000 resamples, numpy
+  ``Generator`` seeded so a report is reproducible. With a single seed there is no interval (``degenerate``).
+* Statistics use **completed** runs only; unfinished / failed runs would bias the final performance towards
+  early training. A configuration with no completed run falls back to its unfinished runs and is marked
+  ``provisional``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from rlsweep.analysis.load import COMPLETED, SweepData
+
+FINAL_FRACTION = 0.1
+N_RESAMPLES = 2000
+CONFIDENCE = 0.95
+BOOTSTRAP_SEED = 0
+
+FloatArray = npt.NDArray[np.float64]
+StatName = Literal["mean", "iqm"]
+
+
+def trim_mean(x: npt.ArrayLike, proportion: float, axis: int = -1) -> FloatArray | float:
+    """Mean after cutting ``int(proportion * n)`` values from each end along ``axis`` (scipy's convention)."""
+    a = np.asarray(x, dtype=float)
+    n = a.shape[axis]
+    if n == 0:
+        raise ValueError("trim_mean of an empty array")
+    cut = int(proportion * n)
+    if cut * 2 >= n:
+        raise ValueError(f"proportion {proportion} cuts every value of {n}")
+    kept = np.sort(a, axis=axis)
+    kept = np.take(kept, np.arange(cut, n - cut), axis=axis)
+    result = kept.mean(axis=axis)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def iqm(x: npt.ArrayLike, axis: int = -1) -> FloatArray | float:
+    """Interquartile mean: :func:`trim_mean` with proportion 0.25 (rliable's ``aggregate_iqm``)."""
+    return trim_mean(x, 0.25, axis=axis)
+
+
+def _stat_fn(statistic: StatName | Callable[[FloatArray], FloatArray]) -> Callable[[FloatArray], FloatArray]:
+    """Resolve a statistic name into a function reducing the last axis."""
+    if statistic == "mean":
+        return lambda a: np.asarray(a.mean(axis=-1))
+    if statistic == "iqm":
+        return lambda a: np.asarray(iqm(a, axis=-1))
+    if callable(statistic):
+        return statistic
+    raise ValueError(f"unknown statistic {statistic!r}")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its percentile-bootstrap interval.
+
+    ``low`` / ``high`` are NaN when ``degenerate``: one seed carries no information about seed-to-seed
+    variability, so no interval is reported rather than a zero-width one.
+    """
+
+    point: float
+    low: float
+    high: float
+    n: int
+    confidence: float = CONFIDENCE
+
+    @property
+    def degenerate(self) -> bool:
+        return self.n < 2
+
+    def format(self, fmt: str = "{:.4g}") -> str:
+        """``[low, high]``, or a statement why there is no interval."""
+        if self.n == 0:
+            return "no data"
+        if self.degenerate:
+            return "n/a (1 seed)"
+        return f"[{fmt.format(self.low)}, {fmt.format(self.high)}]"
+
+
+def stratified_bootstrap_ci(
+    strata: Sequence[npt.ArrayLike],
+    statistic: Callable[[list[FloatArray]], FloatArray],
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """Percentile bootstrap where each stratum (a configuration's seeds) is resampled on its own.
+
+    ``statistic`` receives a list with one array per stratum, each of shape ``(R, n_i)`` (``R`` = resamples or
+    1 for the point estimate), and returns shape ``(R,)``. Resampling within strata keeps each configuration's
+    seed count fixed, as in rliable's stratified bootstrap over tasks.
+
+    The interval is degenerate (NaN bounds) when no stratum has two values: there is then no seed variability
+    to resample.
+    """
+    arrays = [np.asarray(s, dtype=float) for s in strata]
+    arrays = [a[~np.isnan(a)] for a in arrays]
+    arrays = [a for a in arrays if a.size]
+    n = sum(a.size for a in arrays)
+    if n == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
+    point = float(np.asarray(statistic([a[None, :] for a in arrays]))[0])
+    if max(a.size for a in arrays) < 2:
+        return Interval(point, float("nan"), float("nan"), n, confidence)
+    rng = np.random.default_rng(seed)
+    resampled = [a[rng.integers(0, a.size, size=(n_resamples, a.size))] for a in arrays]
+    boot = np.asarray(statistic(resampled), dtype=float)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)])
+    return Interval(point, float(low), float(high), n, confidence)
+
+
+def bootstrap_ci(
+    values: npt.ArrayLike,
+    statistic: StatName | Callable[[FloatArray], FloatArray] = "mean",
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """Percentile bootstrap CI of ``statistic`` ("mean", "iqm" or a last-axis reducer) over one sample.
+
+    NaNs are dropped first. Reproducible: the same ``seed`` gives the same interval.
+    """
+    fn = _stat_fn(statistic)
+    return stratified_bootstrap_ci(
+        [values], lambda s: fn(s[0]), n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+
+
+def mean_of_stratum_means(strata: list[FloatArray]) -> FloatArray:
+    """Average of per-stratum means: every configuration weighs the same, whatever its seed count."""
+    return np.mean(np.stack([s.mean(axis=-1) for s in strata], axis=-1), axis=-1)
+
+
+def final_performance(
+    steps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    fraction: float = FINAL_FRACTION,
+    last_step: float | None = None,
+) -> float:
+    """Mean of ``values`` over ``steps >= (1 - fraction) * last_step`` (see module docstring).
+
+    ``last_step`` defaults to the largest step given; pass the run's last logged step when ``steps`` only
+    holds the lines where this metric was present. Falls back to the latest value when the window is empty,
+    NaN when there is no value at all.
+    """
+    s = np.asarray(steps, dtype=float)
+    v = np.asarray(values, dtype=float)
+    keep = ~np.isnan(v)
+    s, v = s[keep], v[keep]
+    if v.size == 0:
+        return float("nan")
+    end = float(s.max()) if last_step is None else float(last_step)
+    window = s >= (1.0 - fraction) * end
+    if not window.any():
+        return float(v[np.argmax(s)])
+    return float(v[window].mean())
+
+
+def final_per_run(data: SweepData, metric: str, fraction: float = FINAL_FRACTION) -> pd.DataFrame:
+    """One row per run: identity, choices, ``status``, ``progress``, ``final`` (NaN if never logged)."""
+    finals: dict[str, float] = {}
+    if metric in data.metrics:
+        for run_id, grp in data.metrics.groupby("run_id", sort=False):
+            last = float(grp["global_step"].max())
+            finals[str(run_id)] = final_performance(grp["global_step"], grp[metric], fraction, last_step=last)
+    cols = ["run_id", "name", "seed", "status", "progress", "unfinished", *data.choice_columns]
+    out = data.runs[cols].copy()
+    out["final"] = [finals.get(r, float("nan")) for r in out["run_id"]]
+    return out
+
+
+def _used_runs(grp: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Runs that enter a configuration's statistics, and whether that is a provisional fallback."""
+    done = grp[grp["status"] == COMPLETED]
+    if len(done):
+        return done, False
+    return grp, True
+
+
+def summarize(
+    data: SweepData,
+    metric: str,
+    fraction: float = FINAL_FRACTION,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """Per configuration: seeds, mean and IQM of final performance with 95 % bootstrap CIs, status notes."""
+    per_run = final_per_run(data, metric, fraction)
+    total_seeds = len(data.seeds)
+    rows = []
+    for name, grp in per_run.groupby("name", sort=True):
+        used, provisional = _used_runs(grp)
+        vals = used["final"].to_numpy(dtype=float)
+        mean_ci = bootstrap_ci(vals, "mean", n_resamples=n_resamples, seed=seed)
+        iqm_ci = bootstrap_ci(vals, "iqm", n_resamples=n_resamples, seed=seed)
+        config = data.configs.set_index("name").loc[name]
+        notes = []
+        if provisional:
+            notes.append("provisional: no completed run, statistics from unfinished runs")
+        for row in grp[grp["status"] != COMPLETED].itertuples(index=False):
+            pct = f"{100 * row.progress:.0f} %" if row.progress == row.progress else "?"
+            tail = "" if provisional else ", excluded"
+            notes.append(f"seed {row.seed} {row.status} ({pct}{tail})")
+        if config["missing_seeds"]:
+            notes.append(f"missing seed(s) {', '.join(map(str, config['missing_seeds']))}")
+        no_metric = used[np.isnan(used["final"].to_numpy(dtype=float))]
+        if len(no_metric):
+            notes.append(f"{len(no_metric)} run(s) never logged {metric}")
+        rows.append(
+            {
+                "metric": metric,
+                "name": name,
+                **{c: config[c] for c in data.choice_columns},
+                "n_completed": int(config["n_completed"]),
+                "n_runs": int(config["n_runs"]),
+                "n_seeds_expected": total_seeds,
+                "n_used": mean_ci.n,
+                "provisional": provisional,
+                "mean": mean_ci.point,
+                "mean_ci_low": mean_ci.low,
+                "mean_ci_high": mean_ci.high,
+                "iqm": iqm_ci.point,
+                "iqm_ci_low": iqm_ci.low,
+                "iqm_ci_high": iqm_ci.high,
+                "ci_degenerate": mean_ci.degenerate,
+                "notes": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def ablation_table(
+    data: SweepData,
+    metric: str,
+    factors: Sequence[str] | None = None,
+    fraction: float = FINAL_FRACTION,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """Marginal effect of each factor on final performance, averaged over the other factors.
+
+    For each factor level: the mean over configurations at that level of each configuration's mean final
+    performance (equal weight per configuration, so a configuration with more seeds does not dominate),
+    with a bootstrap CI that resamples seeds within each configuration. ``delta`` is the level's value minus
+    the first level's (levels sorted). ``n_runs`` / ``n_configs`` say how much data sits behind each point;
+    an unbalanced design (levels with different configuration counts) is averaged over different sets of
+    the other factors.
+    """
+    per_run = final_per_run(data, metric, fraction)
+    used = pd.concat([_used_runs(g)[0] for _, g in per_run.groupby("name", sort=True)], ignore_index=True)
+    rows = []
+    for factor in data.factors if factors is None else factors:
+        base: float | None = None
+        for level, grp in used.groupby(factor, sort=True):
+            strata = [g["final"].to_numpy(dtype=float) for _, g in grp.groupby("name", sort=True)]
+            ci = stratified_bootstrap_ci(strata, mean_of_stratum_means, n_resamples=n_resamples, seed=seed)
+            n_configs = sum(int(np.isfinite(s).any()) for s in strata)
+            base = ci.point if base is None else base
+            rows.append(
+                {
+                    "metric": metric,
+                    "factor": factor,
+                    "level": level,
+                    "mean": ci.point,
+                    "ci_low": ci.low,
+                    "ci_high": ci.high,
+                    "delta": ci.point - base,
+                    "n_runs": ci.n,
+                    "n_configs": n_configs,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["metric", "factor", "level", "mean", "ci_low", "ci_high", "delta", "n_runs", "n_configs"],
+    )
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A configuration's learning curve on the common grid: mean over seeds, bootstrap band, seed count."""
+
+    steps: FloatArray
+    mean: FloatArray
+    low: FloatArray  # NaN where fewer than 2 seeds cover the step (no band there)
+    high: FloatArray
+    count: FloatArray  # seeds whose logged range covers the step
+    n_runs: int
+
+
+def step_grid(data: SweepData, metric: str, n_points: int = 200) -> FloatArray:
+    """A regular grid spanning every run's logged range of ``metric`` (shared by all configurations)."""
+    present = data.metrics.dropna(subset=[metric]) if metric in data.metrics else data.metrics.iloc[:0]
+    if present.empty:
+        return np.zeros(0)
+    lo, hi = float(present["global_step"].min()), float(present["global_step"].max())
+    return np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
+
+
+def learning_curves(
+    data: SweepData,
+    metric: str,
+    n_points: int = 200,
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Curve]:
+    """Per configuration: each run interpolated linearly onto the common grid, then averaged over seeds.
+
+    A run contributes only inside its own logged range (no extrapolation), so an unfinished run simply stops
+    contributing; ``count`` records how many seeds stand behind each grid point. All runs are used here,
+    including unfinished ones: a curve shows what was trained so far.
+    """
+    grid = step_grid(data, metric, n_points)
+    curves: dict[str, Curve] = {}
+    if grid.size == 0:
+        return curves
+    present = data.metrics.dropna(subset=[metric])
+    rng_seed = seed
+    alpha = (1.0 - confidence) / 2.0
+    for name, grp in present.groupby("name", sort=True):
+        rows = []
+        for _, run in grp.groupby("run_id", sort=True):
+            s = run["global_step"].to_numpy(dtype=float)
+            v = run[metric].to_numpy(dtype=float)
+            rows.append(np.interp(grid, s, v, left=np.nan, right=np.nan))
+        y = np.vstack(rows)
+        count = np.isfinite(y).sum(axis=0).astype(float)
+        with warnings.catch_warnings():
+            # All-NaN columns (no seed covers that step) are expected and become NaN.
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            mean = np.nanmean(y, axis=0)
+            low = np.full_like(mean, np.nan)
+            high = np.full_like(mean, np.nan)
+            if y.shape[0] >= 2:
+                rng = np.random.default_rng(rng_seed)
+                idx = rng.integers(0, y.shape[0], size=(n_resamples, y.shape[0]))
+                boot = np.nanmean(y[idx], axis=1)  # (R, grid)
+                lo_b, hi_b = np.nanpercentile(boot, [100 * alpha, 100 * (1 - alpha)], axis=0)
+                band = count >= 2
+                low[band], high[band] = lo_b[band], hi_b[band]
+        curves[str(name)] = Curve(grid, mean, low, high, count, n_runs=y.shape[0])
+    return curves

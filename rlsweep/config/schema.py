@@ -1,0 +1,141 @@
+"""The typed schema of every config group (Hydra 1.3 structured configs).
+
+One dataclass per group; the YAML options under ``conf/<group>/`` extend these and only set values. Struct mode
+plus the dataclass types make Hydra reject unknown keys and values of the wrong type before anything starts;
+range and divisibility checks that types cannot express live in :mod:`rlsweep.config.validate`.
+
+Defaults are the seed's (the author's RLAgents configs, ../shared/reference/method.md §3.1); where the seed, the
+SND paper code and CleanRL/OpenAI disagree, the difference is a field here with the seed's choice as default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SQRT2 = math.sqrt(2.0)
+
+
+@dataclass
+class ModelConfig:
+    """PPO actor-critic (method.md §2): encoder -> actor head, critic head with two value outputs."""
+
+    name: str = "A"  # A | B | C | D (D = attention model)
+    critic_init_gain: float = 0.1  # orthogonal gain of the critic hidden layer; set by the critic_init group
+
+
+@dataclass
+class PPOConfig:
+    """PPO with two critic heads and two discount factors (method.md §3.1, §4.1, §4.2)."""
+
+    num_envs: int = 128  # parallel environments
+    num_steps: int = 128  # rollout length per env per iteration (agent steps)
+    update_epochs: int = 4  # passes over the rollout per iteration
+    minibatch_size: int = 512  # samples per minibatch; must divide num_envs * num_steps
+    minibatch_sampling: str = "replacement"  # replacement (seed: random indices) | permutation (SND paper)
+    learning_rate: float = 1e-4  # Adam, no annealing
+    adam_eps: float = 1e-8  # torch default (CleanRL uses 1e-5)
+    gamma_ext: float = 0.998  # discount of the extrinsic stream
+    gamma_int: float = 0.99  # discount of the intrinsic stream
+    gae_lambda: float = 0.95
+    int_episodic: bool = True  # seed/paper: done cuts the intrinsic stream too; OpenAI/CleanRL: False
+    bootstrap_last: bool = True  # bootstrap the rollout's last step from V(s_T); False = seed's quirk (zero)
+    ext_adv_coef: float = 2.0  # A = ext_adv_coef * A_ext + int_adv_coef * A_int
+    int_adv_coef: float = 1.0
+    normalize_advantages: bool = False  # seed/paper: off; CleanRL: per-minibatch normalisation
+    clip_coef: float = 0.1  # PPO ratio clip epsilon, in (0, 1)
+    ent_coef: float = 0.001  # entropy bonus weight (beta)
+    vf_coef: float = 0.5  # critic loss weight; critic loss = MSE_ext + MSE_int, no value clipping
+    max_grad_norm: float = 0.5  # gradient-norm clip on the PPO model only
+
+
+@dataclass
+class MotivationConfig:
+    """Intrinsic motivation (method.md §2.5, §4.3-4.5). ``name=none`` is plain PPO.
+
+    SND variants (snd_v, snd_vic, snd_std) extend this schema in a later issue; the fields below are shared by
+    every distillation method.
+    """
+
+    name: str = "rnd"  # none | rnd
+    network: str = "a"  # distillation nets: a (8x8 convs, model-A era) | c (3x3 convs, model-C era)
+    coupled_init: bool = False  # arch c author variant: target/predictor rows drawn from one orthogonal matrix
+    learning_rate: float = 1e-4  # predictor Adam (separate optimiser, no grad clip)
+    reward_scale: float = 1.0  # eta: r_int = reward_scale * error
+    reward_reduction: str = "sum_half"  # sum_half (seed, RND: sum of squares / 2) | mean (SND, OpenAI)
+    reward_clip: float = 1.0  # r_int clipped to [0, reward_clip]; 0 disables the clip
+    normalise_int_reward: bool = False  # divide r_int by its running std (seed variants b2/b3); set by group
+    update_proportion: float = 0.25  # predictor-loss mask keep probability (32 / num_envs at 128 envs)
+    mask: str = "element"  # element (seed) | sample (CleanRL/OpenAI)
+    obs_norm: str = "mean"  # mean (seed: subtract running mean) | mean_std (clip +-5) | none
+    warmup_steps: int = 256  # random-action steps per env that fill the observation statistics before training
+    predictor_updates: str = "per_minibatch"  # per_minibatch (seed) | one_pass (SND paper)
+
+
+@dataclass
+class EnvConfig:
+    """Vectorised environment (method.md §3.5). ``id`` is an envpool Atari id or a synthetic one."""
+
+    id: str = "MontezumaRevenge-v5"  # envpool Atari id, or synthetic: fake | maze | chain
+    frame_size: int = 96  # square grey frame side, pixels
+    frame_stack: int = 4  # frames stacked per observation (newest last)
+    frame_skip: int = 4  # emulator frames per agent step
+    sticky_action_prob: float = 0.25  # repeat previous action with this probability (per emulator frame)
+    max_episode_steps: int = 4500  # agent steps (= 18000 frames at frame_skip 4)
+    binary_reward: bool = True  # training reward = 1 if raw reward > 0; the raw score is tracked apart
+    episodic_life: bool = False  # seed: a lost life does not end the episode
+    noop_max: int = 30  # random no-ops on reset (author: 1-30; SND paper: none)
+    num_threads: int = 0  # envpool worker threads; 0 = all cores
+    maze_rooms: int = 3  # synthetic maze: rooms per side
+    maze_room_size: int = 5  # synthetic maze: cells per room side
+    chain_length: int = 10  # synthetic chain: cells
+
+
+@dataclass
+class BudgetConfig:
+    """How long a run is and how often it logs and checkpoints."""
+
+    total_steps: int = 128_000_000  # agent steps summed over envs (seed: 128 M on Atari)
+    log_every: int = 1  # iterations between metric lines
+    checkpoint_every: int = 50  # iterations between atomic checkpoints (and one at the end)
+
+
+@dataclass
+class LoggerConfig:
+    """Where metrics go besides the local store (metrics.jsonl, always written)."""
+
+    backend: str = "wandb"  # wandb | none
+    mode: str = "auto"  # auto (online if an API key is configured, else offline) | offline | online | disabled
+    project: str = "rlsweep"
+    entity: str | None = None
+    console_every: int = 10  # iterations between console progress lines
+
+
+@dataclass
+class DebugConfig:
+    """Switches for finding problems; off by default."""
+
+    deterministic: bool = True  # torch deterministic algorithms (CPU results repeat exactly for one seed)
+    detect_anomaly: bool = False  # torch autograd anomaly detection (slow)
+    profile: bool = False  # log phase times (perf/*) every iteration
+
+
+@dataclass
+class Config:
+    """The root config: one run (a grid point with a seed)."""
+
+    defaults: list[Any] = field(default_factory=list)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    motivation: MotivationConfig = field(default_factory=MotivationConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
+    seed: int = 1
+    device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
+    torch_threads: int = 0  # 0 = torch default
+    name: str = ""  # configuration name; empty = derived from the group choices (see rlsweep.config.naming)
+    sweep_name: str = ""  # W&B group; empty = the sweep directory's name
+    dry_run: bool = False  # print the job table and start nothing

@@ -1,0 +1,236 @@
+"""Checks that types alone cannot express: ranges, allowed words, sizes that must divide, known env ids.
+
+Every check raises :class:`ConfigError` with one message naming the key, the bad value and what is allowed.
+The same rules serve two callers: the pre-flight over a whole grid (before any job starts) and each job's own
+check of its composed config. Works on plain nested mappings so that a 1,000-point grid checks in well
+under a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from rlsweep.config.schema import Config
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message is meant for the user as is (no traceback needed)."""
+
+
+SYNTHETIC_ENV_IDS = ("fake", "maze", "chain")
+MODEL_NAMES = ("A", "B", "C", "D")
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.name": MODEL_NAMES,
+    "motivation.name": ("none", "rnd"),
+    "motivation.network": ("a", "c"),
+    "motivation.reward_reduction": ("sum_half", "mean"),
+    "motivation.mask": ("element", "sample"),
+    "motivation.obs_norm": ("mean", "mean_std", "none"),
+    "motivation.predictor_updates": ("per_minibatch", "one_pass"),
+    "ppo.minibatch_sampling": ("replacement", "permutation"),
+    "logger.backend": ("wandb", "none"),
+    "logger.mode": ("auto", "offline", "online", "disabled"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low excluded
+    high_open: bool = False  # high excluded
+
+    def contains(self, x: float) -> bool:
+        if self.low is not None and (x <= self.low if self.low_open else x < self.low):
+            return False
+        return not (self.high is not None and (x >= self.high if self.high_open else x > self.high))
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            left = "(" if self.low_open else "["
+            right = ")" if self.high_open else "]"
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        assert self.high is not None
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+
+POSITIVE = Range(0, None, low_open=True)
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+UNIT_OPEN = Range(0, 1, low_open=True, high_open=True)
+DISCOUNT = Range(0, 1, low_open=True)
+
+RANGES: dict[str, Range] = {
+    "ppo.num_envs": AT_LEAST_1,
+    "ppo.num_steps": AT_LEAST_1,
+    "ppo.update_epochs": AT_LEAST_1,
+    "ppo.minibatch_size": AT_LEAST_1,
+    "ppo.learning_rate": POSITIVE,
+    "ppo.adam_eps": POSITIVE,
+    "ppo.gamma_ext": DISCOUNT,
+    "ppo.gamma_int": DISCOUNT,
+    "ppo.gae_lambda": Range(0, 1),
+    "ppo.ext_adv_coef": NON_NEGATIVE,
+    "ppo.int_adv_coef": NON_NEGATIVE,
+    "ppo.clip_coef": UNIT_OPEN,
+    "ppo.ent_coef": NON_NEGATIVE,
+    "ppo.vf_coef": NON_NEGATIVE,
+    "ppo.max_grad_norm": POSITIVE,
+    "model.critic_init_gain": POSITIVE,
+    "motivation.learning_rate": POSITIVE,
+    "motivation.reward_scale": NON_NEGATIVE,
+    "motivation.reward_clip": NON_NEGATIVE,
+    "motivation.update_proportion": Range(0, 1, low_open=True),
+    "motivation.warmup_steps": NON_NEGATIVE,
+    "env.frame_size": Range(16),
+    "env.frame_stack": AT_LEAST_1,
+    "env.frame_skip": AT_LEAST_1,
+    "env.sticky_action_prob": Range(0, 1, high_open=True),
+    "env.max_episode_steps": AT_LEAST_1,
+    "env.noop_max": NON_NEGATIVE,
+    "env.num_threads": NON_NEGATIVE,
+    "env.maze_rooms": AT_LEAST_1,
+    "env.maze_room_size": Range(3),
+    "env.chain_length": Range(2),
+    "budget.total_steps": AT_LEAST_1,
+    "budget.log_every": AT_LEAST_1,
+    "budget.checkpoint_every": AT_LEAST_1,
+    "logger.console_every": AT_LEAST_1,
+    "seed": NON_NEGATIVE,
+    "torch_threads": NON_NEGATIVE,
+}
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """Dotted key -> annotated type, for every leaf of the schema."""
+    out: dict[str, Any] = {}
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "defaults":
+                continue
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+            else:
+                out[f"{prefix}{f.name}"] = tp
+
+    walk(Config, "")
+    return out
+
+
+def known_keys() -> list[str]:
+    return sorted(_field_types())
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_key(key: str) -> None:
+    """Raise if ``key`` is not a leaf of the schema, listing what is allowed under its parent."""
+    types_ = _field_types()
+    if key in types_:
+        return
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in types_ if k.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(key, list(types_), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    where = f"under {parent}" if parent and siblings else "at the top level"
+    allowed = siblings or [k for k in types_ if "." not in k]
+    if parent and not siblings:
+        groups = sorted({k.partition(".")[0] for k in types_ if "." in k})
+        raise ConfigError(f"Unknown key {key}{hint}; config sections are: {', '.join(groups)}")
+    raise ConfigError(f"Unknown key {key}{hint}; allowed keys {where}: {', '.join(sorted(allowed))}")
+
+
+def check_value(key: str, value: Any) -> Any:
+    """Type-check and range-check one leaf value; returns it converted to the field's type."""
+    check_key(key)
+    tp = _field_types()[key]
+    optional = isinstance(tp, types.UnionType) and type(None) in typing.get_args(tp)
+    base = next((a for a in typing.get_args(tp) if a is not type(None)), tp) if optional else tp
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"Invalid value for {key}: null (a value of type {base.__name__} is required)")
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (allowed: true or false)")
+    elif base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (an integer is required)")
+    elif base is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (a number is required)")
+        value = float(value)
+    elif base is str:
+        if isinstance(value, list | dict):
+            raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (a string is required)")
+        value = "true" if value is True else "false" if value is False else str(value)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (allowed: {', '.join(CHOICES[key])})")
+    rng = RANGES.get(key)
+    if rng is not None and not rng.contains(value):
+        raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (must be {rng.describe()})")
+    if key == "device" and not DEVICE_PATTERN.match(value):
+        raise ConfigError(f"Invalid value for device: {_fmt(value)} (allowed: auto, cpu, cuda, cuda:N)")
+    if key == "env.frame_size" and value % 8:
+        raise ConfigError(f"Invalid value for env.frame_size: {value} (must be a multiple of 8, >= 16)")
+    return value
+
+
+@functools.cache
+def known_env_ids() -> frozenset[str]:
+    import envpool  # imported here: only env ids need it, and it costs a second
+
+    return frozenset(SYNTHETIC_ENV_IDS) | frozenset(envpool.list_all_envs())
+
+
+def check_env_id(env_id: str) -> None:
+    if env_id in SYNTHETIC_ENV_IDS:
+        return
+    ids = known_env_ids()
+    if env_id not in ids:
+        atari = sorted(i for i in ids if i.endswith("-v5"))[:8]
+        close = difflib.get_close_matches(env_id, sorted(ids), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(
+            f"Invalid value for env.id: {env_id!r}{hint} (allowed: {', '.join(SYNTHETIC_ENV_IDS)} or an "
+            f"envpool Atari id such as {', '.join(atari)}, ...)"
+        )
+
+
+def _get(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Check a composed config (plain nested mapping or DictConfig); raise ConfigError on the first problem."""
+    for key in _field_types():
+        check_value(key, _get(cfg, key))
+    ppo = cfg["ppo"]
+    batch = ppo["num_envs"] * ppo["num_steps"]
+    if ppo["minibatch_size"] > batch or batch % ppo["minibatch_size"]:
+        raise ConfigError(
+            f"Invalid value for ppo.minibatch_size: {ppo['minibatch_size']} (must divide the rollout batch "
+            f"ppo.num_envs * ppo.num_steps = {ppo['num_envs']} * {ppo['num_steps']} = {batch})"
+        )
+    check_env_id(cfg["env"]["id"])

@@ -1,0 +1,89 @@
+"""Environment factory: turns an ``env`` config section into a :class:`VecEnv`.
+
+This package owns every environment backend behind the :mod:`rlsweep.envs.base` contract: envpool Atari
+(:mod:`rlsweep.envs.atari`) and the synthetic test envs ``fake``, ``maze`` and ``chain``
+(:mod:`rlsweep.envs.synthetic`). envpool is imported lazily, so the synthetic envs work (and import fast)
+without touching the emulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlsweep.envs.base import EpisodeInfo, StepResult, VecEnv
+
+__all__ = ["SYNTHETIC_IDS", "EpisodeInfo", "StepResult", "VecEnv", "known_env_ids", "make_env"]
+
+SYNTHETIC_IDS: tuple[str, ...] = ("fake", "maze", "chain")
+
+# Defaults for fields a config object may lack (they match rlsweep.config.schema.EnvConfig), so a small
+# namespace with only the fields a test cares about is enough.
+_DEFAULTS: dict[str, Any] = {
+    "frame_size": 96,
+    "frame_stack": 4,
+    "frame_skip": 4,
+    "sticky_action_prob": 0.25,
+    "max_episode_steps": 4500,
+    "binary_reward": True,
+    "episodic_life": False,
+    "noop_max": 30,
+    "num_threads": 0,
+    "maze_rooms": 3,
+    "maze_room_size": 5,
+    "chain_length": 10,
+}
+
+
+def _field(cfg: Any, name: str) -> Any:
+    # getattr's default also covers OmegaConf struct configs (their missing-key error is an AttributeError).
+    return getattr(cfg, name, _DEFAULTS[name])
+
+
+def known_env_ids() -> list[str]:
+    """The synthetic ids followed by envpool's Atari ``-v5`` ids."""
+    from rlsweep.envs.atari import atari_env_ids
+
+    return [*SYNTHETIC_IDS, *atari_env_ids()]
+
+
+def make_env(cfg: Any, num_envs: int, seed: int) -> VecEnv:
+    """Build ``num_envs`` vectorised envs of ``cfg.id`` seeded with ``seed``.
+
+    ``cfg`` is read by attribute access (an OmegaConf DictConfig or the ``EnvConfig`` dataclass); fields it
+    lacks take the ``EnvConfig`` defaults. Raises ValueError for an id that is neither synthetic nor an
+    envpool Atari id.
+    """
+    env_id = str(cfg.id)
+    size, stack = int(_field(cfg, "frame_size")), int(_field(cfg, "frame_stack"))
+    max_steps = int(_field(cfg, "max_episode_steps"))
+    if env_id in SYNTHETIC_IDS:
+        from rlsweep.envs.synthetic import ChainEnv, FakeEnv, MazeEnv
+
+        if env_id == "fake":
+            return FakeEnv(num_envs, size, stack, max_steps, seed)
+        if env_id == "maze":
+            rooms, room_size = int(_field(cfg, "maze_rooms")), int(_field(cfg, "maze_room_size"))
+            return MazeEnv(num_envs, size, stack, max_steps, seed, rooms=rooms, room_size=room_size)
+        return ChainEnv(num_envs, size, stack, max_steps, seed, length=int(_field(cfg, "chain_length")))
+
+    from rlsweep.envs.atari import AtariEnv, atari_env_ids
+
+    if env_id not in atari_env_ids():
+        raise ValueError(
+            f"env.id={env_id!r} is not a known environment; allowed: synthetic fake, maze, chain, "
+            "or an envpool Atari id such as MontezumaRevenge-v5"
+        )
+    return AtariEnv(
+        env_id,
+        num_envs,
+        seed,
+        frame_size=size,
+        frame_stack=stack,
+        frame_skip=int(_field(cfg, "frame_skip")),
+        sticky_action_prob=float(_field(cfg, "sticky_action_prob")),
+        max_episode_steps=max_steps,
+        binary_reward=bool(_field(cfg, "binary_reward")),
+        episodic_life=bool(_field(cfg, "episodic_life")),
+        noop_max=int(_field(cfg, "noop_max")),
+        num_threads=int(_field(cfg, "num_threads")),
+    )

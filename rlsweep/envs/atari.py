@@ -1,0 +1,226 @@
+"""envpool Atari backend: the hard-exploration games behind the :class:`~rlsweep.envs.base.VecEnv` contract.
+
+This module owns the translation from envpool 1.0.1's gymnasium API to the project contract:
+
+* **Same-step autoreset.** envpool resets a finished env on the *next* ``step`` call (that call ignores the
+  action and returns the reset observation: a dummy transition). Here every env that is done on a step is
+  reset at once with ``env.reset(env_id=ids)``, which envpool 1.0.1 accepts in sync mode for a subset of envs
+  and answers with only those envs' observations; the following ``step`` is then an ordinary step
+  (``elapsed_step`` is 1), so the training loop never sees a dummy transition. Verified in
+  ``tests/unit/test_envs.py``.
+* **Frame order.** envpool's stack (``stack_num``) already has the newest frame last (each step shifts the
+  older frames towards channel 0); a reset fills all channels with the first frame. Asserted in the tests.
+* **Rewards.** Training reward is binary (1 if the raw reward > 0) when ``binary_reward``; the raw reward is
+  summed into the episode score.
+* **Episodic life.** envpool's own ``episodic_life=True`` expects its next-step autoreset to *continue* the
+  game after a life loss, but an explicit ``reset(env_id)`` restarts the whole game (measured: lives go back
+  to 5 in Breakout). So envpool always runs with ``episodic_life=False`` and the life split happens here: a
+  lost life sets ``done`` (cutting GAE) without a reset, and an :class:`EpisodeInfo` is emitted only when the
+  game really ends.
+* **Montezuma rooms.** ``info["ram"]`` (N, 128) is the console RAM; byte 3 is the room and byte 57 the level.
+  The distinct (level, room) pairs are tracked per episode and over the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from rlsweep.envs.base import EpisodeInfo, StepResult
+
+__all__ = ["AtariEnv", "atari_env_ids"]
+
+_ROOM_BYTE = 3  # Montezuma RAM: current room (OpenAI MontezumaInfoWrapper, author ColectStatesEnv)
+_LEVEL_BYTE = 57  # Montezuma RAM: current level
+
+
+@lru_cache(maxsize=1)
+def atari_env_ids() -> tuple[str, ...]:
+    """envpool's Atari ids that end in ``-v5`` (the registry also holds MuJoCo ``-v5`` ids, filtered out)."""
+    import envpool
+    from envpool.registration import registry
+
+    ids = []
+    for env_id in envpool.list_all_envs():
+        spec = registry.specs.get(env_id)
+        if env_id.endswith("-v5") and spec is not None and spec[0] == "envpool.atari":
+            ids.append(env_id)
+    return tuple(sorted(ids))
+
+
+class AtariEnv:
+    """N envpool Atari emulators with same-step autoreset, binary rewards and Montezuma room counting."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        seed: int,
+        *,
+        frame_size: int = 96,
+        frame_stack: int = 4,
+        frame_skip: int = 4,
+        sticky_action_prob: float = 0.25,
+        max_episode_steps: int = 4500,
+        binary_reward: bool = True,
+        episodic_life: bool = False,
+        noop_max: int = 30,
+        num_threads: int = 0,
+    ) -> None:
+        import envpool
+
+        threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
+        self._env = envpool.make(
+            env_id,
+            env_type="gymnasium",
+            num_envs=num_envs,
+            # More threads than envs only adds idle workers.
+            num_threads=min(threads, num_envs),
+            img_height=frame_size,
+            img_width=frame_size,
+            stack_num=frame_stack,
+            gray_scale=True,
+            frame_skip=frame_skip,
+            episodic_life=False,  # split on life loss here instead, see the module docstring
+            reward_clip=False,
+            # envpool's default is 0.0 (gymnasium v5's is 0.25): always pass it explicitly.
+            repeat_action_probability=sticky_action_prob,
+            max_episode_steps=max_episode_steps,
+            noop_max=noop_max,
+            use_fire_reset=False,
+            seed=seed,
+        )
+        self.env_id = env_id
+        self.num_envs = num_envs
+        self.obs_shape = (frame_stack, frame_size, frame_size)
+        self.num_actions = int(self._env.action_space.n)
+        self._binary_reward = binary_reward
+        self._episodic_life = episodic_life
+        self._track_rooms = env_id.startswith("MontezumaRevenge")
+        self._all_ids = np.arange(num_envs)
+
+        self._ep_return = np.zeros(num_envs, dtype=np.float64)
+        self._score = np.zeros(num_envs, dtype=np.float64)
+        self._length = np.zeros(num_envs, dtype=np.int64)
+        self._lives = np.zeros(num_envs, dtype=np.int64)
+        # Last (level, room) key per env, so the Python sets are touched only when an agent changes room.
+        self._last_key = np.full(num_envs, -1, dtype=np.int64)
+        self._ep_rooms: list[set[tuple[int, int]]] = [set() for _ in range(num_envs)]
+        self._run_rooms: set[tuple[int, int]] = set()
+
+    # ---- VecEnv --------------------------------------------------------------------------------------------
+    def reset(self) -> np.ndarray:
+        obs, info = self._env.reset()
+        order = self._order(info)
+        lives, ram = np.asarray(info["lives"]), np.asarray(info["ram"])
+        if order is not None:
+            obs, lives, ram = obs[order], lives[order], ram[order]
+        self._ep_return[:] = 0.0
+        self._score[:] = 0.0
+        self._length[:] = 0
+        self._lives[:] = lives
+        self._start_rooms(self._all_ids, ram)
+        return np.asarray(obs)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        actions = np.asarray(actions).astype(np.int32, copy=False).reshape(self.num_envs)
+        obs, raw, terminated, truncated, info = self._env.step(actions)
+        raw = np.asarray(raw, dtype=np.float64)
+        game_over = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        lives, ram = np.asarray(info["lives"], dtype=np.int64), np.asarray(info["ram"])
+        order = self._order(info)
+        if order is not None:
+            obs, raw, game_over, lives, ram = (
+                obs[order],
+                raw[order],
+                game_over[order],
+                lives[order],
+                ram[order],
+            )
+
+        reward = (raw > 0).astype(np.float32) if self._binary_reward else raw.astype(np.float32)
+        self._ep_return += reward
+        self._score += raw
+        self._length += 1
+        done = game_over | ((lives < self._lives) & self._episodic_life)
+        self._lives = lives.copy()
+        if self._track_rooms:
+            # The final frame of an ending episode still counts for that episode (recorded before the reset).
+            self._visit_rooms(self._all_ids, ram)
+
+        episodes: list[EpisodeInfo] = []
+        if game_over.any():
+            ids = np.flatnonzero(game_over)
+            for i in ids:
+                episodes.append(
+                    EpisodeInfo(
+                        env_index=int(i),
+                        episode_return=float(self._ep_return[i]),
+                        score=float(self._score[i]),
+                        length=int(self._length[i]),
+                        rooms=len(self._ep_rooms[i]),
+                    )
+                )
+            self._ep_return[ids] = 0.0
+            self._score[ids] = 0.0
+            self._length[ids] = 0
+            reset_obs, reset_info = self._env.reset(env_id=ids.astype(np.int32))
+            reset_ids = np.asarray(reset_info["env_id"], dtype=np.int64)
+            obs = np.array(obs, copy=True) if not obs.flags.writeable else obs
+            obs[reset_ids] = reset_obs
+            self._lives[reset_ids] = reset_info["lives"]
+            self._start_rooms(reset_ids, np.asarray(reset_info["ram"]))
+        return StepResult(obs=obs, reward=reward, done=done, episodes=episodes)
+
+    def exploration(self) -> dict[str, float]:
+        if not self._track_rooms:
+            return {}
+        return {"rooms": float(len(self._run_rooms))}
+
+    def exploration_state(self) -> dict[str, Any]:
+        # Sorted lists of [level, room] ints: picklable and loadable by torch.load(weights_only=True).
+        return {"rooms": [[level, room] for level, room in sorted(self._run_rooms)]}
+
+    def load_exploration_state(self, state: dict[str, Any]) -> None:
+        self._run_rooms = {(int(level), int(room)) for level, room in state.get("rooms", [])}
+
+    def close(self) -> None:
+        close = getattr(self._env, "close", None)
+        if close is not None:
+            close()
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+    def _order(self, info: dict[str, Any]) -> np.ndarray | None:
+        """Permutation that sorts a full-batch result by env id, or None when it is already in order.
+
+        Sync envpool returns envs 0..N-1 in order (observed); this guards the assumption for one compare.
+        """
+        env_ids = np.asarray(info["env_id"])
+        if np.array_equal(env_ids, self._all_ids):
+            return None
+        return np.argsort(env_ids)
+
+    def _start_rooms(self, env_ids: np.ndarray, ram: np.ndarray) -> None:
+        """Begin new episodes' room sets with their start room (from the reset RAM)."""
+        if not self._track_rooms:
+            return
+        for i in env_ids:
+            self._ep_rooms[int(i)] = set()
+        self._last_key[env_ids] = -1
+        self._visit_rooms(env_ids, ram)
+
+    def _visit_rooms(self, env_ids: np.ndarray, ram: np.ndarray) -> None:
+        ram = np.asarray(ram)
+        level = ram[:, _LEVEL_BYTE].astype(np.int64)
+        room = ram[:, _ROOM_BYTE].astype(np.int64)
+        key = level * 256 + room
+        changed = np.flatnonzero(key != self._last_key[env_ids])
+        for k in changed:
+            i = int(env_ids[k])
+            self._last_key[i] = key[k]
+            pair = (int(level[k]), int(room[k]))
+            self._ep_rooms[i].add(pair)
+            self._run_rooms.add(pair)

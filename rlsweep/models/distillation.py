@@ -1,0 +1,122 @@
+"""Target and predictor networks for RND and SND (method.md §2.5 RND models, §2.6 SND/CND target and
+predictor).
+
+Owns the two network shapes the seed uses on a single (1, H, W) frame -- channel "0" of the seed's stack, i.e.
+the newest frame, which rlsweep's envs store as the *last* channel (see ``rlsweep.envs.base``) -- and their
+initialisation (orthogonal √2, zero biases, ELU: "ReLU or leaky ReLU doesn't work", [RL-README]).
+
+* arch "a" (model-A-era RND, ``ppo_rnd_0_x`` and [SND] ``RNDModelAtari``): conv 8x8/32/s4 p2 → 3x3/64/s2 p1 →
+  3x3/64/s1 p1.
+* arch "c" (model-C-era RND ``ppo_rnd_1_x`` and the SND-V target/predictor ``ppo_cnd_21``): conv 3x3
+  16/32/64/64, strides 2,2,2,1, padding 1.
+
+After the convs (ELU after each) and a flatten, the target is one linear FC ``feature_dim`` and the predictor
+is FC → ELU → FC → ELU → FC ("trained model needs to be deeper"). The caller normalises the input and decides
+which parameters train: the RND target is frozen by the RND motivation, the SND target is trained by the SND
+one, so nothing here touches ``requires_grad``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
+
+DISTILLATION_ARCHS: tuple[str, ...] = ("a", "c")
+
+#: (out_channels, kernel, stride, padding) per conv layer.
+_CONV_SPECS: dict[str, list[tuple[int, int, int, int]]] = {
+    "a": [(32, 8, 4, 2), (64, 3, 2, 1), (64, 3, 1, 1)],
+    "c": [(16, 3, 2, 1), (32, 3, 2, 1), (64, 3, 2, 1), (64, 3, 1, 1)],
+}
+
+
+class DistillationNet(nn.Module):
+    """``encoder`` (convs + ELU + flatten) → ``head`` (FC layers); maps (B, 1, H, W) to (B, feature_dim)."""
+
+    def __init__(self, encoder: nn.Sequential, head: nn.Sequential) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+    def linear_layers(self) -> list[nn.Linear]:
+        """The FC layers after the convs, in order (1 for a target, 3 for a predictor)."""
+        return [m for m in self.head if isinstance(m, nn.Linear)]
+
+    def conv_layers(self) -> list[nn.Conv2d]:
+        return [m for m in self.encoder if isinstance(m, nn.Conv2d)]
+
+
+def _encoder(arch: str, in_shape: tuple[int, int, int]) -> tuple[nn.Sequential, int]:
+    channels, side, _ = in_shape
+    layers: list[nn.Module] = []
+    for out_ch, kernel, stride, padding in _CONV_SPECS[arch]:
+        layers += [layer_init(nn.Conv2d(channels, out_ch, kernel, stride, padding), SQRT2), nn.ELU()]
+        channels, side = out_ch, conv_out(side, kernel, stride, padding)
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers), channels * side * side
+
+
+def _coupled_orthogonal_(first: Tensor, second: Tensor, gain: float) -> None:
+    """Draw one orthogonal matrix with twice the rows of ``first`` and split it row-wise between the two.
+
+    This is the author's model-C-era RND "coupled init" (method.md §2.5): when 2·out <= fan-in, the
+    predictor's rows are orthogonal to the target's, so the predictor starts as far as possible from the
+    target it must imitate while each half keeps all singular values = ``gain``. When 2·out > fan-in (e.g. the
+    first 3x3 conv on one channel: 32 rows, fan-in 9) only the columns of the stacked matrix can be
+    orthonormal, and each half is then a (non-orthogonal) slice of it -- the closest faithful reading, since
+    the source code is lost.
+    """
+    if first.shape != second.shape:
+        raise ValueError(f"coupled init needs equal shapes, got {tuple(first.shape)} and {tuple(second.shape)}")
+    stacked = torch.empty((2 * first.shape[0], *first.shape[1:]), dtype=first.dtype)
+    nn.init.orthogonal_(stacked, gain)
+    rows = first.shape[0]
+    with torch.no_grad():
+        first.copy_(stacked[:rows])
+        second.copy_(stacked[rows:])
+
+
+def build_distillation_nets(
+    arch: str, in_shape: tuple[int, int, int], feature_dim: int = 512, coupled_init: bool = False
+) -> tuple[DistillationNet, DistillationNet]:
+    """Return ``(target, predictor)`` for ``arch`` ("a" or "c") reading float (B, *in_shape) frames.
+
+    ``coupled_init=True`` re-initialises every layer the two nets share in shape (the convs and the first FC)
+    with :func:`_coupled_orthogonal_` (predictor takes the first half of the rows, target the second); the
+    predictor's extra FC layers keep their independent orthogonal √2 init. Biases stay zero.
+    """
+    if arch not in _CONV_SPECS:
+        raise ValueError(f"unknown distillation arch {arch!r}; allowed archs: {', '.join(DISTILLATION_ARCHS)}")
+    if feature_dim < 1:
+        raise ValueError(f"feature_dim must be >= 1, got {feature_dim}")
+    in_shape = (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]))
+    check_square_frame(in_shape)
+
+    target_encoder, flat = _encoder(arch, in_shape)
+    target = DistillationNet(target_encoder, nn.Sequential(layer_init(nn.Linear(flat, feature_dim), SQRT2)))
+
+    predictor_encoder, _ = _encoder(arch, in_shape)
+    predictor = DistillationNet(
+        predictor_encoder,
+        nn.Sequential(
+            layer_init(nn.Linear(flat, feature_dim), SQRT2),
+            nn.ELU(),
+            layer_init(nn.Linear(feature_dim, feature_dim), SQRT2),
+            nn.ELU(),
+            layer_init(nn.Linear(feature_dim, feature_dim), SQRT2),
+        ),
+    )
+
+    if coupled_init:
+        shared_pairs: list[tuple[nn.Conv2d | nn.Linear, nn.Conv2d | nn.Linear]] = [
+            *zip(predictor.conv_layers(), target.conv_layers(), strict=True),
+            (predictor.linear_layers()[0], target.linear_layers()[0]),
+        ]
+        for pred_layer, target_layer in shared_pairs:
+            _coupled_orthogonal_(pred_layer.weight, target_layer.weight, SQRT2)
+    return target, predictor

@@ -1,0 +1,27 @@
+"""Plain PPO: the intrinsic reward is zero and nothing trains (the paper's baseline)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class NoMotivation:
+    name = "none"
+    needs_warmup = False
+
+    def update_stats(self, obs: torch.Tensor) -> None:
+        return None
+
+    def reward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(obs.shape[0], device=obs.device)
+
+    def update(self, obs: torch.Tensor) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None

@@ -1,0 +1,46 @@
+"""Atomic checkpoints: write a temporary file, fsync it, rename it over the old one, fsync the directory.
+
+A crash (or a full disk) while writing leaves the previous checkpoint intact: the rename is the only moment
+the checkpoint changes, and it is atomic on POSIX filesystems, NFS and Lustre included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
+    path = run_dir / CHECKPOINT_NAME
+    tmp = run_dir / f".{CHECKPOINT_NAME}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # never leave half a checkpoint behind; the old one is untouched
+        raise
+    dir_fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[str, Any] | None:
+    path = run_dir / CHECKPOINT_NAME
+    if not path.exists():
+        return None
+    # weights_only=False: the checkpoint holds RNG states and counters written by this code, not foreign files.
+    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=False)
+    return state

@@ -1,0 +1,349 @@
+"""Unit tests for rlsweep.analysis: statistics against hand values, loading, flags, and the written report."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rlsweep.analysis.load import load_sweep, read_metrics_file
+from rlsweep.analysis.report import write_report
+from rlsweep.analysis.stats import (
+    ablation_table,
+    bootstrap_ci,
+    final_per_run,
+    final_performance,
+    iqm,
+    learning_curves,
+    stratified_bootstrap_ci,
+    summarize,
+    trim_mean,
+)
+
+STEP = 1024
+TOTAL = 100 * STEP
+
+
+def make_run(
+    sweep: Path,
+    name: str,
+    seed: int,
+    choices: dict[str, str],
+    curve: Callable[[int], dict[str, float]],
+    *,
+    status: str = "completed",
+    n_lines: int = 100,
+    total_steps: int = TOTAL,
+    tail: str | None = None,
+) -> Path:
+    """Write run.json + metrics.jsonl for one synthetic run; ``curve(step)`` gives the metric values."""
+    run_id = f"{name}-s{seed}"
+    run_dir = sweep / run_id
+    run_dir.mkdir(parents=True)
+    lines = []
+    for i in range(1, n_lines + 1):
+        step = i * STEP
+        lines.append(json.dumps({"global_step": step, "iteration": i, **curve(step)}))
+    text = "\n".join(lines) + "\n"
+    if tail is not None:
+        text += tail
+    (run_dir / "metrics.jsonl").write_text(text)
+    meta: dict[str, Any] = {
+        "name": name,
+        "run_id": run_id,
+        "seed": seed,
+        "sweep": "unit",
+        "choices": choices,
+        "status": status,
+        "total_steps": total_steps,
+        "global_step": n_lines * STEP,
+        "wandb_id": None,
+    }
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    return run_dir
+
+
+def const(value: float, metric: str = "episode/score") -> Callable[[int], dict[str, float]]:
+    return lambda step: {metric: value}
+
+
+# --------------------------------------------------------------------------------------------- statistics
+
+
+def test_iqm_hand_values() -> None:
+    # n=8: cut int(0.25*8)=2 from each end -> mean(3, 4, 5, 6)
+    assert iqm(np.arange(1, 9)) == pytest.approx(4.5)
+    # outliers at both ends are cut away entirely
+    assert iqm([-1000, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(4.5)
+    # n=5: cut int(1.25)=1 -> mean(2, 3, 4); an outlier does not move it
+    assert iqm([100, 1, 2, 3, 4]) == pytest.approx(3.0)
+    # n=3: int(0.75)=0, nothing cut -> plain mean (scipy.stats.trim_mean convention)
+    assert iqm([1, 2, 10]) == pytest.approx(13 / 3)
+    # n=10: cut 2 -> mean(3..8) = 5.5
+    assert iqm(np.arange(1, 11)) == pytest.approx(5.5)
+    assert trim_mean(np.arange(1, 11), 0.1) == pytest.approx(5.5)  # cut 1 -> mean(2..9)
+    # vectorised along the last axis
+    rows = np.array([np.arange(1, 9), np.arange(1, 9) * 2.0])
+    np.testing.assert_allclose(iqm(rows, axis=-1), [4.5, 9.0])
+    with pytest.raises(ValueError):
+        iqm([])
+
+
+def test_bootstrap_ci_contains_true_mean_and_is_reproducible() -> None:
+    sample = np.random.default_rng(1).normal(5.0, 1.0, size=50)
+    ci = bootstrap_ci(sample, "mean", seed=7)
+    assert ci.low < 5.0 < ci.high
+    assert ci.low < ci.point < ci.high
+    assert ci.point == pytest.approx(sample.mean())
+    again = bootstrap_ci(sample, "mean", seed=7)
+    assert (again.low, again.high) == (ci.low, ci.high)
+    other = bootstrap_ci(sample, "mean", seed=8)
+    assert (other.low, other.high) != (ci.low, ci.high)
+    iqm_ci = bootstrap_ci(sample, "iqm", seed=7)
+    assert iqm_ci.low < 5.0 < iqm_ci.high
+
+
+def test_bootstrap_coverage_on_normal_samples() -> None:
+    rng = np.random.default_rng(123)
+    hits = 0
+    reps = 200
+    for i in range(reps):
+        sample = rng.normal(0.0, 1.0, size=20)
+        ci = bootstrap_ci(sample, "mean", n_resamples=1000, seed=i)
+        hits += ci.low <= 0.0 <= ci.high
+    coverage = hits / reps
+    assert 0.88 <= coverage <= 0.99, coverage
+
+
+def test_single_seed_ci_is_degenerate_not_fake() -> None:
+    ci = bootstrap_ci([3.0], "mean")
+    assert ci.degenerate and ci.point == 3.0
+    assert math.isnan(ci.low) and math.isnan(ci.high)
+    assert ci.format() == "n/a (1 seed)"
+    empty = bootstrap_ci([float("nan")], "mean")
+    assert empty.n == 0 and empty.format() == "no data"
+
+
+def test_stratified_bootstrap_keeps_strata_sizes() -> None:
+    # Two strata with no within-stratum spread: the mean of stratum means cannot vary.
+    ci = stratified_bootstrap_ci([[1.0, 1.0, 1.0], [5.0, 5.0]], lambda s: np.mean([x.mean(axis=-1) for x in s], axis=0))
+    assert ci.point == pytest.approx(3.0)
+    assert ci.low == pytest.approx(3.0) and ci.high == pytest.approx(3.0)
+
+
+def test_final_performance_known_curve() -> None:
+    steps = np.arange(1, 101) * 1000
+    values = steps / 1000.0
+    # last 10 % of steps: steps >= 90 000 -> values 90..100 -> mean 95
+    assert final_performance(steps, values) == pytest.approx(95.0)
+    # sparse metric with nothing in the window falls back to the latest value
+    assert final_performance([1000, 2000], [3.0, 4.0], last_step=100_000) == pytest.approx(4.0)
+    assert math.isnan(final_performance([1000], [float("nan")]))
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+
+def test_final_per_run_from_disk(tmp_path: Path) -> None:
+    make_run(tmp_path, "cfg", 0, {"model": "A"}, lambda s: {"episode/score": s / STEP})
+    per_run = final_per_run(load_sweep(tmp_path), "episode/score")
+    # steps 1..100 x STEP, window >= 90 x STEP -> values 90..100 -> 95
+    assert per_run["final"].iloc[0] == pytest.approx(95.0)
+
+
+def test_truncated_final_line_is_skipped(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "cfg", 0, {"model": "A"}, const(1.0), n_lines=10, tail='{"global_step": 11264, "episo')
+    records, notes = read_metrics_file(run_dir / "metrics.jsonl")
+    assert len(records) == 10
+    assert any("truncated final line" in n for n in notes)
+    data = load_sweep(tmp_path)
+    assert len(data.metrics) == 10
+    assert int(data.runs["n_logged"].iloc[0]) == 10
+    assert any("truncated" in i for i in data.issues)
+
+
+def test_loader_tables_and_ignored_dirs(tmp_path: Path) -> None:
+    make_run(tmp_path, "cfg", 0, {"model": "A", "motivation": "rnd"}, const(2.0))
+    make_run(tmp_path, "cfg", 1, {"model": "A", "motivation": "rnd"}, const(4.0), status="running", n_lines=50)
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "report").mkdir()
+    data = load_sweep(tmp_path)
+    assert list(data.runs["run_id"]) == ["cfg-s0", "cfg-s1"]
+    assert data.choice_columns == ["model", "motivation"]
+    assert data.factors == []
+    running = data.runs.set_index("run_id").loc["cfg-s1"]
+    assert bool(running["unfinished"]) and running["progress"] == pytest.approx(0.5)
+    assert "running at 50 %" in running["flags"]
+    for col in ["run_id", "name", "seed", "status", "model", "motivation", "global_step", "episode/score"]:
+        assert col in data.metrics.columns
+    assert len(data.metrics) == 150
+
+
+def test_learning_curves_do_not_extrapolate_unfinished_runs(tmp_path: Path) -> None:
+    make_run(tmp_path, "cfg", 0, {"model": "A"}, lambda s: {"episode/score": s / STEP})
+    make_run(
+        tmp_path,
+        "cfg",
+        1,
+        {"model": "A"},
+        lambda s: {"episode/score": s / STEP + 2},
+        status="running",
+        n_lines=50,
+    )
+    curve = learning_curves(load_sweep(tmp_path), "episode/score", n_points=100, n_resamples=200)["cfg"]
+    early = curve.steps <= 50 * STEP
+    late = curve.steps > 50 * STEP
+    np.testing.assert_allclose(curve.mean[early], curve.steps[early] / STEP + 1)
+    np.testing.assert_allclose(curve.mean[late], curve.steps[late] / STEP)
+    assert (curve.count[early] == 2).all() and (curve.count[late] == 1).all()
+    assert np.isfinite(curve.low[early]).all() and np.isnan(curve.low[late]).all()
+
+
+# ------------------------------------------------------------------------------------- flags and ablation
+
+
+def make_flagged_sweep(root: Path) -> Path:
+    """cfg_a: seeds 0-2 completed; cfg_b: seed 0 completed, seed 1 running, seed 2 missing."""
+    for seed, value in enumerate([1.0, 2.0, 3.0]):
+        make_run(root, "cfg_a", seed, {"model": "A"}, const(value))
+    make_run(root, "cfg_b", 0, {"model": "B"}, const(10.0))
+    make_run(root, "cfg_b", 1, {"model": "B"}, const(0.0), status="running", n_lines=30)
+    return root
+
+
+def test_unfinished_and_missing_seed_are_flagged(tmp_path: Path) -> None:
+    sweep = make_flagged_sweep(tmp_path / "sweep")
+    data = load_sweep(sweep)
+    cfg_b = data.configs.set_index("name").loc["cfg_b"]
+    assert cfg_b["missing_seeds"] == [2]
+    summary = summarize(data, "episode/score", n_resamples=200).set_index("name")
+    # the running seed is excluded from the statistics, so cfg_b's mean is its completed seed only
+    assert summary.loc["cfg_b", "mean"] == pytest.approx(10.0)
+    assert summary.loc["cfg_b", "ci_degenerate"]
+    assert summary.loc["cfg_a", "mean"] == pytest.approx(2.0)
+
+    write_report(sweep, metrics=["episode/score"])
+    md = (sweep / "report" / "summary.md").read_text()
+    row_b = next(line for line in md.splitlines() if line.startswith("| cfg_b |"))
+    assert "1/3" in row_b  # seeds completed/total
+    assert "seed 1 running (30 %, excluded)" in row_b
+    assert "missing seed(s) 2" in row_b
+    assert "n/a (1 seed)" in row_b
+    row_a = next(line for line in md.splitlines() if line.startswith("| cfg_a |"))
+    assert "3/3" in row_a
+    assert "run cfg_b-s1: running at 30 % of budget" in md
+
+
+def test_config_without_completed_runs_is_provisional(tmp_path: Path) -> None:
+    make_run(tmp_path, "cfg", 0, {"model": "A"}, const(1.0), status="failed", n_lines=20)
+    summary = summarize(load_sweep(tmp_path), "episode/score", n_resamples=100)
+    assert bool(summary["provisional"].iloc[0])
+    assert summary["mean"].iloc[0] == pytest.approx(1.0)
+    assert "provisional" in summary["notes"].iloc[0]
+
+
+def make_2x2(root: Path, drop: tuple[str, int] | None = None) -> dict[str, list[float]]:
+    """model x critic_init, two seeds per cell, constant curves with known values."""
+    cells = {
+        ("A", "0.1"): [1.0, 3.0],
+        ("A", "sqrt2"): [4.0, 6.0],
+        ("B", "0.1"): [10.0, 12.0],
+        ("B", "sqrt2"): [20.0, 22.0],
+    }
+    values = {}
+    for (model, init), vals in cells.items():
+        name = f"m{model}_c{init}"
+        for seed, v in enumerate(vals):
+            if drop == (name, seed):
+                continue
+            make_run(root, name, seed, {"model": model, "critic_init": init, "env": "maze"}, const(v))
+            values.setdefault(name, []).append(v)
+    return values
+
+
+def test_ablation_effect_matches_hand_computed_2x2(tmp_path: Path) -> None:
+    make_2x2(tmp_path)
+    data = load_sweep(tmp_path)
+    assert data.factors == ["model", "critic_init"]  # env has one value: not a factor
+    table = ablation_table(data, "episode/score", n_resamples=500).set_index(["factor", "level"])
+    # cell means: A/0.1=2, A/sqrt2=5, B/0.1=11, B/sqrt2=21
+    assert table.loc[("model", "A"), "mean"] == pytest.approx((2 + 5) / 2)
+    assert table.loc[("model", "B"), "mean"] == pytest.approx((11 + 21) / 2)
+    assert table.loc[("model", "B"), "delta"] == pytest.approx(16 - 3.5)
+    assert table.loc[("critic_init", "sqrt2"), "delta"] == pytest.approx((5 + 21) / 2 - (2 + 11) / 2)
+    assert table.loc[("model", "A"), "n_runs"] == 4 and table.loc[("model", "A"), "n_configs"] == 2
+    lo, hi = table.loc[("model", "B"), ["ci_low", "ci_high"]]
+    assert lo <= 16 <= hi
+
+
+def test_ablation_unbalanced_seeds_weigh_configs_equally(tmp_path: Path) -> None:
+    make_2x2(tmp_path, drop=("mB_csqrt2", 1))  # B/sqrt2 keeps only the value 20
+    table = ablation_table(load_sweep(tmp_path), "episode/score", n_resamples=200).set_index(["factor", "level"])
+    assert table.loc[("model", "B"), "mean"] == pytest.approx((11 + 20) / 2)
+    assert table.loc[("model", "B"), "n_runs"] == 3
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def test_write_report_outputs(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    rng = np.random.default_rng(0)
+    for model, slope in [("A", 1.0), ("B", 2.0)]:
+        for init in ["0.1", "sqrt2"]:
+            for seed in range(3):
+                noise = rng.normal(0, 3, size=200)
+                make_run(
+                    sweep,
+                    f"m{model}_c{init}",
+                    seed,
+                    {"model": model, "critic_init": init},
+                    lambda s, sl=slope, nz=noise: {  # type: ignore[misc]
+                        "episode/score": sl * s / STEP + nz[s // STEP],
+                        "explore/rooms": float(s // (10 * STEP)),
+                        "perf/sps": 1000.0 + nz[s // STEP],
+                    },
+                )
+    out = write_report(sweep)
+    assert out == sweep / "report" / "report.html"
+    page = out.read_text()
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    # 3 metrics x (final, curves, ablation)
+    assert len(uris) == 9
+    for payload in uris:
+        assert base64.b64decode(payload).startswith(PNG_MAGIC)
+    pngs = sorted((sweep / "report").glob("*.png"))
+    assert len(pngs) == 9
+    for png in pngs:
+        assert png.read_bytes().startswith(PNG_MAGIC)
+        assert png.stat().st_size > 5_000, png
+    csv = pd.read_csv(sweep / "report" / "summary.csv")
+    assert set(csv["metric"]) == {"episode/score", "explore/rooms", "perf/sps"}
+    assert len(csv) == 12
+    for name in ["mA_c0.1-s0", "mB_csqrt2-s2"]:
+        assert name in page
+
+
+def test_write_report_custom_out_dir_and_missing_metric(tmp_path: Path) -> None:
+    sweep = make_flagged_sweep(tmp_path / "sweep")
+    out = write_report(sweep, tmp_path / "elsewhere", metrics=["episode/score", "explore/cells"])
+    assert out == tmp_path / "elsewhere" / "report.html"
+    page = out.read_text()
+    assert "explore/cells requested but not logged" in page
+    assert "missing seed(s) 2" in page
+    assert (tmp_path / "elsewhere" / "summary.md").is_file()
+
+
+def test_empty_sweep_raises(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no runs"):
+        load_sweep(tmp_path)
