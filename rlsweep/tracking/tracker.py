@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
+import string
 import sys
 import time
 from pathlib import Path
@@ -94,7 +96,7 @@ class Tracker:
 
         mode = wandb_mode(self.cfg.logger.mode)
         if not self.info.get("wandb_id"):
-            self.info["wandb_id"] = wandb.util.generate_id()  # type: ignore[attr-defined]
+            self.info["wandb_id"] = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
         from dataclasses import asdict
 
         config = _flatten(asdict(self.cfg))

@@ -1,0 +1,286 @@
+"""Unit tests for rlsweep.motivation: running statistics, RND (method.md §4.3-4.5) and the no-motivation case.
+
+Expected rewards and losses are recomputed here from the RND's own target and predictor networks (forward
+passes only), following the formulas of method.md §4.3 (r = ½ Σ_k (T_k − P_k)², optionally / running std,
+clipped to [0, clip]) and §4.4 (masked mean squared error).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from rlsweep.config.schema import MotivationConfig
+from rlsweep.motivation import RND, NoMotivation, RunningMeanStd, build_motivation
+
+OBS_SHAPE = (4, 32, 32)
+CPU = torch.device("cpu")
+# Raw frames, no clip, no observation normalisation: the reward is the bare distillation error.
+RAW = MotivationConfig(reward_clip=0.0, obs_norm="none")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    # On small CPU machines torch's multi-threaded QR (orthogonal init) is tens of times slower than one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _rnd(cfg: MotivationConfig = RAW, seed: int = 0) -> RND:
+    torch.manual_seed(seed)
+    rnd = build_motivation(cfg, OBS_SHAPE, CPU)
+    assert isinstance(rnd, RND)
+    return rnd
+
+
+def _obs(batch: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, *OBS_SHAPE), dtype=torch.uint8, generator=g)
+
+
+@torch.no_grad()
+def _sq_diff(rnd: RND, obs: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """(T(x) − P(x))² per feature, x = newest frame / 255 (minus ``mean`` if given), from the nets directly."""
+    x = obs[:, 3:4].to(torch.float32) / 255.0
+    if mean is not None:
+        x = x - mean
+    return (rnd.target(x) - rnd.predictor(x)) ** 2
+
+
+# ---- RunningMeanStd ----------------------------------------------------------------------------------------
+
+
+def test_running_mean_std_matches_numpy_over_batches() -> None:
+    rng = np.random.default_rng(0)
+    rms = RunningMeanStd((1, 8, 8))
+    seen = []
+    for size, loc, scale in [(5, 0.0, 1.0), (17, 3.0, 0.5), (3, -2.0, 4.0), (40, 10.0, 2.0)]:
+        batch = rng.normal(loc, scale, size=(size, 1, 8, 8))
+        seen.append(batch)
+        rms.update(torch.from_numpy(batch))
+        every = np.concatenate(seen)
+        # The prior count of 1e-4 (mean 0, var 1) shifts the statistics by ~1e-4 / n relative.
+        np.testing.assert_allclose(rms.mean.numpy(), every.mean(axis=0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(rms.var.numpy(), every.var(axis=0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(rms.std.numpy(), every.std(axis=0), rtol=1e-4, atol=1e-4)
+        assert rms.count == pytest.approx(len(every) + 1e-4)
+    assert rms.mean.shape == (1, 8, 8)
+
+
+def test_running_mean_std_state_dict_round_trip() -> None:
+    rng = np.random.default_rng(1)
+    rms = RunningMeanStd((1, 8, 8))
+    rms.update(torch.from_numpy(rng.normal(2.0, 3.0, size=(9, 1, 8, 8))))
+    copy = RunningMeanStd((1, 8, 8))
+    copy.load_state_dict(rms.state_dict())
+    assert torch.equal(copy.mean, rms.mean) and torch.equal(copy.var, rms.var)
+    assert copy.count == rms.count
+    nxt = torch.from_numpy(rng.normal(-1.0, 0.5, size=(4, 1, 8, 8)))
+    rms.update(nxt)
+    copy.update(nxt)
+    assert torch.equal(copy.mean, rms.mean) and torch.equal(copy.var, rms.var)
+    # A fresh one that did not load the state would differ.
+    fresh = RunningMeanStd((1, 8, 8))
+    fresh.update(nxt)
+    assert not torch.allclose(fresh.mean, rms.mean)
+
+
+# ---- RND: what trains ---------------------------------------------------------------------------------------
+
+
+def test_rnd_target_is_frozen_and_predictor_trains() -> None:
+    rnd = _rnd(MotivationConfig())
+    target_before = [p.detach().clone() for p in rnd.target.parameters()]
+    pred_before = [p.detach().clone() for p in rnd.predictor.parameters()]
+    assert all(not p.requires_grad for p in rnd.target.parameters())
+    assert all(p.requires_grad for p in rnd.predictor.parameters())
+
+    metrics = rnd.update(_obs(16, 0))
+
+    assert all(p.grad is None for p in rnd.target.parameters())
+    assert all(torch.equal(b, p) for b, p in zip(target_before, rnd.target.parameters(), strict=True))
+    assert any(p.grad is not None for p in rnd.predictor.parameters())
+    assert any(not torch.equal(b, p) for b, p in zip(pred_before, rnd.predictor.parameters(), strict=True))
+    assert set(metrics) == {"loss/motivation", "motivation/mask_kept"}
+    assert metrics["loss/motivation"] > 0.0
+
+
+def test_rnd_predictor_loss_falls_on_a_fixed_batch() -> None:
+    rnd = _rnd(RAW)  # the seed's element mask keeping 25 %
+    obs = _obs(16, 1)
+    first = _sq_diff(rnd, obs).mean().item()
+    for _ in range(50):
+        rnd.update(obs)
+    last = _sq_diff(rnd, obs).mean().item()
+    assert last < 0.5 * first
+
+
+def test_rnd_full_mask_loss_is_the_mean_squared_error() -> None:
+    rnd = _rnd(replace(RAW, update_proportion=1.0))
+    obs = _obs(8, 2)
+    loss, kept = rnd.predictor_loss(obs)
+    assert kept.item() == 1.0
+    assert loss.item() == pytest.approx(_sq_diff(rnd, obs).mean().item(), rel=1e-5)
+
+
+def test_rnd_element_mask_keeps_a_quarter_of_the_elements() -> None:
+    rnd = _rnd(MotivationConfig())
+    obs = _obs(64, 3)  # 64 samples x 512 features = 32,768 Bernoulli(0.25) draws: sd of the fraction ~0.0024
+    torch.manual_seed(123)
+    fractions = [rnd.predictor_loss(obs)[1].item() for _ in range(3)]
+    for f in fractions:
+        assert 0.22 <= f <= 0.28
+    # Element-wise: the kept fraction is not a whole number of rows (it would be with probability ~0).
+    assert any(abs(f * 64 - round(f * 64)) > 1e-6 for f in fractions)
+
+
+def test_rnd_sample_mask_keeps_whole_rows() -> None:
+    rnd = _rnd(replace(RAW, mask="sample", update_proportion=0.5))
+    obs = _obs(3, 4)
+    row_means = _sq_diff(rnd, obs).mean(dim=1).tolist()
+    # Masking whole rows (all 512 features alike) makes the loss the mean of the kept rows' mean errors.
+    allowed = {(): 0.0}
+    for k in (1, 2, 3):
+        for rows in itertools.combinations(range(3), k):
+            allowed[rows] = float(np.mean([row_means[r] for r in rows]))
+    torch.manual_seed(7)
+    partial = 0
+    for _ in range(20):
+        loss, kept = rnd.predictor_loss(obs)
+        rows_kept = round(kept.item() * 3)
+        assert kept.item() == pytest.approx(rows_kept / 3, abs=1e-7)
+        matches = [rows for rows in allowed if len(rows) == rows_kept and loss.item() == pytest.approx(allowed[rows])]
+        assert matches, (loss.item(), kept.item())
+        partial += rows_kept in (1, 2)
+    assert partial > 0
+
+
+# ---- RND: the reward ---------------------------------------------------------------------------------------
+
+
+def test_rnd_reward_sum_half_is_half_the_summed_squared_difference() -> None:
+    rnd = _rnd(RAW)
+    obs = _obs(6, 5)
+    r = rnd.reward(obs)
+    assert r.shape == (6,)
+    expected = 0.5 * _sq_diff(rnd, obs).sum(dim=1)
+    torch.testing.assert_close(r, expected, rtol=1e-5, atol=1e-6)
+    # The mean reduction divides by the 512 features instead of 2, and reward_scale multiplies.
+    rnd.cfg = replace(RAW, reward_reduction="mean", reward_scale=3.0)
+    torch.testing.assert_close(rnd.reward(obs), 3.0 * expected * 2 / 512, rtol=1e-5, atol=1e-6)
+    assert r.requires_grad is False
+
+
+def test_rnd_reward_is_clipped_to_zero_and_reward_clip() -> None:
+    obs = _obs(32, 6)
+    raw = _rnd(RAW).reward(obs)
+    clipped = _rnd(MotivationConfig(obs_norm="none")).reward(obs)  # same seed -> same nets, clip 1
+    assert torch.all(clipped >= 0.0) and torch.all(clipped <= 1.0)
+    torch.testing.assert_close(clipped, raw.clamp(max=1.0))
+    # A large error is clipped to exactly 1.
+    big = _rnd(MotivationConfig(obs_norm="none", reward_scale=1e6)).reward(obs)
+    assert torch.all(raw * 1e6 > 1.0)
+    assert torch.equal(big, torch.ones(32))
+    # A different clip bound is honoured.
+    half = _rnd(MotivationConfig(obs_norm="none", reward_clip=0.5, reward_scale=1e6)).reward(obs)
+    assert torch.equal(half, torch.full((32,), 0.5))
+
+
+def _prior_std(values: np.ndarray, prior_count: float = 1e-4) -> float:
+    """Std of ``values`` pooled with RunningMeanStd's prior (a pseudo-sample of weight 1e-4, mean 0, var 1)."""
+    total = prior_count + len(values)
+    mean = values.sum() / total
+    second_moment = (prior_count * (1.0 + 0.0**2) + (values**2).sum()) / total
+    return float(np.sqrt(second_moment - mean**2))
+
+
+def test_rnd_normalise_int_reward_divides_by_the_running_std() -> None:
+    plain = _rnd(RAW)
+    norm = _rnd(replace(RAW, normalise_int_reward=True))  # same seed: same nets
+    seen = []
+    for seed in (10, 11, 12):
+        obs = _obs(8, seed)
+        raw = plain.reward(obs).double().numpy()
+        seen.append(raw)
+        # The reward statistics include this batch before it is divided.
+        std = _prior_std(np.concatenate(seen))
+        np.testing.assert_allclose(norm.reward(obs).double().numpy(), raw / std, rtol=1e-4)
+    # Far from a no-op: the raw errors are ~20 with a spread of ~1, so dividing changes them a lot.
+    assert np.all(np.abs(norm.reward(_obs(8, 13)).numpy() - plain.reward(_obs(8, 13)).numpy()) > 1.0)
+
+
+def test_rnd_reads_only_the_newest_frame() -> None:
+    rnd = _rnd(RAW)
+    obs = _obs(5, 20)
+    base = rnd.reward(obs)
+    older = obs.clone()
+    older[:, :3] = 255 - older[:, :3]  # change every older frame
+    torch.testing.assert_close(rnd.reward(older), base, rtol=0, atol=0)
+    newest = obs.clone()
+    newest[:, 3] = 255 - newest[:, 3]
+    assert (rnd.reward(newest) - base).abs().min().item() > 0.0
+
+
+def test_rnd_observation_statistics_and_mean_normalisation_use_the_newest_frame() -> None:
+    rnd = _rnd(replace(RAW, obs_norm="mean"))
+    a, b = _obs(6, 30), _obs(10, 31)
+    rnd.update_stats(a)
+    rnd.update_stats(b)
+    frames = torch.cat([a, b])[:, 3:4].double().numpy() / 255.0
+    np.testing.assert_allclose(rnd.obs_rms.mean.numpy(), frames.mean(axis=0), rtol=1e-3, atol=1e-4)
+    # The reward is computed on x − μ.
+    obs = _obs(4, 32)
+    expected = 0.5 * _sq_diff(rnd, obs, mean=rnd.obs_rms.mean.float()).sum(dim=1)
+    torch.testing.assert_close(rnd.reward(obs), expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(expected, 0.5 * _sq_diff(rnd, obs).sum(dim=1))
+
+
+def test_rnd_state_dict_round_trip() -> None:
+    cfg = replace(RAW, obs_norm="mean")
+    src = _rnd(cfg, seed=0)
+    src.update_stats(_obs(4, 40))
+    src.update(_obs(8, 41))
+    dst = _rnd(cfg, seed=1)  # different initial nets, empty statistics
+    obs = _obs(4, 42)
+    assert not torch.allclose(dst.reward(obs), src.reward(obs))
+    buffer = io.BytesIO()  # through bytes, as a checkpoint file goes
+    torch.save(src.state_dict(), buffer)
+    buffer.seek(0)
+    dst.load_state_dict(torch.load(buffer))
+    torch.testing.assert_close(dst.reward(obs), src.reward(obs), rtol=0, atol=0)
+    assert torch.equal(dst.obs_rms.mean, src.obs_rms.mean)
+    # The optimiser state travels too: one more identical step keeps the two identical.
+    torch.manual_seed(3)
+    src.update(obs)
+    torch.manual_seed(3)
+    dst.update(obs)
+    torch.testing.assert_close(dst.reward(obs), src.reward(obs), rtol=0, atol=0)
+
+
+# ---- no motivation -----------------------------------------------------------------------------------------
+
+
+def test_no_motivation_gives_zero_reward_and_trains_nothing() -> None:
+    m = build_motivation(MotivationConfig(name="none"), OBS_SHAPE, CPU)
+    assert isinstance(m, NoMotivation)
+    assert m.needs_warmup is False
+    obs = _obs(7, 50)
+    m.update_stats(obs)
+    r = m.reward(obs)
+    assert r.shape == (7,)
+    assert torch.equal(r, torch.zeros(7))
+    assert m.update(obs) == {}
+    assert m.state_dict() == {}
+
+
+def test_build_motivation_refuses_an_unknown_name() -> None:
+    with pytest.raises(ValueError, match="none, rnd"):
+        build_motivation(MotivationConfig(name="icm"), OBS_SHAPE, CPU)
