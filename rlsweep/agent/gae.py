@@ -23,7 +23,7 @@ def compute_gae(
     With ``episodic=False`` episode ends do not cut the stream (the intrinsic stream of OpenAI's RND).
     """
     steps = rewards.shape[0]
-    not_done = 1.0 - dones.float() if episodic else torch.ones_like(rewards)
+    not_done = 1.0 - dones.to(rewards.dtype) if episodic else torch.ones_like(rewards)
     advantages = torch.zeros_like(rewards)
     last = torch.zeros_like(next_value)
     first = steps - 1 if bootstrap_last else steps - 2  # seed's quirk: the last step keeps zero

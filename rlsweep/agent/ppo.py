@@ -63,7 +63,7 @@ def minibatch_indices(
             yield torch.randint(0, batch, (minibatch,), device=device, generator=generator)
     else:
         perm = torch.randperm(batch, device=device, generator=generator)
-        yield from perm.view(count, minibatch)
+        yield from perm[: count * minibatch].view(count, minibatch)
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:

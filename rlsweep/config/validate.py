@@ -196,9 +196,10 @@ def check_value(key: str, value: Any) -> Any:
 
 @functools.cache
 def known_env_ids() -> frozenset[str]:
-    import envpool  # imported here: only env ids need it, and it costs a second
+    # Imported here: only env ids need envpool, and importing it costs a second.
+    from rlsweep.envs.atari import atari_env_ids
 
-    return frozenset(SYNTHETIC_ENV_IDS) | frozenset(envpool.list_all_envs())
+    return frozenset(SYNTHETIC_ENV_IDS) | frozenset(atari_env_ids())
 
 
 def check_env_id(env_id: str) -> None:
@@ -206,7 +207,7 @@ def check_env_id(env_id: str) -> None:
         return
     ids = known_env_ids()
     if env_id not in ids:
-        atari = sorted(i for i in ids if i.endswith("-v5"))[:8]
+        atari = ["MontezumaRevenge-v5", "Gravitar-v5", "Venture-v5", "PrivateEye-v5", "Pitfall-v5", "Solaris-v5"]
         close = difflib.get_close_matches(env_id, sorted(ids), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(

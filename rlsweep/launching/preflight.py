@@ -103,6 +103,8 @@ def _plan(loader: Any, args: list[str], multirun: bool, cfg_name: str) -> Plan:
         points = [[str(o.input_line) for o in task]]
 
     parse_cache: dict[str, Override] = {}
+    # get_group_options deep-copies Hydra's repository (milliseconds): ask once per group, not per point.
+    options_of = {g: set(loader.get_group_options(g)) for g in GROUPS}
     compose_cache: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, str], str]] = {}
     value_cache: dict[tuple[str, Any], Any] = {}
     jobs: list[Job] = []
@@ -116,7 +118,7 @@ def _plan(loader: Any, args: list[str], multirun: bool, cfg_name: str) -> Plan:
                 parse_cache[s] = parser.parse_override(s)
             o = parse_cache[s]
             if o.key_or_group in GROUPS:
-                options = loader.get_group_options(o.key_or_group)
+                options = options_of[o.key_or_group]
                 value = o.value()
                 if value is not None and str(value) not in options:
                     raise ConfigError(f"Unknown option {o.key_or_group}={value}; allowed: {', '.join(sorted(options))}")

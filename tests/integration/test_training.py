@@ -58,7 +58,7 @@ def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
         assert info["global_step"] == info["total_steps"] == 256
         rows = metrics(run_json.parent)
         assert [r["global_step"] for r in rows] == [64, 128, 192, 256]
-        assert METRIC_KEYS <= set(rows[-1])
+        assert set(rows[-1]) >= METRIC_KEYS
         assert (run_json.parent / "checkpoint.pt").exists()
         # the resolved config and the group choices sit next to the metrics
         assert "critic_init_gain" in (run_json.parent / "config.yaml").read_text()
