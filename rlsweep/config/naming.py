@@ -77,6 +77,10 @@ def value_override_suffix(task_overrides: Iterable[str], groups: Iterable[str]) 
 
 
 def run_id(choices: Mapping[str, Any], task_overrides: Iterable[str], seed: int, name: str = "") -> str:
-    """Directory and W&B name of one run: configuration name, value overrides, seed."""
-    base = name or config_name(choices)
-    return f"{base}{value_override_suffix(task_overrides, choices.keys())}-s{seed}"
+    """Directory and W&B name of one run: configuration name, value overrides, seed.
+
+    An explicit ``name`` replaces both the configuration name and the value-override part.
+    """
+    if name:
+        return f"{name}-s{seed}"
+    return f"{config_name(choices)}{value_override_suffix(task_overrides, choices.keys())}-s{seed}"
