@@ -174,3 +174,23 @@ def test_rnd_explores_more_cells_than_ppo_on_the_maze(tmp_path: Path) -> None:
     assert len(cells["none"]) == len(cells["rnd"]) == 3
     assert sum(cells["rnd"]) >= 1.2 * sum(cells["none"]), cells
     assert sum(r > n for r, n in zip(sorted(cells["rnd"]), sorted(cells["none"]), strict=True)) >= 2, cells
+
+
+def test_montezuma_smoke_on_real_envpool(tmp_path: Path) -> None:
+    """Two iterations of the seed's model A + RND on the real emulator at 4x96x96."""
+    sweep(tmp_path, "env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "name=mr")
+    run_dir = tmp_path / "runs" / "mr-s1"
+    rows = metrics(run_dir)
+    assert [r["global_step"] for r in rows] == [64, 128]
+    assert rows[-1]["explore/rooms"] >= 1  # the start room, read from the console RAM
+    assert 0 <= rows[-1]["motivation/int_reward_mean"] <= 1  # clipped to [0, 1]
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.gpu
+def test_smoke_on_cuda(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine; the same smoke runs on the CPU above")
+    sweep(tmp_path, "device=cuda", "name=gpu", *SMOKE)
+    assert json.loads((tmp_path / "runs" / "gpu-s1" / "run.json").read_text())["status"] == "completed"
