@@ -11,6 +11,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from rlsweep.config.launchers import LocalLauncherConf, SlurmLauncherConf
 from rlsweep.config.naming import config_name, run_id
 from rlsweep.config.schema import (
     BudgetConfig,
@@ -54,6 +55,9 @@ def _run_id_resolver(choices: Any, task_overrides: Any, seed: int, name: str) ->
 
 def register_configs() -> None:
     """Register the root schema and the resolver that names run directories (idempotent)."""
-    ConfigStore.instance().store(name="base_config", node=Config)
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="hydra/launcher", name="local", node=LocalLauncherConf)
+    cs.store(group="hydra/launcher", name="slurm", node=SlurmLauncherConf)
     if not OmegaConf.has_resolver("rlsweep_run_id"):
         OmegaConf.register_new_resolver("rlsweep_run_id", _run_id_resolver)

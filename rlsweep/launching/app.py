@@ -9,8 +9,11 @@ each job runs: it writes the run's resolved config and group choices, then calls
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlsweep.config import CONF_DIR, Config, ConfigError, config_name, register_configs, validate
 from rlsweep.config.overrides import quote_group_values
+from rlsweep.launching.ledger import Ledger, job_identity
 from rlsweep.launching.preflight import GROUPS, format_table, plan
 
 # Hydra flags that take a value (the value is not an override).
@@ -107,5 +111,39 @@ def run_task(cfg: DictConfig) -> float | None:
 
     from rlsweep.training import train  # imported late: torch and envs are not needed to plan a sweep
 
-    result = train(typed, run_dir, info)
-    return result.get("episode/return")
+    # Inside a launched sweep the point also keeps its ledger record current (rlsweep.launching.ledger).
+    ledger = Ledger(run_dir.parent) if Ledger(run_dir.parent).exists() else None
+    run_id = run_dir.name
+    if ledger is not None:
+        previous = ledger.get(run_id) or {}
+        ledger.update(run_id, status="running", attempts=int(previous.get("attempts", 0)) + 1, error=None,
+                      run_dir=str(run_dir), **job_identity())  # fmt: skip
+    previous_handler = signal.signal(signal.SIGTERM, partial(_terminated, ledger, run_id))
+    try:
+        result = train(typed, run_dir, info)
+    except Exception as e:
+        if ledger is not None:
+            ledger.update(run_id, status="failed", error=_error_summary(e))
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    if ledger is not None:
+        wandb_id = json.loads((run_dir / "run.json").read_text()).get("wandb_id")
+        keep = {k: v for k, v in result.items() if not k.startswith(("perf/time", "loss/"))}
+        ledger.update(run_id, status="completed", result=keep, wandb_id=wandb_id,
+                      checkpoint=str(run_dir / "checkpoint.pt"))  # fmt: skip
+    value = result.get("episode/return")
+    return None if value is None else float(value)
+
+
+def _terminated(ledger: Ledger | None, run_id: str, signum: int, frame: Any) -> None:
+    """SIGTERM (``scancel``, ``kill``): record it, then stop; the last checkpoint is where a rerun resumes."""
+    if ledger is not None:
+        ledger.update(run_id, status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
+    raise SystemExit(128 + signum)
+
+
+def _error_summary(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"

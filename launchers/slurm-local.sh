@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# A real single-node SLURM cluster on this machine, for rlsweep's SLURM tests and for trying
+# `hydra/launcher=slurm` without a cluster:  launchers/slurm-local.sh start | stop | status
+#
+# Installs Debian's slurm-wlm 22.05 and munge when missing (needs root and apt), writes a one-node
+# slurm.conf (node "localhost", partition "debug", all cores, no accounting) under $RLSWEEP_SLURM_DIR
+# (default /tmp/rlsweep-slurm) and starts munged, slurmctld and slurmd directly (no systemd needed).
+# Recipe and pitfalls: ../shared/reference/slurm-local.md of the project's design notes.
+set -euo pipefail
+
+DIR=${RLSWEEP_SLURM_DIR:-/tmp/rlsweep-slurm}
+CONF=/etc/slurm/slurm.conf
+
+log() { echo "[slurm-local] $*"; }
+
+install() {
+  if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
+      && command -v sbatch >/dev/null; then
+    return
+  fi
+  log "installing munge and slurm-wlm from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends munge slurmctld slurmd slurm-client >/dev/null
+}
+
+start_munge() {
+  if [ -f /run/munge/munged.pid ] && kill -0 "$(cat /run/munge/munged.pid)" 2>/dev/null; then return; fi
+  mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge
+  if [ ! -s /etc/munge/munge.key ]; then
+    dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+  fi
+  chown munge:munge /etc/munge/munge.key
+  chmod 0400 /etc/munge/munge.key
+  runuser -u munge -- munged --pid-file=/run/munge/munged.pid
+  munge -n | unmunge >/dev/null
+}
+
+write_conf() {
+  mkdir -p "$DIR"/{state,spool,run,log} /etc/slurm
+  local cpus mem
+  cpus=$(nproc)
+  mem=$(( $(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p') - 512 ))
+  cat > "$CONF" <<CONF
+ClusterName=rlsweeplocal
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=cred_expire=10
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=5,sched_interval=5
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+SlurmctldTimeout=30
+SlurmdTimeout=60
+InactiveLimit=0
+KillWait=10
+MinJobAge=600
+Waittime=0
+JobRequeue=1
+MaxArraySize=1001
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start() {
+  install
+  start_munge
+  if alive "$DIR/run/slurmctld.pid" && alive "$DIR/run/slurmd.pid"; then log "already running"; return; fi
+  write_conf
+  slurmctld -c
+  for _ in $(seq 1 100); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.1; done
+  slurmd -N localhost
+  for _ in $(seq 1 150); do
+    state=$(sinfo -h -N -n localhost -o %T 2>/dev/null || true)
+    case "$state" in idle*) log "node localhost idle (partition debug, $(nproc) CPUs)"; return ;; esac
+    sleep 0.2
+  done
+  log "node did not become idle: $(sinfo -N 2>&1)"; exit 1
+}
+
+stop() {
+  scancel --user root 2>/dev/null || true
+  for pidfile in "$DIR/run/slurmd.pid" "$DIR/run/slurmctld.pid" /run/munge/munged.pid; do
+    if alive "$pidfile"; then
+      pid=$(cat "$pidfile"); kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  log "stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) sinfo && squeue ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,8 @@
+"""``python -m rlsweep <overrides>``: the same as ``python sweep.py`` (launchers start each point this way)."""
+
+import sys
+
+from rlsweep.launching.app import main
+
+if __name__ == "__main__":
+    sys.exit(main())
