@@ -4,6 +4,13 @@ A grid point that is one of the seed's presets is named after it (model=B normal
 critic_init=sqrt2 motivation=rnd is ``ppo_rnd_b1``); any other point gets a canonical name built from the
 choices that define it. Value overrides outside the groups (``ppo.learning_rate=3e-4``) are appended, so two
 grid points never share a name, and the seed closes the run id (``ppo_rnd_b1-s2``).
+
+Experiment presets that set *values* (not only group choices) cannot be recognised from the choices: the SND
+presets ``ppo_snd_c_0/3/4`` share their choices and differ in values, and the paper presets
+``paper_<variant>_<game>`` set per-game coefficients. They are listed in ``VALUE_PRESETS`` with the group
+choices they make; a run of such a preset is named after it while those choices hold
+(``experiment=ppo_snd_c_3 env=gravitar`` is ``ppo_snd_c_3-env_gravitar``); if a group is overridden away from
+the preset, the canonical name gets ``-from_<preset>`` so it stays distinct and traceable.
 """
 
 from __future__ import annotations
@@ -27,12 +34,29 @@ PRESETS: dict[tuple[str, str, str, str], str] = {
     ("rnd", "D", "false", "0.1"): "ppo_rnd_d0",
 }
 
+# Presets defined by values: name -> the group choices the preset makes (method.md §3.3, §3.4).
+_SND_C = {"motivation": "snd_v", "model": "C", "normalise_int_reward": "false", "critic_init": "0.1"}
+PAPER_GAMES = (
+    "montezuma", "gravitar", "venture", "private_eye", "pitfall", "solaris", "caveflyer", "climber", "coinrun", "jumper",
+)  # fmt: skip
+PAPER_VARIANTS = {"baseline": "none", "rnd": "rnd", "snd_v": "snd_v", "snd_vic": "snd_vic", "snd_std": "snd_std"}
+VALUE_PRESETS: dict[str, dict[str, str]] = {
+    "ppo_snd_c_0": _SND_C,
+    "ppo_snd_c_3": _SND_C,
+    "ppo_snd_c_4": _SND_C,
+    **{
+        f"paper_{variant}_{game}": {**_SND_C, "motivation": motivation, "env": game}
+        for variant, motivation in PAPER_VARIANTS.items()
+        for game in PAPER_GAMES
+    },
+}
+
 DEFAULT_ENV = "montezuma"
 # Groups whose choice changes the run but is not part of the configuration's name unless non-default.
 EXTRA_GROUPS = {"env": DEFAULT_ENV, "ppo": "seed"}
 # Overrides that never change what is computed (or are the seed, which closes the id).
 NOT_NAMING_KEYS = {"seed", "name", "sweep_name", "dry_run", "device", "torch_threads", "experiment"}
-NOT_NAMING_PREFIXES = ("hydra", "logger", "budget", "debug", "hydra/")
+NOT_NAMING_PREFIXES = ("hydra", "logger", "budget", "hydra/")
 
 
 def _choice(choices: Mapping[str, Any], key: str, default: str) -> str:
@@ -42,6 +66,23 @@ def _choice(choices: Mapping[str, Any], key: str, default: str) -> str:
 
 def config_name(choices: Mapping[str, Any]) -> str:
     """The name shared by all seeds of one configuration."""
+    preset = choices.get("experiment")
+    defining = VALUE_PRESETS.get(str(preset)) if preset else None
+    if defining is not None:
+        defaults = {"motivation": "rnd", "model": "A", "normalise_int_reward": "false", "critic_init": "0.1"}
+        defaults.update(EXTRA_GROUPS)
+        if all(_choice(choices, g, defaults[g]) == v for g, v in defining.items()):
+            name = str(preset)
+            for group, default in EXTRA_GROUPS.items():
+                value = _choice(choices, group, default)
+                if group not in defining and value != default:
+                    name += f"-{group}_{value}"
+            return name
+        return f"{_canonical_name(choices)}-from_{preset}"
+    return _canonical_name(choices)
+
+
+def _canonical_name(choices: Mapping[str, Any]) -> str:
     key = (
         _choice(choices, "motivation", "rnd"),
         _choice(choices, "model", "A"),

@@ -138,7 +138,8 @@ def run_task(cfg: DictConfig) -> float | None:
 
 def _terminated(ledger: Ledger | None, run_id: str, signum: int, frame: Any) -> None:
     """SIGTERM (``scancel``, ``kill``): record it, then stop; the last checkpoint is where a rerun resumes."""
-    if ledger is not None:
+    # A requeue after preemption also ends with SIGTERM: the record already says preempted, keep it.
+    if ledger is not None and (ledger.get(run_id) or {}).get("status") != "preempted":
         ledger.update(run_id, status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
     raise SystemExit(128 + signum)
 

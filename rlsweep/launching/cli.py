@@ -1,4 +1,4 @@
-"""The ``rlsweep`` command: ``rlsweep report <sweep_dir>`` (more subcommands come with the launchers)."""
+"""The ``rlsweep`` command: ``rlsweep status <sweep_dir>`` and ``rlsweep report <sweep_dir>``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("sweep_dir", type=Path)
     rep.add_argument("--out", type=Path, default=None, help="output directory (default: <sweep_dir>/report)")
     rep.add_argument("--metric", action="append", default=None, help="metric to report (repeatable)")
+    st = sub.add_parser("status", help="table of a sweep's points: status, attempts, progress, last metric, log")
+    st.add_argument("sweep_dir", type=Path)
     args = parser.parse_args(argv)
+
+    if args.command == "status":
+        from rlsweep.launching.ledger import Ledger
+        from rlsweep.launching.points import status_table
+        from rlsweep.launching.slurm import reconcile
+
+        ledger = Ledger(args.sweep_dir)
+        if not ledger.exists():
+            print(f"rlsweep status: error: {args.sweep_dir} has no ledger (not a launched sweep)", file=sys.stderr)
+            return 2
+        reconcile(ledger)  # jobs that left the SLURM queue without recording an end
+        print(status_table(ledger))
+        return 0
 
     if args.command == "report":
         from rlsweep.analysis import write_report

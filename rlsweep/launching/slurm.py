@@ -103,10 +103,13 @@ def queued_job_ids() -> set[str] | None:
     """Ids of the jobs and array tasks SLURM still knows (pending, running, requeued); None without squeue."""
     if shutil.which("squeue") is None:
         return None
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         return None
-    return {line.strip() for line in out.stdout.splitlines() if line.strip()}
+    # A cancelled job lingers as COMPLETING for a few seconds: it will not run again, so it does not count.
+    alive = ("PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING")
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
+    return {row[0] for row in rows if len(row) == 2 and row[1] in alive}
 
 
 def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> None:
@@ -118,16 +121,20 @@ def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> None:
         if run_ids is not None and r["run_id"] not in run_ids:
             continue
         job = r.get("job_id")
-        if r.get("status") in ("pending", "running", "preempted") and r.get("launcher") == "slurm" and job:
-            if str(job) not in queued and time.time() - float(r.get("updated", 0)) > 5:
-                ledger.update(r["run_id"], status="cancelled", error=f"SLURM job {job} left the queue unfinished")
+        waiting = r.get("status") in ("pending", "running", "preempted") and r.get("launcher") == "slurm"
+        # 5 s of grace: a requeued job briefly leaves squeue's list before it is pending again
+        if waiting and job and str(job) not in queued and time.time() - float(r.get("updated", 0)) > 5:
+            ledger.update(r["run_id"], status="cancelled", error=f"SLURM job {job} left the queue unfinished")
 
 
 def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, raw: SlurmSettings) -> bool:
     """Submit ``todo``; with ``wait`` follow it to the end. Returns False when a point failed."""
     s = load_profile(raw)
     queued = queued_job_ids() or set()
-    todo = [p for p in todo if str((ledger.get(p.run_id) or {}).get("job_id")) not in queued]
+    still_queued = [p for p in todo if str((ledger.get(p.run_id) or {}).get("job_id")) in queued]
+    if still_queued:
+        print(f"[rlsweep] skipping {len(still_queued)} point(s) whose SLURM job is still queued or running", flush=True)
+    todo = [p for p in todo if p not in still_queued]
     ex = executor_for(sweep_dir, s)
     for start in range(0, len(todo), s.max_array_size):
         chunk = todo[start : start + s.max_array_size]

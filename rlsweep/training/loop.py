@@ -22,7 +22,7 @@ from rlsweep.agent.ppo import Batch
 from rlsweep.config.schema import Config
 from rlsweep.envs import EpisodeInfo, VecEnv, make_env
 from rlsweep.models import build_policy
-from rlsweep.motivation import Motivation, build_motivation
+from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
 from rlsweep.training.checkpoint import load_checkpoint, save_checkpoint
@@ -81,7 +81,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
     envs = make_env(cfg.env, ppo.num_envs, env_seed)
     policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain).to(device)
     updater = PPOUpdater(policy, ppo)
-    motivation = build_motivation(cfg.motivation, envs.obs_shape, device)
+    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, frame_channels=envs.frame_channels)
     storage = RolloutStorage(ppo.num_steps, ppo.num_envs, envs.obs_shape, device)
     tracker = Tracker(cfg, run_dir, info, resume_step=global_step if checkpoint else None)
     status = "failed"
@@ -108,6 +108,8 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         last_log: dict[str, Any] = {}
 
         while iteration < iterations:
+            if cfg.debug.crash_at_iteration and iteration + 1 == cfg.debug.crash_at_iteration:
+                raise RuntimeError(f"debug.crash_at_iteration={cfg.debug.crash_at_iteration}: crashing on purpose")
             # 1. Collect T steps from N envs; the intrinsic reward is computed on s_t (method.md §4.3).
             t0 = time.perf_counter()
             int_rewards = []
@@ -129,6 +131,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 int_rewards.append(r_int)
                 episodes.add(result.episodes)
                 obs = torch.as_tensor(result.obs, device=device)
+            storage.set_last_obs(obs)  # s_T: the successor of the last step's states (SND-VIC / SND-STD pairs)
             global_step += batch_size
             phase["collect"] += time.perf_counter() - t0
 
@@ -154,12 +157,13 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 returns_int=ret_int.reshape(-1),
             )
 
-            # 3. PPO epochs; the predictor trains per minibatch (seed) or in one pass afterwards (paper).
+            # 3. PPO epochs; the motivation (predictor, and SND's target) trains per minibatch (seed) or in one
+            #    pass afterwards (paper).
             if cfg.motivation.predictor_updates == "per_minibatch":
-                stats = updater.update(batch, after_minibatch=partial(_update_on, motivation, batch.obs))
+                stats = updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
             else:
                 stats = updater.update(batch)
-                stats.update(_one_pass(motivation, batch.obs, ppo.minibatch_size))
+                stats.update(_one_pass(motivation, storage, ppo.minibatch_size))
             phase["update"] += time.perf_counter() - t0
             iteration += 1
 
@@ -210,16 +214,23 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         envs.close()
 
 
-def _update_on(motivation: Motivation, obs: torch.Tensor, idx: torch.Tensor) -> dict[str, float]:
-    return motivation.update(obs[idx])
+def _motivation_batch(storage: RolloutStorage, idx: torch.Tensor) -> MotivationBatch:
+    flat = storage.flat_obs()
+    return MotivationBatch(obs=flat[idx], next_obs=storage.next_obs(idx), indices=idx, rollout_obs=flat)
 
 
-def _one_pass(motivation: Motivation, obs: torch.Tensor, minibatch: int) -> dict[str, float]:
+def _update_on(motivation: Motivation, storage: RolloutStorage, idx: torch.Tensor) -> dict[str, float]:
+    return motivation.update(_motivation_batch(storage, idx))
+
+
+def _one_pass(motivation: Motivation, storage: RolloutStorage, minibatch: int) -> dict[str, float]:
     """The SND paper's schedule: one pass over the rollout in consecutive minibatches."""
     sums: dict[str, float] = defaultdict(float)
     count = 0
-    for start in range(0, obs.shape[0], minibatch):
-        for k, v in motivation.update(obs[start : start + minibatch]).items():
+    size = storage.num_steps * storage.num_envs
+    for start in range(0, size, minibatch):
+        idx = torch.arange(start, min(start + minibatch, size), device=storage.obs.device)
+        for k, v in motivation.update(_motivation_batch(storage, idx)).items():
             sums[k] += v
         count += 1
     return {k: v / count for k, v in sums.items()}
