@@ -127,6 +127,16 @@ def test_local_sigkill_midway_then_rerun_resumes_without_losing_steps(tmp_path: 
     assert ledger(sweep_dir)[victim.name]["attempts"] == 2
 
 
+def test_local_gpu_slots_share_each_gpu_between_runs_per_gpu(tmp_path: Path) -> None:
+    """On the CPU the runs cannot use the GPUs, but the assignment the launcher makes is the real one."""
+    args = ["seed=1,2,3,4", "budget=smoke", "sweep_name=gpus", "hydra.launcher.gpus=[0,1]",
+            "hydra.launcher.runs_per_gpu=2", "device=cpu", *TINY]  # fmt: skip
+    proc = run(tmp_path, *args)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "4 at a time on GPUs [0, 1] (2 per GPU)" in proc.stdout
+    assert sorted(r["gpu"] for r in ledger(tmp_path / "sweeps" / "gpus").values()) == [0, 0, 1, 1]
+
+
 # --------------------------------------------------------------------------------------------- SLURM
 
 
@@ -146,12 +156,15 @@ SLURM = ["hydra/launcher=slurm", "hydra.launcher.profile=local", "hydra.launcher
 @pytest.mark.slurm
 @slurm
 def test_slurm_grid_completes(tmp_path: Path) -> None:
-    proc = run(tmp_path, "motivation=none,rnd", "seed=1,2", "budget=smoke", "sweep_name=sgrid", *SLURM, *TINY)
+    proc = run(tmp_path, "motivation=none,rnd", "seed=1,2", "budget=smoke", "sweep_name=sgrid",
+               "hydra.launcher.max_array_size=3", *SLURM, *TINY)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     records = ledger(tmp_path / "sweeps" / "sgrid")
     assert len(records) == 4
     assert {r["status"] for r in records.values()} == {"completed"}
     assert all(r["job_id"] and r["launcher"] == "slurm" for r in records.values())
+    arrays = sorted({r["job_id"].split("_")[0] for r in records.values()})
+    assert len(arrays) == 2 and proc.stdout.count("submitted") == 2  # 4 points at MaxArraySize 3: two arrays
 
 
 @pytest.mark.slurm
