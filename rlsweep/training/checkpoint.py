@@ -25,9 +25,12 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # never leave half a checkpoint behind; the old one is untouched
+        if isinstance(e, Exception) and not isinstance(e, OSError):
+            # A full disk surfaces from torch's zip writer as a RuntimeError: report it as the I/O error it is.
+            raise OSError(f"checkpoint not written to {path} ({e}); the previous checkpoint is kept") from e
         raise
     dir_fd = os.open(run_dir, os.O_RDONLY)
     try:
