@@ -40,6 +40,10 @@ RESERVED_COLUMNS = frozenset(
         "total_steps",
         "progress",
         "wandb_id",
+        "wandb_project",
+        "wandb_entity",
+        "git_commit",
+        "git_dirty",
         "run_dir",
         "sweep",
     }
@@ -51,6 +55,24 @@ UNSET = "(unset)"
 # iteration can leave it a hair short of 1.0, which is not worth a flag).
 _PROGRESS_TOLERANCE = 0.999
 _SEED_IN_RUN_ID = re.compile(r"^(?P<name>.+)-s(?P<seed>-?\d+)$")
+# Command-line value overrides that identify a run rather than vary its configuration.
+_NOT_FACTORS = frozenset({"seed", "sweep_name", "name", "dry_run", "device"})
+
+
+def value_overrides(overrides: Iterable[str], choices: dict[str, str]) -> dict[str, str]:
+    """``key=value`` overrides from run.json that are not group choices (``ppo.learning_rate=3e-4``).
+
+    A sweep over a value (``python sweep.py -m ppo.learning_rate=1e-4,3e-4``) is as much an ablation axis as
+    a group choice, so such keys become columns too (only those that vary across the sweep are kept).
+    """
+    out: dict[str, str] = {}
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        key = key.lstrip("+~")
+        if not sep or key in choices or key in _NOT_FACTORS or key.startswith("hydra") or "/" in key:
+            continue
+        out[key] = value
+    return out
 
 
 @dataclass
@@ -181,6 +203,7 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
     run_rows: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
     choice_keys: list[str] = []  # first-seen order, so columns follow the config's group order
+    override_keys: set[str] = set()
 
     for run_dir in _discover(sweep_dir):
         try:
@@ -192,6 +215,9 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
             continue
         run_id, name, seed = _identity(meta, run_dir, issues)
         choices = {str(k): str(v) for k, v in (meta.get("choices") or {}).items()}
+        values = value_overrides(meta.get("overrides") or [], choices)
+        override_keys.update(values)
+        choices.update(values)
         for key in choices:
             if key not in choice_keys:
                 choice_keys.append(key)
@@ -227,6 +253,10 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
                 "n_logged": len(frame),
                 "last_logged_step": last_logged,
                 "wandb_id": meta.get("wandb_id"),
+                "wandb_project": (meta.get("wandb") or {}).get("project"),
+                "wandb_entity": (meta.get("wandb") or {}).get("entity"),
+                "git_commit": (meta.get("git") or {}).get("commit"),
+                "git_dirty": (meta.get("git") or {}).get("dirty"),
                 "run_dir": str(run_dir),
             }
         )
@@ -236,10 +266,13 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
     if not run_rows:
         raise ValueError(f"no runs found under {sweep_dir} (expected sub-directories containing {RUN_FILE})")
 
-    choice_columns = [choice_column(k) for k in choice_keys]
     runs = pd.DataFrame(run_rows).rename(columns={f"__choice__{k}": choice_column(k) for k in choice_keys})
-    for col in choice_columns:
+    for col in (choice_column(k) for k in choice_keys):
         runs[col] = runs[col].fillna(UNSET).astype(str)
+    # Value overrides the whole sweep shares (budget.total_steps=...) say nothing about the comparison.
+    constant = [c for k in choice_keys if k in override_keys and runs[c := choice_column(k)].nunique() < 2]
+    runs = runs.drop(columns=constant)
+    choice_columns = [c for c in (choice_column(k) for k in choice_keys) if c not in constant]
     runs = runs.sort_values(["name", "seed", "run_id"], kind="stable").reset_index(drop=True)
 
     dup = runs[runs["run_id"].duplicated(keep=False)]

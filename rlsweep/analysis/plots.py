@@ -147,7 +147,8 @@ def plot_ablation(ablation: pd.DataFrame, metric: str, path: Path) -> Path:
     factors = list(dict.fromkeys(ablation["factor"]))
     cols = min(3, max(1, len(factors)))
     nrows = max(1, -(-len(factors) // cols))
-    fig = _new_figure(4.0 * cols, 3.4 * nrows)
+    # At least 7.5 in wide: with a single factor the suptitle would otherwise be clipped.
+    fig = _new_figure(max(7.5, 4.0 * cols), 3.4 * nrows)
     axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.flat[len(factors) :]:
         ax.set_visible(False)
@@ -176,4 +177,33 @@ def plot_ablation(ablation: pd.DataFrame, metric: str, path: Path) -> Path:
     if not factors:
         axes[0, 0].set_visible(True)
         axes[0, 0].text(0.5, 0.5, "no factor varies", ha="center", va="center")
+    return _save(fig, path)
+
+
+def plot_paired_effects(effects: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Forest plot of matched-pair effects (other factors held fixed): Δ vs the baseline level, 95 % CI.
+
+    The zero line is the baseline; an interval that crosses it is no evidence of an effect at this many
+    seeds. Hollow markers: one seed per side, so no interval.
+    """
+    labels = [f"{r.factor}: {r.level} − {r.baseline}  ({r.n_pairs} pair(s))" for r in effects.itertuples(index=False)]
+    fig = _new_figure(8.0, max(2.2, 0.5 * len(labels) + 1.4))
+    ax = fig.add_subplot()
+    y = np.arange(len(labels))
+    d = effects["delta"].to_numpy(dtype=float)
+    lo = effects["ci_low"].to_numpy(dtype=float)
+    hi = effects["ci_high"].to_numpy(dtype=float)
+    has_ci = np.isfinite(lo) & np.isfinite(hi)
+    if has_ci.any():
+        xerr = np.vstack([d[has_ci] - lo[has_ci], hi[has_ci] - d[has_ci]])
+        ax.errorbar(d[has_ci], y[has_ci], xerr=xerr, fmt="o", capsize=4, color="tab:purple")
+    ax.plot(d[~has_ci], y[~has_ci], "o", mfc="none", color="tab:purple")
+    ax.axvline(0.0, color="grey", lw=1, ls="--")
+    ax.set_yticks(y, labels=labels, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"Δ final {metric} vs baseline level (other factors held fixed)")
+    ax.set_title(f"{metric}: matched-pair effect per factor, 95 % CI", fontsize="medium")
+    ax.grid(axis="x", alpha=0.3)
+    if not labels:
+        ax.text(0.5, 0.5, "no factor with matched pairs", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)

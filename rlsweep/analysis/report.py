@@ -24,6 +24,7 @@ from rlsweep.analysis.plots import (
     plot_ablation,
     plot_final_performance,
     plot_learning_curves,
+    plot_paired_effects,
     slug,
 )
 from rlsweep.analysis.stats import (
@@ -34,6 +35,7 @@ from rlsweep.analysis.stats import (
     ablation_table,
     final_per_run,
     learning_curves,
+    paired_effects,
     summarize,
 )
 
@@ -59,7 +61,9 @@ within its own logged range (no extrapolation), mean over seeds, 95 % bootstrap 
 least 2 seeds cover the step. Ablation: for each factor level, the mean over configurations at that level of
 each configuration's mean final performance (each configuration weighs the same), CI from a bootstrap
 stratified by configuration. Factor levels averaged over other factors are only comparable when the design
-is balanced; check n per point."""
+is balanced; check n per point. Held fixed: for each level against the first, the difference of
+configuration means within every combination of the other factors where both were run, averaged over those
+matched pairs (same stratified bootstrap); unmatched combinations are listed, not used."""
 
 
 def methods_text(n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> str:
@@ -72,6 +76,7 @@ class _MetricResult:
     metric: str
     summary: pd.DataFrame
     ablation: pd.DataFrame
+    effects: pd.DataFrame  # matched pairs, other factors held fixed
     figures: list[tuple[str, Path]]  # (caption, png path)
 
 
@@ -130,6 +135,17 @@ def _markdown(data: SweepData, results: list[_MetricResult], generated: str, met
                     f"| {row['factor']} | {row['level']} | {_num(row['mean'])} | "
                     f"{_ci_text(row['ci_low'], row['ci_high'], row['n_runs'])} | {_num(row['delta'])} | "
                     f"{row['n_runs']} | {row['n_configs']} |"
+                )
+            lines.append("")
+        if len(res.effects):
+            lines += ["Effects with the other factors held fixed (matched pairs):", ""]
+            lines += ["| factor | level − baseline | Δ | 95 % CI | pairs | runs | held fixed | unmatched |"]
+            lines += ["| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for _, row in res.effects.iterrows():
+                lines.append(
+                    f"| {row['factor']} | {row['level']} − {row['baseline']} | {_num(row['delta'])} | "
+                    f"{_ci_text(row['ci_low'], row['ci_high'], row['n_runs'])} | {row['n_pairs']} | "
+                    f"{row['n_runs']} | {row['held_fixed']} | {row['unmatched'] or '–'} |"
                 )
             lines.append("")
     return "\n".join(lines)
@@ -240,7 +256,30 @@ def _html(
                 for _, r in res.ablation.iterrows()
             ]
             parts.append(
-                _table(["factor", "level", "mean", "95 % CI", "Δ vs first level", "runs", "configs"], abl_rows)
+                "<h3>Ablation: each factor averaged over the others</h3>"
+                + _table(["factor", "level", "mean", "95 % CI", "Δ vs first level", "runs", "configs"], abl_rows)
+            )
+        if len(res.effects):
+            eff_rows = [
+                [
+                    str(r["factor"]),
+                    f"{r['level']} − {r['baseline']}",
+                    _num(r["delta"]),
+                    _ci_text(r["ci_low"], r["ci_high"], r["n_runs"]),
+                    str(r["n_pairs"]),
+                    str(r["n_runs"]),
+                    str(r["held_fixed"]),
+                    str(r["unmatched"]) or "–",
+                ]
+                for _, r in res.effects.iterrows()
+            ]
+            parts.append(
+                "<h3>Ablation: each factor with the others held fixed (matched pairs)</h3>"
+                + _table(
+                    ["factor", "level − baseline", "Δ", "95 % CI", "pairs", "runs", "held fixed", "unmatched"],
+                    eff_rows,
+                    ["warn" if row[7] != "–" else "" for row in eff_rows],
+                )
             )
         parts += [_img(path, caption) for caption, path in res.figures]
 
@@ -291,6 +330,13 @@ def _html(
     return "\n".join(parts)
 
 
+def chosen_metrics(data: SweepData, metrics: Sequence[str] | None = None) -> list[str]:
+    """The requested metrics some run logged; default: those of :data:`DEFAULT_METRICS` that were logged."""
+    logged = {m for m in data.metric_names if data.metrics[m].notna().any()}
+    wanted = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
+    return [m for m in wanted if m in logged]
+
+
 def write_report(
     sweep_dir: Path | str,
     out_dir: Path | str | None = None,
@@ -308,43 +354,53 @@ def write_report(
 
     Returns:
         the path of ``report.html``. Next to it: ``summary.md``, ``summary.csv`` (one row per metric x
-        configuration), ``ablation.csv``, ``runs.csv`` and the PNG figures.
+        configuration), ``ablation.csv`` (averaged over other factors), ``effects.csv`` (held fixed),
+        ``runs.csv`` and the PNG figures.
     """
     sweep_dir = Path(sweep_dir)
     out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
     data = load_sweep(sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    present = set(data.metric_names)
-    logged = {m for m in present if data.metrics[m].notna().any()}
-    wanted = list(metrics) if metrics is not None else [m for m in DEFAULT_METRICS if m in logged]
-    chosen = [m for m in wanted if m in logged]
-    missing = [m for m in wanted if m not in logged]
+    chosen = chosen_metrics(data, metrics)
+    missing = [m for m in (metrics or []) if m not in chosen]
 
     colors = config_colors(list(data.configs["name"]))
     results: list[_MetricResult] = []
     for metric in chosen:
         summary = summarize(data, metric, n_resamples=n_resamples, seed=seed)
         ablation = ablation_table(data, metric, n_resamples=n_resamples, seed=seed)
+        effects = paired_effects(data, metric, n_resamples=n_resamples, seed=seed)
         per_run = final_per_run(data, metric)
         curves = learning_curves(data, metric, n_resamples=n_resamples, seed=seed)
         base = slug(metric)
         figures = [
+            # Curves first: how the runs got there, then where they ended.
+            ("learning curves", plot_learning_curves(curves, metric, out / f"{base}_curves.png", colors)),
             (
                 "final performance",
                 plot_final_performance(per_run, summary, metric, out / f"{base}_final.png", colors),
             ),
-            ("learning curves", plot_learning_curves(curves, metric, out / f"{base}_curves.png", colors)),
         ]
         if len(ablation):
-            figures.append(("ablation by factor", plot_ablation(ablation, metric, out / f"{base}_ablation.png")))
-        results.append(_MetricResult(metric, summary, ablation, figures))
+            figures.append(
+                ("ablation by factor (averaged over the other factors)",
+                 plot_ablation(ablation, metric, out / f"{base}_ablation.png"))
+            )  # fmt: skip
+        if len(effects):
+            figures.append(
+                ("factor effects (other factors held fixed)",
+                 plot_paired_effects(effects, metric, out / f"{base}_effects.png"))
+            )  # fmt: skip
+        results.append(_MetricResult(metric, summary, ablation, effects, figures))
 
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     summary_all = pd.concat([r.summary for r in results], ignore_index=True) if results else pd.DataFrame()
     summary_all.to_csv(out / "summary.csv", index=False)
     ablation_all = pd.concat([r.ablation for r in results], ignore_index=True) if results else pd.DataFrame()
     ablation_all.to_csv(out / "ablation.csv", index=False)
+    effects_all = pd.concat([r.effects for r in results], ignore_index=True) if results else pd.DataFrame()
+    effects_all.to_csv(out / "effects.csv", index=False)
     data.runs.to_csv(out / "runs.csv", index=False)
     methods = methods_text(n_resamples, seed)
     md = _markdown(data, results, generated, methods)

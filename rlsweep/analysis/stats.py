@@ -362,3 +362,111 @@ def learning_curves(
                 low[band], high[band] = lo_b[band], hi_b[band]
         curves[str(name)] = Curve(grid, mean, low, high, count, n_runs=y.shape[0])
     return curves
+
+
+def paired_effects(
+    data: SweepData,
+    metric: str,
+    factors: Sequence[str] | None = None,
+    fraction: float = FINAL_FRACTION,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """Effect of each factor with the **other factors held fixed**: matched-pair differences.
+
+    For factor ``f`` with baseline level ``b`` (the first, sorted) and another level ``l``: a *context* is
+    one combination of the other factors' values. In every context where both ``b`` and ``l`` were run, the
+    difference (mean final performance at ``l``) - (mean at ``b``) is taken, each side being the mean over
+    that context's configurations of their seed means; ``delta`` is the average over contexts. Unlike
+    :func:`ablation_table` this never compares across different settings of the other factors, so an
+    unbalanced grid cannot fake an effect. The CI resamples seeds within each configuration (stratified),
+    ``n_pairs`` counts the contexts, and contexts lacking either level are listed in ``unmatched``.
+    """
+    per_run = final_per_run(data, metric, fraction)
+    used = pd.concat([_used_runs(g)[0] for _, g in per_run.groupby("name", sort=True)], ignore_index=True)
+    used = used[np.isfinite(used["final"].to_numpy(dtype=float))]
+    all_factors = data.factors
+    rows = []
+    for factor in all_factors if factors is None else factors:
+        others = [c for c in all_factors if c != factor]
+        levels = sorted(used[factor].unique()) if factor in used else []
+        if len(levels) < 2:
+            continue
+        base = levels[0]
+        contexts = list(used.groupby(others, sort=True)) if others else [((), used)]
+        for level in levels[1:]:
+            strata: list[npt.NDArray[np.float64]] = []
+            layout: list[tuple[list[int], list[int]]] = []  # per context: stratum indices at base, at level
+            unmatched = []
+            for ctx, grp in contexts:
+                sides = []
+                for lv in (base, level):
+                    sub = grp[grp[factor] == lv]
+                    idx = []
+                    for _, cfg in sub.groupby("name", sort=True):
+                        idx.append(len(strata))
+                        strata.append(cfg["final"].to_numpy(dtype=float))
+                    sides.append(idx)
+                if sides[0] and sides[1]:
+                    layout.append((sides[0], sides[1]))
+                else:
+                    for i in sides[0] + sides[1]:  # drop the strata of an unmatched context again
+                        strata[i] = np.zeros(0)
+                    unmatched.append(", ".join(f"{o}={v}" for o, v in zip(others, _as_tuple(ctx), strict=True)))
+
+            def delta(s: list[FloatArray], layout: list[tuple[list[int], list[int]]] = layout) -> FloatArray:
+                diffs = [
+                    np.mean([s[i].mean(axis=-1) for i in hi], axis=0)
+                    - np.mean([s[i].mean(axis=-1) for i in lo], axis=0)
+                    for lo, hi in layout
+                ]
+                return np.asarray(np.mean(diffs, axis=0))
+
+            if layout:
+                ci = _paired_bootstrap(strata, delta, n_resamples, seed)
+            else:
+                ci = Interval(float("nan"), float("nan"), float("nan"), 0)
+            rows.append(
+                {
+                    "metric": metric,
+                    "factor": factor,
+                    "level": level,
+                    "baseline": base,
+                    "delta": ci.point,
+                    "ci_low": ci.low,
+                    "ci_high": ci.high,
+                    "n_pairs": len(layout),
+                    "n_runs": ci.n,
+                    "held_fixed": ", ".join(others) or "(no other factor)",
+                    "unmatched": "; ".join(unmatched),
+                }
+            )
+    cols = ["metric", "factor", "level", "baseline", "delta", "ci_low", "ci_high", "n_pairs", "n_runs",
+            "held_fixed", "unmatched"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _as_tuple(ctx: object) -> tuple[object, ...]:
+    return ctx if isinstance(ctx, tuple) else (ctx,)
+
+
+def _paired_bootstrap(
+    strata: list[FloatArray],
+    statistic: Callable[[list[FloatArray]], FloatArray],
+    n_resamples: int,
+    seed: int,
+) -> Interval:
+    """Like :func:`stratified_bootstrap_ci`, but strata keep their positions (``statistic`` indexes them).
+
+    Empty strata (unmatched contexts) stay in place as empty arrays and are never indexed.
+    """
+    n = sum(a.size for a in strata)
+    point = float(np.asarray(statistic([a[None, :] if a.size else a for a in strata]))[0])
+    if max((a.size for a in strata), default=0) < 2:
+        return Interval(point, float("nan"), float("nan"), n)
+    rng = np.random.default_rng(seed)
+    resampled = [a[rng.integers(0, a.size, size=(n_resamples, a.size))] if a.size else a for a in strata]
+    boot = np.asarray(statistic(resampled), dtype=float)
+    alpha = (1.0 - CONFIDENCE) / 2.0
+    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)])
+    return Interval(point, float(low), float(high), n)

@@ -15,6 +15,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("sweep_dir", type=Path)
     rep.add_argument("--out", type=Path, default=None, help="output directory (default: <sweep_dir>/report)")
     rep.add_argument("--metric", action="append", default=None, help="metric to report (repeatable)")
+    rep.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also build the W&B Report (runset = the sweep's W&B group); saved only when W&B is online",
+    )
+    rep.add_argument("--project", default=None, help="W&B project of the report (default: the runs' project)")
+    rep.add_argument("--entity", default=None, help="W&B entity (default: the runs' entity, else your default)")
     st = sub.add_parser("status", help="table of a sweep's points: status, attempts, progress, last metric, log")
     st.add_argument("sweep_dir", type=Path)
     args = parser.parse_args(argv)
@@ -41,8 +48,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rlsweep report: error: {e}", file=sys.stderr)
             return 2
         print(f"report: {html}")
+        if args.wandb:
+            return _wandb_report(args, html.parent)
         return 0
     return 2
+
+
+def _wandb_report(args: argparse.Namespace, out: Path) -> int:
+    """Build the W&B Report; save it when online, else write its spec next to report.html and say why."""
+    from rlsweep.analysis import load_sweep
+    from rlsweep.analysis.report import chosen_metrics
+    from rlsweep.analysis.wandb_report import build_wandb_report, report_spec, save_wandb_report, wandb_target
+    from rlsweep.tracking import wandb_mode
+
+    data = load_sweep(args.sweep_dir)
+    project, entity = wandb_target(data)
+    project = args.project or project
+    online = wandb_mode("auto") == "online"
+    entity = args.entity or entity
+    if entity is None:
+        if online:
+            import wandb
+
+            entity = wandb.Api().default_entity
+        else:
+            entity = "offline"  # placeholder: the report is not saved offline, only its spec is written
+    summary = (out / "summary.md").read_text(encoding="utf-8") if (out / "summary.md").exists() else ""
+    report = build_wandb_report(
+        data, chosen_metrics(data, args.metric), project=project, entity=str(entity), summary_markdown=summary
+    )
+    (out / "wandb_report.json").write_text(report_spec(report), encoding="utf-8")
+    if not online:
+        print(
+            f"W&B report built ({len(report.blocks)} blocks) but not saved: W&B is offline (no API key). "
+            f"Spec: {out / 'wandb_report.json'}. After `wandb login` and "
+            f"`wandb sync {args.sweep_dir}/*/wandb/offline-run-*`, rerun with --wandb to save it."
+        )
+        return 0
+    print(f"W&B report: {save_wandb_report(report)}")
+    return 0
 
 
 if __name__ == "__main__":

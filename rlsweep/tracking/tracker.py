@@ -9,10 +9,15 @@ import secrets
 import string
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rlsweep.config.schema import Config
+from rlsweep.tracking.gitinfo import code_version
+
+# W&B rejects tags longer than this (wandb_settings validates 1..64 characters).
+_MAX_TAG = 64
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -61,7 +66,47 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def wandb_config(cfg: Config, info: dict[str, Any]) -> dict[str, Any]:
+    """The W&B run config: every resolved key (dotted), every group choice, identity and code version.
+
+    Choices go under ``choice/<group>`` *and* are what the report groups by, so a W&B chart can be grouped
+    by e.g. ``choice/model`` even where two groups set the same underlying key.
+    """
+    config = _flatten(asdict(cfg))
+    config.pop("defaults", None)
+    choices = info.get("choices") or {}
+    config.update({f"choice/{k}": v for k, v in choices.items()})
+    git = info.get("git") or {}
+    config.update(
+        {
+            "run_name": info["name"],  # the configuration (preset name such as ppo_rnd_b1, or canonical)
+            "preset": choices.get("experiment") or info["name"],
+            "seed": info["seed"],
+            "sweep": info.get("sweep") or None,
+            "git/commit": git.get("commit"),
+            "git/dirty": git.get("dirty"),
+        }
+    )
+    return config
+
+
+def wandb_tags(info: dict[str, Any]) -> list[str]:
+    """``group=choice`` per group, plus preset name, seed and code version; each cut to W&B's 64 characters."""
+    tags = [f"{k}={v}" for k, v in sorted((info.get("choices") or {}).items())]
+    tags += [f"name={info['name']}", f"seed={info['seed']}"]
+    git = info.get("git") or {}
+    tags.append(f"git={git['commit'][:8]}" if git.get("commit") else "git=none")
+    if git.get("dirty"):
+        tags.append("dirty")
+    return list(dict.fromkeys(t[:_MAX_TAG] for t in tags))
+
+
 class Tracker:
+    """One run's tracking for one attempt; ``resume_step`` is the checkpoint's step when resuming.
+
+    Call order: ``log`` every iteration, ``commit`` after every checkpoint, ``finish`` once.
+    """
+
     def __init__(self, cfg: Config, run_dir: Path, info: dict[str, Any], resume_step: int | None) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
@@ -70,13 +115,20 @@ class Tracker:
         previous = json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
         self.info = {**info, "status": "running", "global_step": resume_step or 0}
         self.info["wandb_id"] = previous.get("wandb_id")
+        # Last step W&B holds for sure: set only when a W&B run was closed by finish(), which flushes.
+        # wandb-core buffers its offline file (and its uploads): a SIGKILLed job loses lines it had
+        # already been given, so commit() alone proves nothing (measured: the killed segment kept 0 rows).
+        self.info["wandb_step"] = int(previous.get("wandb_step") or 0)
         self.info["attempts"] = int(previous.get("attempts", 0)) + 1
+        self.info["git"] = code_version().as_dict()
         self._truncate(resume_step or 0)
         self._pending: list[dict[str, Any]] = []
         self._wandb: Any = None
+        self._sent_step = self.info["wandb_step"]
         self._start = time.time()
         if cfg.logger.backend == "wandb" and wandb_mode(cfg.logger.mode) != "disabled":
             self._start_wandb()
+            self._resend(resume_step or 0)
         write_json_atomic(self.run_json, self.info)
         self._file = open(self.metrics_path, "a")  # noqa: SIM115 - kept open for the run's life
 
@@ -92,32 +144,49 @@ class Tracker:
     def _start_wandb(self) -> None:
         import wandb
 
-        from rlsweep.config.schema import Config as _Config  # noqa: F401 - for readers: cfg is this type
-
         mode = wandb_mode(self.cfg.logger.mode)
         if not self.info.get("wandb_id"):
             self.info["wandb_id"] = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-        from dataclasses import asdict
-
-        config = _flatten(asdict(self.cfg))
-        config.pop("defaults", None)
-        config.update({f"choice/{k}": v for k, v in self.info["choices"].items()})
-        config.update({"run_name": self.info["name"], "seed": self.info["seed"]})
+        group = self.info.get("sweep") or None
+        self.info["wandb"] = {
+            "project": self.cfg.logger.project,
+            "entity": self.cfg.logger.entity,
+            "mode": mode,
+            "group": group,
+        }
         self._wandb = wandb.init(
             project=self.cfg.logger.project,
             entity=self.cfg.logger.entity,
-            group=self.info.get("sweep") or None,
+            group=group,
             name=self.info["run_id"],
             id=self.info["wandb_id"],
+            # "allow": the same id continues the run after a resume (online), or writes a second
+            # offline-run-* directory with that id which `wandb sync` appends to the same run.
             resume="allow",
             dir=str(self.run_dir),
             mode=mode,  # type: ignore[arg-type]
-            config=config,
-            tags=[f"{k}={v}" for k, v in sorted(self.info["choices"].items())],
+            config=wandb_config(self.cfg, self.info),
+            tags=wandb_tags(self.info),
             settings=wandb.Settings(console="off", silent=True),
         )
         self._wandb.define_metric("global_step")
         self._wandb.define_metric("*", step_metric="global_step")
+
+    def _resend(self, keep_until: int) -> None:
+        """After a crash, give W&B again every kept line it may have lost (see ``wandb_step``).
+
+        Lines W&B already has are harmless: their ``step`` is not above the run's current step, so W&B
+        ignores them when the segments are synced (or uploaded) in order; missing ones fill the gap.
+        """
+        lost = [r for r in read_metrics(self.metrics_path) if self.info["wandb_step"] < r["global_step"] <= keep_until]
+        self._send(lost)
+
+    def _send(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            # W&B's own step = global_step: monotonic across resumes, so `wandb sync` of a resumed run's
+            # offline segments appends each after the previous one instead of restarting at 0.
+            self._wandb.log({k: v for k, v in row.items() if v is not None}, step=int(row["global_step"]))
+            self._sent_step = int(row["global_step"])
 
     def log(self, metrics: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
@@ -129,8 +198,7 @@ class Tracker:
     def commit(self) -> None:
         """Called after a checkpoint: what it covers may now go to W&B and run.json."""
         if self._wandb is not None:
-            for row in self._pending:
-                self._wandb.log({k: v for k, v in row.items() if v is not None})
+            self._send(self._pending)
         self._pending.clear()
         write_json_atomic(self.run_json, self.info)
 
@@ -162,4 +230,5 @@ class Tracker:
                 self.commit()
             self._wandb.finish(exit_code=0 if status == "completed" else 1)
             self._wandb = None
+            self.info["wandb_step"] = self._sent_step  # finish() returned: everything sent is on disk
         write_json_atomic(self.run_json, self.info)

@@ -318,12 +318,12 @@ def test_write_report_outputs(tmp_path: Path) -> None:
     assert out == sweep / "report" / "report.html"
     page = out.read_text()
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    # 3 metrics x (final, curves, ablation)
-    assert len(uris) == 9
+    # 3 metrics x (final, curves, ablation averaged, effects held fixed)
+    assert len(uris) == 12
     for payload in uris:
         assert base64.b64decode(payload).startswith(PNG_MAGIC)
     pngs = sorted((sweep / "report").glob("*.png"))
-    assert len(pngs) == 9
+    assert len(pngs) == 12
     for png in pngs:
         assert png.read_bytes().startswith(PNG_MAGIC)
         assert png.stat().st_size > 5_000, png
