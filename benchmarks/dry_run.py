@@ -29,7 +29,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, str(REPO / "sweep.py"), *GRID], cwd=tmp, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, str(REPO / "sweep.py"), *GRID], cwd=tmp, capture_output=True, text=True
+            )
             walls.append(time.perf_counter() - t0)
             assert out.returncode == 0 and "1000 job(s)" in out.stdout, out.stderr
 
