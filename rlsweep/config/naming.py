@@ -37,7 +37,8 @@ PRESETS: dict[tuple[str, str, str, str], str] = {
 # Presets defined by values: name -> the group choices the preset makes (method.md §3.3, §3.4).
 _SND_C = {"motivation": "snd_v", "model": "C", "normalise_int_reward": "false", "critic_init": "0.1"}
 PAPER_GAMES = (
-    "montezuma", "gravitar", "venture", "private_eye", "pitfall", "solaris", "caveflyer", "climber", "coinrun", "jumper",
+    "montezuma", "gravitar", "venture", "private_eye", "pitfall", "solaris",  # Atari
+    "caveflyer", "climber", "coinrun", "jumper",  # Procgen, exploration mode
 )  # fmt: skip
 PAPER_VARIANTS = {"baseline": "none", "rnd": "rnd", "snd_v": "snd_v", "snd_vic": "snd_vic", "snd_std": "snd_std"}
 VALUE_PRESETS: dict[str, dict[str, str]] = {

@@ -52,41 +52,67 @@ class PPOConfig:
 
 @dataclass
 class MotivationConfig:
-    """Intrinsic motivation (method.md §2.5, §4.3-4.5). ``name=none`` is plain PPO.
+    """Intrinsic motivation (method.md §2.5, §2.6, §4.3-4.8). ``name=none`` is plain PPO.
 
-    SND variants (snd_v, snd_vic, snd_std) extend this schema in a later issue; the fields below are shared by
-    every distillation method.
+    The first block is shared by every distillation method (RND and the SND variants); the second block only
+    matters for SND (its target is trained by a self-supervised loss). Option files under conf/motivation/ set
+    the paper's values per method; every key can be swept from the command line.
     """
 
-    name: str = "rnd"  # none | rnd
-    network: str = "a"  # distillation nets: a (8x8 convs, model-A era) | c (3x3 convs, model-C era)
+    name: str = "rnd"  # none | rnd | snd_v (SND-V, contrastive MSE) | snd_vic (VICReg) | snd_std (ST-DIM)
+    network: str = "a"  # distillation nets: a (8x8 convs) | c (3x3 convs, SND-V) | std / vic (ST-DIM CNN)
     coupled_init: bool = False  # arch c author variant: target/predictor rows drawn from one orthogonal matrix
     learning_rate: float = 1e-4  # predictor Adam (separate optimiser, no grad clip)
-    reward_scale: float = 1.0  # eta: r_int = reward_scale * error
+    reward_scale: float = 1.0  # eta: r_int = reward_scale * error (paper: RND 1, SND-V 0.5, per game for STD/VIC)
     reward_reduction: str = "sum_half"  # sum_half (seed, RND: sum of squares / 2) | mean (SND, OpenAI)
     reward_clip: float = 1.0  # r_int clipped to [0, reward_clip]; 0 disables the clip
     normalise_int_reward: bool = False  # divide r_int by its running std (seed variants b2/b3); set by group
     update_proportion: float = 0.25  # predictor-loss mask keep probability (32 / num_envs at 128 envs)
     mask: str = "element"  # element (seed) | sample (CleanRL/OpenAI)
-    obs_norm: str = "mean"  # mean (seed: subtract running mean) | mean_std (clip +-5) | none
+    obs_norm: str = "mean"  # mean (seed RND: subtract running mean) | mean_std (clip +-obs_norm_clip) | none (raw)
+    obs_norm_clip: float = 5.0  # |standardised input| clip for obs_norm=mean_std (OpenAI 5; author CND 1)
     warmup_steps: int = 256  # random-action steps per env that fill the observation statistics before training
-    predictor_updates: str = "per_minibatch"  # per_minibatch (seed) | one_pass (SND paper)
+    predictor_updates: str = "per_minibatch"  # per_minibatch (seed) | one_pass (SND paper); SND's target too
+
+    # ---- SND only: the self-supervised target (method.md §4.6-4.8) ----
+    target_loss: str = (
+        "mse"  # mse (SND-V contrastive MSE; snd_v) | vicreg (snd_vic; or snd_v's 2-view variant) | stdim (snd_std)
+    )
+    target_learning_rate: float = 1e-4  # SND target Adam (its own optimiser; seed/paper 1e-4, no grad clip)
+    target_batch_size: int = 64  # SND-V pairs per target step (author 16 x 4 envs-batch = 64; paper 512 / 8 = 64)
+    pair_far_prob: float = (
+        0.5  # SND-V: probability a pair is (anchor, random other state), label 1; else (s, s), label 0
+    )
+    magnitude_threshold: float = 200.0  # SND-V hinge: loss += ReLU(mean(z_a^2) + mean(z_b^2) - threshold)
+    augmentations: str = "mask+noise"  # SND-V views: mask+noise (paper) | mask | noise | none
+    aug_prob: float = 0.5  # per-sample probability that each augmentation is applied (author/paper 0.5)
+    aug_tile_drop: float = 0.1  # tile mask: probability that one tile is zeroed (tile side drawn from 1..16 px)
+    aug_noise: float = 0.2  # additive uniform noise amplitude: x + U(-aug_noise, aug_noise), input units
+    vicreg_inv: float = 1.0  # VICReg invariance weight (MSE between the two views)
+    vicreg_var: float = 1.0  # VICReg variance weight (hinge of per-feature std at 1)
+    vicreg_cov: float = 0.04  # VICReg covariance weight (1/25; off-diagonal Cov^2 summed / feature_dim)
+    stdim_norm_coef: float = 1e-4  # ST-DIM: weight of the L2 norm of the InfoNCE logits (cnd_loss_target_reg)
+    stdim_std_coef: float = 1e-4  # ST-DIM: weight of -mean per-sample std of the target features
 
 
 @dataclass
 class EnvConfig:
-    """Vectorised environment (method.md §3.5). ``id`` is an envpool Atari id or a synthetic one."""
+    """Vectorised environment (method.md §3.5). ``id`` picks the backend: an envpool Atari id (``*-v5``), a
+    Procgen game as ``procgen-<game>`` (e.g. ``procgen-coinrun``), or a synthetic id."""
 
-    id: str = "MontezumaRevenge-v5"  # envpool Atari id, or synthetic: fake | maze | chain
-    frame_size: int = 96  # square grey frame side, pixels
+    id: str = "MontezumaRevenge-v5"  # envpool Atari id | procgen-<game> | synthetic: fake | maze | chain
+    frame_size: int = 96  # square frame side, pixels (Procgen renders 64; other sizes are resized)
     frame_stack: int = 4  # frames stacked per observation (newest last)
-    frame_skip: int = 4  # emulator frames per agent step
-    sticky_action_prob: float = 0.25  # repeat previous action with this probability (per emulator frame)
-    max_episode_steps: int = 4500  # agent steps (= 18000 frames at frame_skip 4)
+    frame_skip: int = 4  # emulator frames per agent step (Atari only)
+    sticky_action_prob: float = 0.25  # repeat previous action with this probability (per emulator frame; Atari)
+    max_episode_steps: int = 4500  # agent steps (= 18000 frames at frame_skip 4); Procgen ends episodes itself
     binary_reward: bool = True  # training reward = 1 if raw reward > 0; the raw score is tracked apart
     episodic_life: bool = False  # seed: a lost life does not end the episode
     noop_max: int = 30  # random no-ops on reset (author: 1-30; SND paper: none)
-    num_threads: int = 0  # envpool worker threads; 0 = all cores
+    num_threads: int = 0  # envpool / Procgen worker threads; 0 = all cores
+    grayscale: bool = True  # Procgen: True = 1 grey channel per frame; False = RGB (paper: 3 channels/frame)
+    distribution_mode: str = "exploration"  # Procgen level distribution: exploration (paper) | easy | hard
+    random_action_prob: float = 0.0  # Procgen: replace the agent's action by a uniform one (paper: 0.01)
     maze_rooms: int = 3  # synthetic maze: rooms per side
     maze_room_size: int = 5  # synthetic maze: cells per room side
     chain_length: int = 10  # synthetic chain: cells
@@ -119,6 +145,7 @@ class DebugConfig:
     deterministic: bool = True  # torch deterministic algorithms (CPU results repeat exactly for one seed)
     detect_anomaly: bool = False  # torch autograd anomaly detection (slow)
     profile: bool = False  # log phase times (perf/*) every iteration
+    crash_at_iteration: int = 0  # raise an error when this iteration starts (0 = never): tests crash handling
 
 
 @dataclass

@@ -29,12 +29,15 @@ MODEL_NAMES = ("A", "B", "C", "D")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.name": MODEL_NAMES,
-    "motivation.name": ("none", "rnd"),
-    "motivation.network": ("a", "c"),
+    "motivation.name": ("none", "rnd", "snd_v", "snd_vic", "snd_std"),
+    "motivation.network": ("a", "c", "std", "vic"),
     "motivation.reward_reduction": ("sum_half", "mean"),
     "motivation.mask": ("element", "sample"),
     "motivation.obs_norm": ("mean", "mean_std", "none"),
     "motivation.predictor_updates": ("per_minibatch", "one_pass"),
+    "motivation.target_loss": ("mse", "vicreg", "stdim"),
+    "motivation.augmentations": ("mask+noise", "mask", "noise", "none"),
+    "env.distribution_mode": ("exploration", "easy", "hard", "extreme", "memory"),
     "ppo.minibatch_sampling": ("replacement", "permutation"),
     "logger.backend": ("wandb", "none"),
     "logger.mode": ("auto", "offline", "online", "disabled"),
@@ -92,6 +95,19 @@ RANGES: dict[str, Range] = {
     "motivation.reward_clip": NON_NEGATIVE,
     "motivation.update_proportion": Range(0, 1, low_open=True),
     "motivation.warmup_steps": NON_NEGATIVE,
+    "motivation.obs_norm_clip": POSITIVE,
+    "motivation.target_learning_rate": POSITIVE,
+    "motivation.target_batch_size": Range(2),  # VICReg/std need at least two samples
+    "motivation.pair_far_prob": Range(0, 1),
+    "motivation.magnitude_threshold": NON_NEGATIVE,
+    "motivation.aug_prob": Range(0, 1),
+    "motivation.aug_tile_drop": Range(0, 1, high_open=True),
+    "motivation.aug_noise": NON_NEGATIVE,
+    "motivation.vicreg_inv": NON_NEGATIVE,
+    "motivation.vicreg_var": NON_NEGATIVE,
+    "motivation.vicreg_cov": NON_NEGATIVE,
+    "motivation.stdim_norm_coef": NON_NEGATIVE,
+    "motivation.stdim_std_coef": NON_NEGATIVE,
     "env.frame_size": Range(16),
     "env.frame_stack": AT_LEAST_1,
     "env.frame_skip": AT_LEAST_1,
@@ -99,6 +115,7 @@ RANGES: dict[str, Range] = {
     "env.max_episode_steps": AT_LEAST_1,
     "env.noop_max": NON_NEGATIVE,
     "env.num_threads": NON_NEGATIVE,
+    "env.random_action_prob": Range(0, 1),
     "env.maze_rooms": AT_LEAST_1,
     "env.maze_room_size": Range(3),
     "env.chain_length": Range(2),
@@ -106,6 +123,7 @@ RANGES: dict[str, Range] = {
     "budget.log_every": AT_LEAST_1,
     "budget.checkpoint_every": AT_LEAST_1,
     "logger.console_every": AT_LEAST_1,
+    "debug.crash_at_iteration": NON_NEGATIVE,
     "seed": NON_NEGATIVE,
     "torch_threads": NON_NEGATIVE,
 }
@@ -198,8 +216,37 @@ def check_value(key: str, value: Any) -> Any:
 def known_env_ids() -> frozenset[str]:
     # Imported here: only env ids need envpool, and importing it costs a second.
     from rlsweep.envs.atari import atari_env_ids
+    from rlsweep.envs.procgen import procgen_env_ids
 
-    return frozenset(SYNTHETIC_ENV_IDS) | frozenset(atari_env_ids())
+    return frozenset(SYNTHETIC_ENV_IDS) | frozenset(atari_env_ids()) | frozenset(procgen_env_ids())
+
+
+# Which SND target losses each motivation can train (snd_v's vicreg is the author's two-augmented-views variant).
+TARGET_LOSSES = {"snd_v": ("mse", "vicreg"), "snd_vic": ("vicreg",), "snd_std": ("stdim",)}
+# Distillation nets each SND target loss can use: ST-DIM needs the ST_DIM_CNN's 64-channel third conv map.
+TARGET_NETWORKS = {"stdim": ("std", "vic")}
+
+
+def check_combinations(cfg: Mapping[str, Any]) -> None:
+    """Checks that span several keys: SND loss vs motivation and network, RGB frames vs backend."""
+    mot = cfg["motivation"]
+    allowed = TARGET_LOSSES.get(mot["name"])
+    if allowed is not None and mot["target_loss"] not in allowed:
+        raise ConfigError(
+            f"Invalid value for motivation.target_loss: {mot['target_loss']!r} with motivation.name="
+            f"{mot['name']!r} (allowed: {', '.join(allowed)})"
+        )
+    nets = TARGET_NETWORKS.get(mot["target_loss"])
+    if allowed is not None and nets is not None and mot["network"] not in nets:
+        raise ConfigError(
+            f"Invalid value for motivation.network: {mot['network']!r} with motivation.target_loss="
+            f"{mot['target_loss']!r} (allowed: {', '.join(nets)})"
+        )
+    if not cfg["env"]["grayscale"] and not str(cfg["env"]["id"]).startswith("procgen-"):
+        raise ConfigError(
+            f"Invalid value for env.grayscale: false with env.id={cfg['env']['id']!r} (colour frames are offered "
+            "for Procgen ids procgen-<game> only; Atari and the synthetic envs are grey)"
+        )
 
 
 def check_env_id(env_id: str) -> None:
@@ -212,7 +259,7 @@ def check_env_id(env_id: str) -> None:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(
             f"Invalid value for env.id: {env_id!r}{hint} (allowed: {', '.join(SYNTHETIC_ENV_IDS)} or an "
-            f"envpool Atari id such as {', '.join(atari)}, ...)"
+            f"envpool Atari id such as {', '.join(atari)}, ..., or procgen-<game> such as procgen-coinrun)"
         )
 
 
@@ -235,3 +282,4 @@ def validate(cfg: Mapping[str, Any]) -> None:
             f"ppo.num_envs * ppo.num_steps = {ppo['num_envs']} * {ppo['num_steps']} = {batch})"
         )
     check_env_id(cfg["env"]["id"])
+    check_combinations(cfg)

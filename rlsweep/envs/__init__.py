@@ -1,9 +1,9 @@
 """Environment factory: turns an ``env`` config section into a :class:`VecEnv`.
 
 This package owns every environment backend behind the :mod:`rlsweep.envs.base` contract: envpool Atari
-(:mod:`rlsweep.envs.atari`) and the synthetic test envs ``fake``, ``maze`` and ``chain``
-(:mod:`rlsweep.envs.synthetic`). envpool is imported lazily, so the synthetic envs work (and import fast)
-without touching the emulator.
+(:mod:`rlsweep.envs.atari`), Procgen (:mod:`rlsweep.envs.procgen`, ids ``procgen-<game>``) and the synthetic
+test envs ``fake``, ``maze`` and ``chain`` (:mod:`rlsweep.envs.synthetic`). envpool and procgen are imported
+lazily, so the synthetic envs work (and import fast) without touching an emulator.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ _DEFAULTS: dict[str, Any] = {
     "episodic_life": False,
     "noop_max": 30,
     "num_threads": 0,
+    "grayscale": True,
+    "distribution_mode": "exploration",
+    "random_action_prob": 0.0,
     "maze_rooms": 3,
     "maze_room_size": 5,
     "chain_length": 10,
@@ -40,10 +43,11 @@ def _field(cfg: Any, name: str) -> Any:
 
 
 def known_env_ids() -> list[str]:
-    """The synthetic ids followed by envpool's Atari ``-v5`` ids."""
+    """The synthetic ids, envpool's Atari ``-v5`` ids and the Procgen ids ``procgen-<game>``."""
     from rlsweep.envs.atari import atari_env_ids
+    from rlsweep.envs.procgen import procgen_env_ids
 
-    return [*SYNTHETIC_IDS, *atari_env_ids()]
+    return [*SYNTHETIC_IDS, *atari_env_ids(), *procgen_env_ids()]
 
 
 def make_env(cfg: Any, num_envs: int, seed: int) -> VecEnv:
@@ -66,12 +70,28 @@ def make_env(cfg: Any, num_envs: int, seed: int) -> VecEnv:
             return MazeEnv(num_envs, size, stack, max_steps, seed, rooms=rooms, room_size=room_size)
         return ChainEnv(num_envs, size, stack, max_steps, seed, length=int(_field(cfg, "chain_length")))
 
+    if env_id.startswith("procgen-"):
+        from rlsweep.envs.procgen import ProcgenEnv
+
+        return ProcgenEnv(
+            env_id,
+            num_envs,
+            seed,
+            frame_size=size,
+            frame_stack=stack,
+            grayscale=bool(_field(cfg, "grayscale")),
+            distribution_mode=str(_field(cfg, "distribution_mode")),
+            random_action_prob=float(_field(cfg, "random_action_prob")),
+            binary_reward=bool(_field(cfg, "binary_reward")),
+            num_threads=int(_field(cfg, "num_threads")),
+        )
+
     from rlsweep.envs.atari import AtariEnv, atari_env_ids
 
     if env_id not in atari_env_ids():
         raise ValueError(
             f"env.id={env_id!r} is not a known environment; allowed: synthetic fake, maze, chain, "
-            "or an envpool Atari id such as MontezumaRevenge-v5"
+            "an envpool Atari id such as MontezumaRevenge-v5, or procgen-<game> such as procgen-coinrun"
         )
     return AtariEnv(
         env_id,

@@ -96,6 +96,7 @@ class AtariEnv:
         self.env_id = env_id
         self.num_envs = num_envs
         self.obs_shape = (frame_stack, frame_size, frame_size)
+        self.frame_channels = 1  # always grey (the seed's wrapper)
         self.num_actions = int(self._env.action_space.n)
         self._binary_reward = binary_reward
         self._episodic_life = episodic_life
@@ -179,6 +180,10 @@ class AtariEnv:
         if not self._track_rooms:
             return {}
         return {"rooms": float(len(self._run_rooms))}
+
+    def current_rooms(self) -> np.ndarray | None:
+        """Each env's current room as level * 256 + room (from RAM), or None for games without rooms."""
+        return self._last_key.copy() if self._track_rooms else None
 
     def exploration_state(self) -> dict[str, Any]:
         # Sorted lists of [level, room] ints: picklable and loadable by torch.load(weights_only=True).

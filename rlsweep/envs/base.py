@@ -2,8 +2,9 @@
 
 Observations are uint8 arrays of shape (num_envs, C, H, W); for stacked frames the **newest frame is the last
 channel** (envpool's order; the seed's wrappers put it at index 0, so "channel 0" in the seed reads ``obs[:, -1]``
-here). Episodes reset automatically within ``step`` (same-step semantics): when ``done[i]`` is true, ``obs[i]`` is
-already the first observation of env i's next episode, so the training loop never sees a dummy transition.
+here; with RGB frames the newest frame is the last ``frame_channels`` channels). Episodes reset automatically
+within ``step`` (same-step semantics): when ``done[i]`` is true, ``obs[i]`` is already the first observation of
+env i's next episode, so the training loop never sees a dummy transition.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class StepResult:
 
 class VecEnv(Protocol):
     num_envs: int
-    obs_shape: tuple[int, int, int]  # (C, H, W)
+    obs_shape: tuple[int, int, int]  # (C, H, W) = (frame_stack * frame_channels, H, W)
     num_actions: int
+    frame_channels: int  # channels of one frame: 1 (grey) or 3 (RGB Procgen); the newest frame is obs[:, -k:]
 
     def reset(self) -> np.ndarray:
         """Reset every env; returns uint8 (N, C, H, W)."""

@@ -33,6 +33,7 @@ class _PixelVecEnv:
     num_envs: int
     obs_shape: tuple[int, int, int]
     num_actions: int
+    frame_channels = 1  # grey frames
 
     def __init__(self, num_envs: int, frame_size: int, frame_stack: int, max_episode_steps: int, seed: int) -> None:
         if num_envs < 1 or frame_stack < 1 or frame_size < 1 or max_episode_steps < 1:

@@ -9,11 +9,18 @@ initialisation (orthogonal √2, zero biases, ELU: "ReLU or leaky ReLU doesn't w
   3x3/64/s1 p1.
 * arch "c" (model-C-era RND ``ppo_rnd_1_x`` and the SND-V target/predictor ``ppo_cnd_21``): conv 3x3
   16/32/64/64, strides 2,2,2,1, padding 1.
+* arch "std" (the SND paper's ``ST_DIM_CNN`` target of SND-STD and its predictor ``STDModelAtari``): conv 3x3
+  32/64/64/128, strides 2,2,2,1, **ReLU**, every layer orthogonal with gain **0.5** (the paper's choice; it keeps
+  the InfoNCE logits small at the start).
+* arch "vic" (SND-VIC, [SND] ``VICRegModelAtari``): the same ST-DIM target (gain 0.5); the predictor keeps gain
+  √2. The paper's VICReg predictor is a larger encoder with a GELU projection head; here it is the ST-DIM-shaped
+  predictor of method.md §2.6, so that every variant has one predictor shape per conv stack.
 
-After the convs (ELU after each) and a flatten, the target is one linear FC ``feature_dim`` and the predictor
-is FC → ELU → FC → ELU → FC ("trained model needs to be deeper"). The caller normalises the input and decides
-which parameters train: the RND target is frozen by the RND motivation, the SND target is trained by the SND
-one, so nothing here touches ``requires_grad``.
+After the convs (activation after each) and a flatten, the target is one linear FC ``feature_dim`` and the
+predictor is FC → ELU → FC → ELU → FC ("trained model needs to be deeper"). The caller normalises the input and
+decides which parameters train: the RND target is frozen by the RND motivation, the SND target is trained by the
+SND one, so nothing here touches ``requires_grad``. ``DistillationNet.forward_with_map`` also returns an
+intermediate conv map, which the ST-DIM loss compares between consecutive states.
 """
 
 from __future__ import annotations
@@ -23,12 +30,25 @@ from torch import Tensor, nn
 
 from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
 
-DISTILLATION_ARCHS: tuple[str, ...] = ("a", "c")
+DISTILLATION_ARCHS: tuple[str, ...] = ("a", "c", "std", "vic")
+
+_ST_DIM_CONVS = [(32, 3, 2, 1), (64, 3, 2, 1), (64, 3, 2, 1), (128, 3, 1, 1)]
 
 #: (out_channels, kernel, stride, padding) per conv layer.
 _CONV_SPECS: dict[str, list[tuple[int, int, int, int]]] = {
     "a": [(32, 8, 4, 2), (64, 3, 2, 1), (64, 3, 1, 1)],
     "c": [(16, 3, 2, 1), (32, 3, 2, 1), (64, 3, 2, 1), (64, 3, 1, 1)],
+    "std": _ST_DIM_CONVS,
+    "vic": _ST_DIM_CONVS,
+}
+#: Activation after each conv: ELU in the author's nets ("ReLU or leaky ReLU doesn't work"), ReLU in ST_DIM_CNN.
+_CONV_ACTIVATION: dict[str, type[nn.Module]] = {"a": nn.ELU, "c": nn.ELU, "std": nn.ReLU, "vic": nn.ReLU}
+#: Orthogonal gains (target, predictor) per arch.
+_GAINS: dict[str, tuple[float, float]] = {
+    "a": (SQRT2, SQRT2),
+    "c": (SQRT2, SQRT2),
+    "std": (0.5, 0.5),
+    "vic": (0.5, SQRT2),
 }
 
 
@@ -43,6 +63,21 @@ class DistillationNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.encoder(x))
 
+    def forward_with_map(self, x: Tensor, conv_index: int) -> tuple[Tensor, Tensor]:
+        """``(features, map)``: the output and the activated output of conv ``conv_index`` (0-based), (B, C, h, w)."""
+        seen = -1
+        fmap: Tensor | None = None
+        h = x
+        for module in self.encoder:
+            h = module(h)
+            if isinstance(module, nn.Conv2d):
+                seen += 1
+            elif seen == conv_index and fmap is None and not isinstance(module, nn.Flatten):
+                fmap = h  # the activation right after the wanted conv closes that layer
+        if fmap is None:
+            raise ValueError(f"conv_index {conv_index} out of range for {len(self.conv_layers())} conv layers")
+        return self.head(h), fmap
+
     def linear_layers(self) -> list[nn.Linear]:
         """The FC layers after the convs, in order (1 for a target, 3 for a predictor)."""
         return [m for m in self.head if isinstance(m, nn.Linear)]
@@ -51,11 +86,11 @@ class DistillationNet(nn.Module):
         return [m for m in self.encoder if isinstance(m, nn.Conv2d)]
 
 
-def _encoder(arch: str, in_shape: tuple[int, int, int]) -> tuple[nn.Sequential, int]:
+def _encoder(arch: str, in_shape: tuple[int, int, int], gain: float) -> tuple[nn.Sequential, int]:
     channels, side, _ = in_shape
     layers: list[nn.Module] = []
     for out_ch, kernel, stride, padding in _CONV_SPECS[arch]:
-        layers += [layer_init(nn.Conv2d(channels, out_ch, kernel, stride, padding), SQRT2), nn.ELU()]
+        layers += [layer_init(nn.Conv2d(channels, out_ch, kernel, stride, padding), gain), _CONV_ACTIVATION[arch]()]
         channels, side = out_ch, conv_out(side, kernel, stride, padding)
     layers.append(nn.Flatten())
     return nn.Sequential(*layers), channels * side * side
@@ -84,7 +119,7 @@ def _coupled_orthogonal_(first: Tensor, second: Tensor, gain: float) -> None:
 def build_distillation_nets(
     arch: str, in_shape: tuple[int, int, int], feature_dim: int = 512, coupled_init: bool = False
 ) -> tuple[DistillationNet, DistillationNet]:
-    """Return ``(target, predictor)`` for ``arch`` ("a" or "c") reading float (B, *in_shape) frames.
+    """Return ``(target, predictor)`` for ``arch`` (one of DISTILLATION_ARCHS) reading float (B, *in_shape) frames.
 
     ``coupled_init=True`` re-initialises every layer the two nets share in shape (the convs and the first FC)
     with :func:`_coupled_orthogonal_` (predictor takes the first half of the rows, target the second); the
@@ -97,26 +132,29 @@ def build_distillation_nets(
     in_shape = (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]))
     check_square_frame(in_shape)
 
-    target_encoder, flat = _encoder(arch, in_shape)
-    target = DistillationNet(target_encoder, nn.Sequential(layer_init(nn.Linear(flat, feature_dim), SQRT2)))
+    target_gain, predictor_gain = _GAINS[arch]
+    target_encoder, flat = _encoder(arch, in_shape, target_gain)
+    target = DistillationNet(target_encoder, nn.Sequential(layer_init(nn.Linear(flat, feature_dim), target_gain)))
 
-    predictor_encoder, _ = _encoder(arch, in_shape)
+    predictor_encoder, _ = _encoder(arch, in_shape, predictor_gain)
     predictor = DistillationNet(
         predictor_encoder,
         nn.Sequential(
-            layer_init(nn.Linear(flat, feature_dim), SQRT2),
+            layer_init(nn.Linear(flat, feature_dim), predictor_gain),
             nn.ELU(),
-            layer_init(nn.Linear(feature_dim, feature_dim), SQRT2),
+            layer_init(nn.Linear(feature_dim, feature_dim), predictor_gain),
             nn.ELU(),
-            layer_init(nn.Linear(feature_dim, feature_dim), SQRT2),
+            layer_init(nn.Linear(feature_dim, feature_dim), predictor_gain),
         ),
     )
 
     if coupled_init:
+        if target_gain != predictor_gain:
+            raise ValueError(f"coupled_init needs equal target and predictor gains; arch {arch!r} has none")
         shared_pairs: list[tuple[nn.Conv2d | nn.Linear, nn.Conv2d | nn.Linear]] = [
             *zip(predictor.conv_layers(), target.conv_layers(), strict=True),
             (predictor.linear_layers()[0], target.linear_layers()[0]),
         ]
         for pred_layer, target_layer in shared_pairs:
-            _coupled_orthogonal_(pred_layer.weight, target_layer.weight, SQRT2)
+            _coupled_orthogonal_(pred_layer.weight, target_layer.weight, target_gain)
     return target, predictor

@@ -1,10 +1,31 @@
-"""The protocol every motivation implements; the training loop knows nothing else about it."""
+"""The protocol every motivation implements, and the minibatch it trains on; the loop knows nothing else."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+
+
+@dataclass
+class MotivationBatch:
+    """What one motivation update sees: a minibatch of transitions plus the whole current rollout.
+
+    RND reads ``obs`` only; SND-VIC and SND-STD pair ``obs`` with ``next_obs`` (consecutive states); SND-V draws
+    its pairs from ``rollout_obs`` (method.md §4.6: "pairs from the current rollout buffer").
+    """
+
+    obs: torch.Tensor  # uint8 (B, C, H, W): s_t, the states the actions were taken in
+    next_obs: torch.Tensor  # uint8 (B, C, H, W): s_{t+1}; after a done, the next episode's first state
+    indices: torch.Tensor  # long (B,): rows of ``rollout_obs`` the minibatch was taken from
+    rollout_obs: torch.Tensor  # uint8 (T * N, C, H, W): every state of the current rollout (a view, not a copy)
+
+    @classmethod
+    def from_obs(cls, obs: torch.Tensor, next_obs: torch.Tensor | None = None) -> MotivationBatch:
+        """A batch that is its own rollout (tests, tools): ``next_obs`` defaults to ``obs``."""
+        indices = torch.arange(obs.shape[0], device=obs.device)
+        return cls(obs, obs if next_obs is None else next_obs, indices, obs)
 
 
 class Motivation(Protocol):
@@ -19,8 +40,8 @@ class Motivation(Protocol):
         """Intrinsic reward (N,) for the states the actions are taken in; no gradient."""
         ...
 
-    def update(self, obs: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on a minibatch of observations; returns loss/motivation metrics."""
+    def update(self, batch: MotivationBatch) -> dict[str, float]:
+        """One optimisation step on a minibatch; returns loss/motivation metrics."""
         ...
 
     def state_dict(self) -> dict[str, Any]: ...

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from rlsweep.motivation.base import MotivationBatch
+
 
 class NoMotivation:
     name = "none"
@@ -17,7 +19,7 @@ class NoMotivation:
     def reward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.zeros(obs.shape[0], device=obs.device)
 
-    def update(self, obs: torch.Tensor) -> dict[str, float]:
+    def update(self, batch: MotivationBatch) -> dict[str, float]:
         return {}
 
     def state_dict(self) -> dict[str, Any]:

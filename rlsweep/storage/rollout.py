@@ -21,6 +21,7 @@ class RolloutStorage:
         self.rewards_ext = torch.zeros((t, n), device=device)
         self.rewards_int = torch.zeros((t, n), device=device)
         self.dones = torch.zeros((t, n), device=device)
+        self.last_obs = torch.zeros((n, *obs_shape), dtype=torch.uint8, device=device)  # s_T, after the last step
 
     def insert(
         self,
@@ -45,3 +46,20 @@ class RolloutStorage:
 
     def flat_obs(self) -> torch.Tensor:
         return self.obs.reshape(-1, *self.obs.shape[2:])
+
+    def set_last_obs(self, obs: torch.Tensor) -> None:
+        """Store s_T, the observation after the rollout's last step (the successor of the last stored states)."""
+        self.last_obs.copy_(obs)
+
+    def next_obs(self, idx: torch.Tensor) -> torch.Tensor:
+        """s_{t+1} for rows ``idx`` of :meth:`flat_obs` (row = t * N + n), gathered without copying the rollout.
+
+        With same-step autoreset, the successor of a done step is the next episode's first observation.
+        """
+        flat = self.flat_obs()
+        nxt = idx + self.num_envs
+        inside = nxt < flat.shape[0]
+        out = flat[nxt.clamp(max=flat.shape[0] - 1)]
+        if not bool(inside.all()):
+            out[~inside] = self.last_obs[idx[~inside] % self.num_envs]
+        return out

@@ -98,7 +98,95 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
         }
         for name, (model, nir, gain) in SEED_TABLE.items()
     },
+    # SND options (method.md §3.4, §4.6-4.7) and the Procgen games (§3.5).
+    ("motivation", "snd_v"): {
+        "motivation.name": "snd_v",
+        "motivation.network": "c",
+        "motivation.target_loss": "mse",
+        "motivation.reward_scale": 0.5,
+        "motivation.reward_reduction": "mean",
+        "motivation.obs_norm": "none",
+        "motivation.pair_far_prob": 0.5,
+        "motivation.augmentations": "mask+noise",
+        "motivation.aug_prob": 0.5,
+        "motivation.magnitude_threshold": 200.0,
+    },
+    ("motivation", "snd_vic"): {
+        "motivation.name": "snd_vic",
+        "motivation.target_loss": "vicreg",
+        "motivation.network": "vic",
+    },
+    ("motivation", "snd_std"): {
+        "motivation.name": "snd_std",
+        "motivation.target_loss": "stdim",
+        "motivation.network": "std",
+    },
+    **{
+        ("env", game): {
+            "env.id": f"procgen-{game}",
+            "env.frame_size": 64,
+            "env.frame_stack": 2,
+            "env.grayscale": False,
+            "env.distribution_mode": "exploration",
+            "env.random_action_prob": 0.01,
+        }
+        for game in ("caveflyer", "climber", "coinrun", "jumper")
+    },
+    ("experiment", "ppo_snd_c_0"): {"model.name": "C", "motivation.name": "snd_v", "motivation.obs_norm": "mean"},
+    ("experiment", "ppo_snd_c_3"): {
+        "model.name": "C",
+        "motivation.name": "snd_v",
+        "motivation.obs_norm": "mean_std",
+        "motivation.obs_norm_clip": 1.0,
+        "motivation.reward_scale": 0.5,
+    },
+    ("experiment", "ppo_snd_c_4"): {
+        "model.name": "C",
+        "motivation.name": "snd_v",
+        "motivation.obs_norm": "none",
+        "motivation.predictor_updates": "one_pass",
+        "ppo.minibatch_sampling": "permutation",
+    },
+    **{
+        ("experiment", f"paper_{variant}_{game}"): {
+            "model.name": "C",
+            "motivation.name": motivation,
+            "ppo.minibatch_sampling": "permutation",
+            "budget.total_steps": 64_000_000 if game in ("caveflyer", "climber", "coinrun", "jumper") else 128_000_000,
+        }
+        for variant, motivation in {
+            "baseline": "none",
+            "rnd": "rnd",
+            "snd_v": "snd_v",
+            "snd_vic": "snd_vic",
+            "snd_std": "snd_std",
+        }.items()
+        for game in (
+            "montezuma",
+            "gravitar",
+            "venture",
+            "private_eye",
+            "pitfall",
+            "solaris",
+            "caveflyer",
+            "climber",
+            "coinrun",
+            "jumper",
+        )
+    },
 }
+
+# The paper's per-game intrinsic scale (motivation_eta, method.md §3.4).
+PAPER_ETA = {
+    "snd_std": {"montezuma": 1.0, "gravitar": 1.0, "pitfall": 1.0, "jumper": 1.0, "climber": 1.0,
+                "private_eye": 0.5, "solaris": 0.5, "caveflyer": 0.5, "venture": 0.25, "coinrun": 0.25},
+    "snd_vic": {"caveflyer": 0.5, "climber": 0.5, "coinrun": 0.5, "jumper": 0.5},
+}  # fmt: skip
+for _variant, _etas in PAPER_ETA.items():
+    for _game in ("montezuma", "gravitar", "venture", "private_eye", "pitfall", "solaris",
+                  "caveflyer", "climber", "coinrun", "jumper"):  # fmt: skip
+        _eta = _etas.get(_game, 0.25)
+        EXPECTED[("experiment", f"paper_{_variant}_{_game}")]["motivation.reward_scale"] = _eta
 
 
 def _group_options() -> list[tuple[str, str]]:

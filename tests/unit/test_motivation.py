@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from rlsweep.config.schema import MotivationConfig
-from rlsweep.motivation import RND, NoMotivation, RunningMeanStd, build_motivation
+from rlsweep.motivation import RND, MotivationBatch, NoMotivation, RunningMeanStd, build_motivation
 
 OBS_SHAPE = (4, 32, 32)
 CPU = torch.device("cpu")
@@ -103,7 +103,7 @@ def test_rnd_target_is_frozen_and_predictor_trains() -> None:
     assert all(not p.requires_grad for p in rnd.target.parameters())
     assert all(p.requires_grad for p in rnd.predictor.parameters())
 
-    metrics = rnd.update(_obs(16, 0))
+    metrics = rnd.update(MotivationBatch.from_obs(_obs(16, 0)))
 
     assert all(p.grad is None for p in rnd.target.parameters())
     assert all(torch.equal(b, p) for b, p in zip(target_before, rnd.target.parameters(), strict=True))
@@ -118,7 +118,7 @@ def test_rnd_predictor_loss_falls_on_a_fixed_batch() -> None:
     obs = _obs(16, 1)
     first = _sq_diff(rnd, obs).mean().item()
     for _ in range(50):
-        rnd.update(obs)
+        rnd.update(MotivationBatch.from_obs(obs))
     last = _sq_diff(rnd, obs).mean().item()
     assert last < 0.5 * first
 
@@ -247,7 +247,7 @@ def test_rnd_state_dict_round_trip() -> None:
     cfg = replace(RAW, obs_norm="mean")
     src = _rnd(cfg, seed=0)
     src.update_stats(_obs(4, 40))
-    src.update(_obs(8, 41))
+    src.update(MotivationBatch.from_obs(_obs(8, 41)))
     dst = _rnd(cfg, seed=1)  # different initial nets, empty statistics
     obs = _obs(4, 42)
     assert not torch.allclose(dst.reward(obs), src.reward(obs))
@@ -259,9 +259,9 @@ def test_rnd_state_dict_round_trip() -> None:
     assert torch.equal(dst.obs_rms.mean, src.obs_rms.mean)
     # The optimiser state travels too: one more identical step keeps the two identical.
     torch.manual_seed(3)
-    src.update(obs)
+    src.update(MotivationBatch.from_obs(obs))
     torch.manual_seed(3)
-    dst.update(obs)
+    dst.update(MotivationBatch.from_obs(obs))
     torch.testing.assert_close(dst.reward(obs), src.reward(obs), rtol=0, atol=0)
 
 
@@ -277,7 +277,7 @@ def test_no_motivation_gives_zero_reward_and_trains_nothing() -> None:
     r = m.reward(obs)
     assert r.shape == (7,)
     assert torch.equal(r, torch.zeros(7))
-    assert m.update(obs) == {}
+    assert m.update(MotivationBatch.from_obs(obs)) == {}
     assert m.state_dict() == {}
 
 

@@ -1,0 +1,130 @@
+"""The distillation machinery RND and every SND variant share: frame selection, input normalisation, the
+predictor and its masked loss, the intrinsic reward, the running statistics and checkpoint state.
+
+A subclass decides only what RND and SND disagree on: whether and how the target trains (RND freezes it; SND
+trains it with a self-supervised loss in ``update``). Details and sources: the package docstring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlsweep.config.schema import MotivationConfig
+from rlsweep.models import build_distillation_nets
+from rlsweep.motivation.base import MotivationBatch
+from rlsweep.motivation.normalizers import RunningMeanStd
+
+
+class Distillation:
+    """Target and predictor on the newest frame; r_int = scale * error, optionally / running std, clipped."""
+
+    name = "distillation"
+    frozen_target = True
+
+    def __init__(
+        self, cfg: MotivationConfig, obs_shape: tuple[int, int, int], device: torch.device, frame_channels: int = 1
+    ) -> None:
+        if frame_channels < 1 or obs_shape[0] % frame_channels:
+            raise ValueError(f"frame_channels={frame_channels} does not divide the observation's {obs_shape[0]}")
+        self.cfg = cfg
+        self.device = device
+        self.frame_channels = frame_channels
+        # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
+        self.needs_warmup = cfg.obs_norm != "none"
+        self.frame_shape = (frame_channels, obs_shape[1], obs_shape[2])
+        target, predictor = build_distillation_nets(cfg.network, self.frame_shape, coupled_init=cfg.coupled_init)
+        self.target = target.to(device)
+        self.predictor = predictor.to(device)
+        if self.frozen_target:
+            for p in self.target.parameters():
+                p.requires_grad_(False)  # the RND target is a fixed random function
+        self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=cfg.learning_rate)
+        self.obs_rms = RunningMeanStd(self.frame_shape, device)
+        self.reward_rms = RunningMeanStd((), device)
+
+    # ---- inputs ------------------------------------------------------------------------------------------------
+    def _frame(self, obs: torch.Tensor) -> torch.Tensor:
+        """Newest frame in [0, 1], shape (B, frame_channels, H, W)."""
+        return obs[:, -self.frame_channels :].float() / 255.0
+
+    def _normalise(self, frame: torch.Tensor) -> torch.Tensor:
+        if self.cfg.obs_norm == "none":
+            return frame
+        centred = frame - self.obs_rms.mean.float()
+        if self.cfg.obs_norm == "mean":
+            return centred
+        clip = self.cfg.obs_norm_clip
+        return (centred / (self.obs_rms.std.float() + 1e-8)).clamp(-clip, clip)
+
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """What both networks read: the newest frame of uint8 observations, normalised as configured."""
+        return self._normalise(self._frame(obs))
+
+    def update_stats(self, obs: torch.Tensor) -> None:
+        self.obs_rms.update(self._frame(obs))
+
+    # ---- reward ------------------------------------------------------------------------------------------------
+    def _error(self, obs: torch.Tensor) -> torch.Tensor:
+        """Element-wise squared distillation error (B, features); gradient reaches the predictor only."""
+        x = self.inputs(obs)
+        with torch.no_grad():
+            target = self.target(x)
+        return (target - self.predictor(x)) ** 2
+
+    @torch.no_grad()
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """Target features (B, feature_dim) of uint8 observations (for analysis)."""
+        return self.target(self.inputs(obs))
+
+    @torch.no_grad()
+    def reward(self, obs: torch.Tensor) -> torch.Tensor:
+        err = self._error(obs)
+        r = err.sum(dim=1) / 2 if self.cfg.reward_reduction == "sum_half" else err.mean(dim=1)
+        r = self.cfg.reward_scale * r
+        if self.cfg.normalise_int_reward:
+            self.reward_rms.update(r)
+            r = r / (self.reward_rms.std.float() + 1e-8)
+        if self.cfg.reward_clip > 0:
+            r = r.clamp(0.0, self.cfg.reward_clip)
+        return r
+
+    # ---- predictor ---------------------------------------------------------------------------------------------
+    def predictor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked mean squared error and the mask's kept fraction."""
+        err = self._error(obs)
+        shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
+        mask = (torch.rand(shape, device=err.device) < self.cfg.update_proportion).float()
+        mask = mask.expand_as(err)
+        loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
+        return loss, mask.mean()
+
+    def predictor_step(self, obs: torch.Tensor) -> dict[str, float]:
+        loss, kept = self.predictor_loss(obs)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss/motivation": loss.item(), "motivation/mask_kept": kept.item()}
+
+    def update(self, batch: MotivationBatch) -> dict[str, float]:
+        return self.predictor_step(batch.obs)
+
+    # ---- checkpoint --------------------------------------------------------------------------------------------
+    def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer | RunningMeanStd]:
+        """Everything with state, by checkpoint key; subclasses add theirs."""
+        return {
+            "target": self.target,
+            "predictor": self.predictor,
+            "optimizer": self.optimizer,
+            "obs_rms": self.obs_rms,
+            "reward_rms": self.reward_rms,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {key: part.state_dict() for key, part in self._modules().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, part in self._modules().items():
+            part.load_state_dict(state[key])

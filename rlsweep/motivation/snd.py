@@ -1,0 +1,125 @@
+"""Self-supervised Network Distillation: RND whose target is trained by a self-supervised loss (SND-V,
+SND-VIC, SND-STD). Details and sources: the package docstring.
+
+Each ``update`` makes one predictor step (the shared masked distillation loss; the target's features are
+computed without gradient, so the predictor never trains the target) and one target step with the target's own
+Adam on the variant's loss. Both follow ``motivation.predictor_updates`` (per PPO minibatch, or one pass).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlsweep.config.schema import MotivationConfig
+from rlsweep.motivation.base import MotivationBatch
+from rlsweep.motivation.distillation import Distillation
+from rlsweep.motivation.normalizers import RunningMeanStd
+from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sample_pairs, stdim_loss, vicreg_loss
+
+#: ST-DIM's local features: the activated output of the third conv (64 channels) of the ST_DIM_CNN.
+_STDIM_LOCAL_CONV = 2
+
+
+class SND(Distillation):
+    """Shared SND behaviour: a trainable target with its own optimiser; subclasses define ``target_loss``."""
+
+    name = "snd"
+    frozen_target = False
+
+    def __init__(
+        self, cfg: MotivationConfig, obs_shape: tuple[int, int, int], device: torch.device, frame_channels: int = 1
+    ) -> None:
+        super().__init__(cfg, obs_shape, device, frame_channels)
+        self.heads = self._heads().to(device)
+        params = [*self.target.parameters(), *self.heads.parameters()]
+        self.target_optimizer = torch.optim.Adam(params, lr=cfg.target_learning_rate)
+
+    def _heads(self) -> nn.Module:
+        """Extra trainable modules of the target loss (none by default)."""
+        return nn.Identity()
+
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def update(self, batch: MotivationBatch) -> dict[str, float]:
+        stats = self.predictor_step(batch.obs)
+        loss, extra = self.target_loss(batch)
+        self.target_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.target_optimizer.step()
+        return {**stats, "loss/motivation_target": loss.item(), **extra}
+
+    def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer | RunningMeanStd]:
+        return {**super()._modules(), "heads": self.heads, "target_optimizer": self.target_optimizer}
+
+
+class SNDV(SND):
+    """SND-V: contrastive MSE on augmented pairs drawn from the current rollout (method.md §4.6, §4.8).
+
+    ``target_loss=vicreg`` is the author's other option: VICReg between two augmented views of the same states.
+    """
+
+    name = "snd_v"
+
+    def views(self, batch: MotivationBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_a, x_b, labels)``: augmented, normalised newest frames of sampled pairs (labels 0 close, 1 far)."""
+        cfg = self.cfg
+        rollout = batch.rollout_obs
+        count = cfg.target_batch_size
+        if cfg.target_loss == "vicreg":
+            idx_a = torch.randint(0, rollout.shape[0], (count,), device=rollout.device)
+            idx_b, labels = idx_a, torch.zeros(count, device=rollout.device)
+        else:
+            idx_a, idx_b, labels = sample_pairs(count, rollout.shape[0], cfg.pair_far_prob, rollout.device)
+
+        def view(idx: torch.Tensor) -> torch.Tensor:
+            x = self.inputs(rollout[idx])
+            return augment(x, cfg.augmentations, cfg.aug_prob, cfg.aug_tile_drop, cfg.aug_noise)
+
+        return view(idx_a), view(idx_b), labels
+
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        xa, xb, labels = self.views(batch)
+        za, zb = self.target(xa), self.target(xb)
+        if cfg.target_loss == "vicreg":
+            loss, parts = vicreg_loss(za, zb, cfg.vicreg_inv, cfg.vicreg_var, cfg.vicreg_cov)
+            return loss, {f"motivation/vicreg_{k}": v.item() for k, v in parts.items()}
+        loss, loss_sim, magnitude = contrastive_mse_loss(za, zb, labels, cfg.magnitude_threshold)
+        return loss, {"motivation/target_sim": loss_sim.item(), "motivation/target_magnitude": magnitude.item()}
+
+
+class SNDVIC(SND):
+    """SND-VIC: VICReg between consecutive states (s_t, s_{t+1}), no augmentation (method.md §4.7)."""
+
+    name = "snd_vic"
+
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        za, zb = self.target(self.inputs(batch.obs)), self.target(self.inputs(batch.next_obs))
+        loss, parts = vicreg_loss(za, zb, cfg.vicreg_inv, cfg.vicreg_var, cfg.vicreg_cov)
+        return loss, {f"motivation/vicreg_{k}": v.item() for k, v in parts.items()}
+
+
+class SNDSTD(SND):
+    """SND-STD: ST-DIM InfoNCE between s_{t+1}'s global and local features and s_t's local ones, plus the
+    paper's two small regularisers (method.md §4.7)."""
+
+    name = "snd_std"
+
+    def _heads(self) -> nn.Module:
+        local_depth = self.target.conv_layers()[_STDIM_LOCAL_CONV].out_channels
+        feature_dim = self.target.linear_layers()[-1].out_features
+        return STDIMHeads(feature_dim, local_depth)
+
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        assert isinstance(self.heads, STDIMHeads)
+        z_t, local_t = self.target.forward_with_map(self.inputs(batch.obs), _STDIM_LOCAL_CONV)
+        z_next, local_next = self.target.forward_with_map(self.inputs(batch.next_obs), _STDIM_LOCAL_CONV)
+        infonce, logit_norm = stdim_loss(z_next, local_t, local_next, self.heads)
+        # The paper's "uniformity" term: -mean over samples of the std across one sample's features.
+        spread = -z_t.std(dim=1).mean()
+        loss = infonce + cfg.stdim_norm_coef * logit_norm + cfg.stdim_std_coef * spread
+        return loss, {"motivation/stdim_infonce": infonce.item(), "motivation/stdim_logit_norm": logit_norm.item()}
