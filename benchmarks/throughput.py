@@ -365,75 +365,22 @@ def fill_rollout(cfg: Any, parts: Any, frames: Any, device: Any) -> None:
     storage.set_last_obs(storage.obs[-1])
 
 
-def _motivation_helpers() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The loop's own per-minibatch / one-pass motivation helpers; local copies if the loop renamed them."""
-    from rlsweep.training import loop
-
-    update_on = getattr(loop, "_update_on", None)
-    one_pass = getattr(loop, "_one_pass", None)
-    if update_on is not None and one_pass is not None:
-        return update_on, one_pass
-
-    import torch
-
-    from rlsweep.motivation import MotivationBatch
-
-    def _batch(storage: Any, idx: Any) -> Any:
-        flat = storage.flat_obs()
-        return MotivationBatch(obs=flat[idx], next_obs=storage.next_obs(idx), indices=idx, rollout_obs=flat)
-
-    def _update_on(motivation: Any, storage: Any, idx: Any) -> dict[str, float]:
-        return motivation.update(_batch(storage, idx))  # type: ignore[no-any-return]
-
-    def _one_pass(motivation: Any, storage: Any, minibatch: int) -> dict[str, float]:
-        size = storage.num_steps * storage.num_envs
-        stats: dict[str, float] = {}
-        for start in range(0, size, minibatch):
-            idx = torch.arange(start, min(start + minibatch, size), device=storage.obs.device)
-            stats = motivation.update(_batch(storage, idx))
-        return stats
-
-    return _update_on, _one_pass
-
-
 def bench_update(cfg: Any, parts: Any, device: Any, clock: Clock, repeats: int) -> dict[str, Any]:
     """One iteration's learning: V(s_T), GAE per stream, PPO epochs with the motivation's updates."""
     import torch
 
-    from rlsweep.agent import compute_gae
-    from rlsweep.agent.ppo import Batch
-
     policy, updater, motivation, storage = parts
     ppo = cfg.ppo
-    update_on, one_pass = _motivation_helpers()
+    from rlsweep.agent import rollout_batch
+    from rlsweep.training.loop import update
 
     def gae_part() -> Any:
         with torch.no_grad():
             last = policy(storage.last_obs.float() / 255.0)
-        adv_ext, ret_ext = compute_gae(
-            storage.rewards_ext, storage.values_ext, storage.dones, last.value_ext,
-            ppo.gamma_ext, ppo.gae_lambda, episodic=True, bootstrap_last=ppo.bootstrap_last,
-        )  # fmt: skip
-        adv_int, ret_int = compute_gae(
-            storage.rewards_int, storage.values_int, storage.dones, last.value_int,
-            ppo.gamma_int, ppo.gae_lambda, episodic=ppo.int_episodic, bootstrap_last=ppo.bootstrap_last,
-        )  # fmt: skip
-        advantages = ppo.ext_adv_coef * adv_ext + ppo.int_adv_coef * adv_int
-        return Batch(
-            obs=storage.flat_obs(),
-            actions=storage.actions.reshape(-1),
-            logprobs=storage.logprobs.reshape(-1),
-            advantages=advantages.reshape(-1),
-            returns_ext=ret_ext.reshape(-1),
-            returns_int=ret_int.reshape(-1),
-        )
+        return rollout_batch(storage, last.value_ext, last.value_int, ppo)
 
     def ppo_part(batch: Any) -> None:
-        if cfg.motivation.predictor_updates == "per_minibatch":
-            updater.update(batch, after_minibatch=partial(update_on, motivation, storage))
-        else:
-            updater.update(batch)
-            one_pass(motivation, storage, ppo.minibatch_size)
+        update(updater, motivation, storage, batch, cfg.motivation.predictor_updates)
 
     def ppo_only(batch: Any) -> None:
         updater.update(batch)

@@ -16,6 +16,23 @@ Implementation details and their sources:
 """
 
 from rlsweep.agent.gae import compute_gae
-from rlsweep.agent.ppo import PPOLossTerms, PPOUpdater, explained_variance, minibatch_indices, ppo_loss
+from rlsweep.agent.ppo import (
+    Batch,
+    PPOLossTerms,
+    PPOUpdater,
+    explained_variance,
+    minibatch_indices,
+    ppo_loss,
+    rollout_batch,
+)
 
-__all__ = ["PPOLossTerms", "PPOUpdater", "compute_gae", "explained_variance", "minibatch_indices", "ppo_loss"]
+__all__ = [
+    "Batch",
+    "PPOLossTerms",
+    "PPOUpdater",
+    "compute_gae",
+    "explained_variance",
+    "minibatch_indices",
+    "ppo_loss",
+    "rollout_batch",
+]

@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
+from rlsweep.agent.gae import compute_gae
 from rlsweep.config.schema import PPOConfig
+from rlsweep.storage import RolloutStorage
 
 
 @dataclass
@@ -81,6 +83,29 @@ class Batch:
     advantages: torch.Tensor  # combined: ext_adv_coef * A_ext + int_adv_coef * A_int
     returns_ext: torch.Tensor
     returns_int: torch.Tensor
+
+
+def rollout_batch(
+    storage: RolloutStorage, last_value_ext: torch.Tensor, last_value_int: torch.Tensor, cfg: PPOConfig
+) -> Batch:
+    """GAE per stream from a filled rollout (V(s_T) given), combined 2:1, flattened for the update."""
+    adv_ext, ret_ext = compute_gae(
+        storage.rewards_ext, storage.values_ext, storage.dones, last_value_ext,
+        cfg.gamma_ext, cfg.gae_lambda, episodic=True, bootstrap_last=cfg.bootstrap_last,
+    )  # fmt: skip
+    adv_int, ret_int = compute_gae(
+        storage.rewards_int, storage.values_int, storage.dones, last_value_int,
+        cfg.gamma_int, cfg.gae_lambda, episodic=cfg.int_episodic, bootstrap_last=cfg.bootstrap_last,
+    )  # fmt: skip
+    advantages = cfg.ext_adv_coef * adv_ext + cfg.int_adv_coef * adv_int
+    return Batch(
+        obs=storage.flat_obs(),
+        actions=storage.actions.reshape(-1),
+        logprobs=storage.logprobs.reshape(-1),
+        advantages=advantages.reshape(-1),
+        returns_ext=ret_ext.reshape(-1),
+        returns_int=ret_int.reshape(-1),
+    )
 
 
 class PPOUpdater:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from rlsweep.agent import PPOUpdater, compute_gae, explained_variance
+from rlsweep.agent import PPOUpdater, explained_variance, rollout_batch
 from rlsweep.agent.ppo import Batch
 from rlsweep.config.schema import Config
 from rlsweep.envs import EpisodeInfo, VecEnv, make_env
@@ -139,31 +139,11 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             with torch.no_grad():
                 last = policy(obs.float() / 255.0)
-            adv_ext, ret_ext = compute_gae(
-                storage.rewards_ext, storage.values_ext, storage.dones, last.value_ext,
-                ppo.gamma_ext, ppo.gae_lambda, episodic=True, bootstrap_last=ppo.bootstrap_last,
-            )  # fmt: skip
-            adv_int, ret_int = compute_gae(
-                storage.rewards_int, storage.values_int, storage.dones, last.value_int,
-                ppo.gamma_int, ppo.gae_lambda, episodic=ppo.int_episodic, bootstrap_last=ppo.bootstrap_last,
-            )  # fmt: skip
-            advantages = ppo.ext_adv_coef * adv_ext + ppo.int_adv_coef * adv_int
-            batch = Batch(
-                obs=storage.flat_obs(),
-                actions=storage.actions.reshape(-1),
-                logprobs=storage.logprobs.reshape(-1),
-                advantages=advantages.reshape(-1),
-                returns_ext=ret_ext.reshape(-1),
-                returns_int=ret_int.reshape(-1),
-            )
+            batch = rollout_batch(storage, last.value_ext, last.value_int, ppo)
 
             # 3. PPO epochs; the motivation (predictor, and SND's target) trains per minibatch (seed) or in one
             #    pass afterwards (paper).
-            if cfg.motivation.predictor_updates == "per_minibatch":
-                stats = updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
-            else:
-                stats = updater.update(batch)
-                stats.update(_one_pass(motivation, storage, ppo.minibatch_size))
+            stats = update(updater, motivation, storage, batch, cfg.motivation.predictor_updates)
             phase["update"] += time.perf_counter() - t0
             iteration += 1
 
@@ -175,8 +155,8 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 metrics.update(episodes.flush())
                 metrics.update({f"explore/{k}": float(v) for k, v in envs.exploration().items()})
                 metrics.update(stats)
-                metrics["ppo/explained_var_ext"] = explained_variance(storage.values_ext, ret_ext)
-                metrics["ppo/explained_var_int"] = explained_variance(storage.values_int, ret_int)
+                metrics["ppo/explained_var_ext"] = explained_variance(storage.values_ext.reshape(-1), batch.returns_ext)
+                metrics["ppo/explained_var_int"] = explained_variance(storage.values_int.reshape(-1), batch.returns_int)
                 metrics["motivation/int_reward_mean"] = float(r_int_all.mean())
                 metrics["motivation/int_reward_std"] = float(r_int_all.std())
                 metrics["motivation/int_reward_max"] = float(r_int_all.max())
@@ -212,6 +192,17 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
     finally:
         tracker.finish(status, summary)
         envs.close()
+
+
+def update(
+    updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage, batch: Batch, schedule: str
+) -> dict[str, float]:
+    """PPO epochs, with the motivation trained per minibatch (seed) or in one pass afterwards (SND paper)."""
+    if schedule == "per_minibatch":
+        return updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
+    stats = updater.update(batch)
+    stats.update(_one_pass(motivation, storage, updater.cfg.minibatch_size))
+    return stats
 
 
 def _motivation_batch(storage: RolloutStorage, idx: torch.Tensor) -> MotivationBatch:

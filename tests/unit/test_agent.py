@@ -8,7 +8,6 @@ R_t = g_t + V_t), or by a plain-Python loop written from the same formulas.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -21,15 +20,6 @@ from rlsweep.config.schema import PPOConfig
 from rlsweep.models import build_policy
 
 LAM = 0.95
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    # On small CPU machines torch's multi-threaded QR (orthogonal init) is tens of times slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # T = 3 steps, N = 2 envs. Env 0's episode ends with transition t = 1; env 1 runs through.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -23,15 +22,6 @@ OBS_SHAPE = (4, 32, 32)
 CPU = torch.device("cpu")
 # Raw frames, no clip, no observation normalisation: the reward is the bare distillation error.
 RAW = MotivationConfig(reward_clip=0.0, obs_norm="none")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    # On small CPU machines torch's multi-threaded QR (orthogonal init) is tens of times slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _rnd(cfg: MotivationConfig = RAW, seed: int = 0) -> RND:

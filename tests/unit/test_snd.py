@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -31,14 +30,6 @@ OBS_SHAPE = (4, 32, 32)
 SND_V = MotivationConfig(name="snd_v", network="c", reward_reduction="mean", reward_scale=0.5, obs_norm="none")
 SND_VIC = replace(SND_V, name="snd_vic", network="vic", target_loss="vicreg", reward_scale=0.25)
 SND_STD = replace(SND_V, name="snd_std", network="std", target_loss="stdim", reward_scale=1.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _obs(batch: int, seed: int, shape: tuple[int, int, int] = OBS_SHAPE) -> torch.Tensor:
