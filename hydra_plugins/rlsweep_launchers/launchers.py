@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ class _LedgerLauncher(Launcher):
         self.run(todo, points, sweep_dir, ledger)
         return job_returns(points, ledger)
 
-    def run(self, todo: list[Any], points: list[Any], sweep_dir: Path, ledger: Ledger) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def run(self, todo: list[Any], points: list[Any], sweep_dir: Path, ledger: Ledger) -> None: ...
 
 
 class LocalLauncher(_LedgerLauncher):

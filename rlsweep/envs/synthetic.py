@@ -18,6 +18,7 @@ envs; Python loops only run over the (few) envs whose episode ended on that step
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from rlsweep.envs.base import EpisodeInfo, StepResult
 __all__ = ["ChainEnv", "FakeEnv", "MazeEnv"]
 
 
-class _PixelVecEnv:
+class _PixelVecEnv(ABC):
     """Shared bookkeeping: frame stack, autoreset, episode returns. Subclasses define the dynamics."""
 
     num_envs: int
@@ -52,17 +53,20 @@ class _PixelVecEnv:
         self._arange = np.arange(num_envs)
 
     # ---- hooks for subclasses ------------------------------------------------------------------------------
+    @abstractmethod
     def _reset_envs(self, mask: np.ndarray) -> None:
         """Start a new episode in the envs selected by the bool mask (positions, per-episode counters)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _move(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Apply the actions; return (float32 reward, bool terminated)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _render(self) -> np.ndarray:
         """Current frame of every env, uint8 (N, S, S)."""
-        raise NotImplementedError
+        ...
 
     def _episode_limit(self) -> np.ndarray | int:
         """Agent steps after which an episode is truncated (scalar or per env)."""

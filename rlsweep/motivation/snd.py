@@ -8,6 +8,8 @@ Adam on the variant's loss. Both follow ``motivation.predictor_updates`` (per PP
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sa
 _STDIM_LOCAL_CONV = 2
 
 
-class SND(Distillation):
+class SND(Distillation, ABC):
     """Shared SND behaviour: a trainable target with its own optimiser; subclasses define ``target_loss``."""
 
     name = "snd"
@@ -39,8 +41,8 @@ class SND(Distillation):
         """Extra trainable modules of the target loss (none by default)."""
         return nn.Identity()
 
-    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        raise NotImplementedError
+    @abstractmethod
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]: ...
 
     def update(self, batch: MotivationBatch) -> dict[str, float]:
         stats = self.predictor_step(batch.obs)
