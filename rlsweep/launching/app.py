@@ -122,7 +122,9 @@ def run_task(cfg: DictConfig) -> float | None:
     try:
         result = train(typed, run_dir, info)
     except Exception as e:
-        if ledger is not None:
+        # A preemption exits through submitit's signal handler, which can surface inside torch or envpool
+        # as an ordinary exception: the job is requeued, so the record keeps saying preempted.
+        if ledger is not None and not _preempted(ledger, run_id):
             ledger.update(run_id, status="failed", error=_error_summary(e))
         raise
     finally:
@@ -139,9 +141,13 @@ def run_task(cfg: DictConfig) -> float | None:
 def _terminated(ledger: Ledger | None, run_id: str, signum: int, frame: Any) -> None:
     """SIGTERM (``scancel``, ``kill``): record it, then stop; the last checkpoint is where a rerun resumes."""
     # A requeue after preemption also ends with SIGTERM: the record already says preempted, keep it.
-    if ledger is not None and (ledger.get(run_id) or {}).get("status") != "preempted":
+    if ledger is not None and not _preempted(ledger, run_id):
         ledger.update(run_id, status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
     raise SystemExit(128 + signum)
+
+
+def _preempted(ledger: Ledger, run_id: str) -> bool:
+    return (ledger.get(run_id) or {}).get("status") == "preempted"
 
 
 def _error_summary(e: BaseException) -> str:

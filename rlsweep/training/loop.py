@@ -7,6 +7,7 @@ update in lock-step, log, checkpoint. RND, SND and plain PPO differ only by the 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from functools import partial
@@ -190,7 +191,13 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         summary = {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
         return summary
     finally:
-        tracker.finish(status, summary)
+        try:
+            tracker.finish(status, summary)
+        except Exception as e:
+            if status == "completed":
+                raise
+            # Already failing (or preempted: SLURM may have killed W&B's service first): keep the first error.
+            print(f"[{info['run_id']}] could not close the tracker cleanly: {e!r}", file=sys.stderr, flush=True)
         envs.close()
 
 
