@@ -59,3 +59,16 @@ class VecEnv(Protocol):
     def load_exploration_state(self, state: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class NoExplorationCounters:
+    """For envs without run-wide exploration counters (no rooms or cells to count)."""
+
+    def exploration(self) -> dict[str, float]:
+        return {}
+
+    def exploration_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_exploration_state(self, state: dict[str, Any]) -> None:
+        return None

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, StepResult
+from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult
 
 __all__ = ["PROCGEN_GAMES", "ProcgenEnv", "procgen_env_ids"]
 
@@ -58,7 +58,7 @@ def _import_procgen() -> Any:
     return procgen
 
 
-class ProcgenEnv:
+class ProcgenEnv(NoExplorationCounters):
     """N Procgen games of one kind in one gym3 env, with the seed-style frame stack and episode statistics."""
 
     def __init__(
@@ -168,15 +168,6 @@ class ProcgenEnv:
             self._score[ids] = 0.0
             self._length[ids] = 0
         return StepResult(obs=self._stack.copy(), reward=reward, done=done, episodes=episodes)
-
-    def exploration(self) -> dict[str, float]:
-        return {}
-
-    def exploration_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_exploration_state(self, state: dict[str, Any]) -> None:
-        return None
 
     def close(self) -> None:
         close = getattr(self._env, "close", None)

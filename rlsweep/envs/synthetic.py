@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, StepResult
+from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult
 
 __all__ = ["ChainEnv", "FakeEnv", "MazeEnv"]
 
 
-class _PixelVecEnv(ABC):
+class _PixelVecEnv(NoExplorationCounters, ABC):
     """Shared bookkeeping: frame stack, autoreset, episode returns. Subclasses define the dynamics."""
 
     num_envs: int
@@ -119,15 +119,6 @@ class _PixelVecEnv(ABC):
         if done.any():
             self._stack[done] = frame[done][:, None]
         return StepResult(obs=self._stack.copy(), reward=reward.astype(np.float32), done=done, episodes=episodes)
-
-    def exploration(self) -> dict[str, float]:
-        return {}
-
-    def exploration_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_exploration_state(self, state: dict[str, Any]) -> None:
-        return None
 
     def close(self) -> None:
         return None
