@@ -10,7 +10,9 @@ from torch import nn
 from torch.distributions import Categorical
 
 from rlsweep.agent.gae import compute_gae
-from rlsweep.config.schema import PPOConfig
+from rlsweep.config.schema import PerfConfig, PPOConfig
+from rlsweep.models.policy import PolicyOutput
+from rlsweep.perf import Stats, adam, autocast, compile_modules, mean_stats
 from rlsweep.storage import RolloutStorage
 
 
@@ -111,22 +113,28 @@ def rollout_batch(
 class PPOUpdater:
     """Runs the epochs of minibatch updates; ``after_minibatch`` lets the motivation train in lock-step."""
 
-    def __init__(self, policy: nn.Module, cfg: PPOConfig) -> None:
+    def __init__(self, policy: nn.Module, cfg: PPOConfig, perf: PerfConfig | None = None) -> None:
         self.policy = policy
         self.cfg = cfg
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.perf = perf or PerfConfig()
+        self.optimizer = adam(policy.parameters(), cfg.learning_rate, cfg.adam_eps, fused=self.perf.fused_adam)
+        compile_modules([policy], self.perf.compile)
 
-    def update(
-        self, batch: Batch, after_minibatch: Callable[[torch.Tensor], dict[str, float]] | None = None
-    ) -> dict[str, float]:
+    def forward(self, obs: torch.Tensor) -> PolicyOutput:
+        """The policy on uint8 observations: scaled to [0, 1] on the device, outputs in float32."""
+        device = obs.device
+        with autocast(device, self.perf.autocast):
+            out = self.policy(obs.float() / 255.0)
+        return PolicyOutput(out.logits.float(), out.value_ext.float(), out.value_int.float())
+
+    def update(self, batch: Batch, after_minibatch: Callable[[torch.Tensor], Stats] | None = None) -> Stats:
+        """The PPO epochs; returns the mean of each statistic over the minibatch steps, on the device."""
         cfg = self.cfg
-        sums: dict[str, float] = {}
-        count = 0
+        history: list[Stats] = []
         size = batch.actions.shape[0]
         for _ in range(cfg.update_epochs):
             for idx in minibatch_indices(size, cfg.minibatch_size, cfg.minibatch_sampling, batch.obs.device):
-                obs = batch.obs[idx].float() / 255.0
-                out = self.policy(obs)
+                out = self.forward(batch.obs[idx])
                 adv = batch.advantages[idx]
                 if cfg.normalize_advantages:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -138,19 +146,18 @@ class PPOUpdater:
                 terms.total.backward()
                 grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                stats = {
-                    "loss/total": terms.total.item(),
-                    "loss/policy": terms.policy.item(),
-                    "loss/value_ext": terms.value_ext.item(),
-                    "loss/value_int": terms.value_int.item(),
-                    "loss/entropy": terms.entropy.item(),
-                    "ppo/approx_kl": terms.approx_kl.item(),
-                    "ppo/clipfrac": terms.clipfrac.item(),
-                    "ppo/grad_norm": float(grad_norm),
+                # Tensors, not floats: reading each value would stall the GPU once per statistic and minibatch.
+                stats: Stats = {
+                    "loss/total": terms.total.detach(),
+                    "loss/policy": terms.policy.detach(),
+                    "loss/value_ext": terms.value_ext.detach(),
+                    "loss/value_int": terms.value_int.detach(),
+                    "loss/entropy": terms.entropy.detach(),
+                    "ppo/approx_kl": terms.approx_kl,
+                    "ppo/clipfrac": terms.clipfrac,
+                    "ppo/grad_norm": grad_norm.detach(),
                 }
                 if after_minibatch is not None:
                     stats.update(after_minibatch(idx))
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-        return {k: v / count for k, v in sums.items()}
+                history.append(stats)
+        return mean_stats(history)

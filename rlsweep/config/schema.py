@@ -149,6 +149,21 @@ class DebugConfig:
 
 
 @dataclass
+class PerfConfig:
+    """Speed switches (benchmarks/README.md). None changes what is computed: each gives the same numbers up to
+    floating-point rounding (``autocast`` up to bf16 rounding). A switch is on by default only where it was
+    measured faster; the GPU-only ones stay off until measured on a GPU.
+    """
+
+    fused_adam: bool = True  # one fused Adam kernel over all parameters instead of torch's per-tensor loop
+    overlap_env: bool = True  # the emulators step (envpool send/recv) while the intrinsic reward is computed
+    compile: str = "none"  # torch.compile the policy and distillation nets: none | default | reduce-overhead |
+    #                        max-autotune (reduce-overhead = CUDA graphs on GPU)
+    autocast: str = "none"  # none | bf16: run the networks' forward passes under bf16 autocast
+    pin_memory: bool = True  # observations reach a CUDA device through a pinned buffer, asynchronously
+
+
+@dataclass
 class Config:
     """The root config: one run (a grid point with a seed)."""
 
@@ -160,6 +175,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     seed: int = 1
     device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
     torch_threads: int = 0  # 0 = torch default

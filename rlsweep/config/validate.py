@@ -41,6 +41,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ppo.minibatch_sampling": ("replacement", "permutation"),
     "logger.backend": ("wandb", "none"),
     "logger.mode": ("auto", "offline", "online", "disabled"),
+    "perf.compile": ("none", "default", "reduce-overhead", "max-autotune"),
+    "perf.autocast": ("none", "bf16"),
 }
 
 

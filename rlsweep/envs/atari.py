@@ -102,6 +102,8 @@ class AtariEnv:
         self._episodic_life = episodic_life
         self._track_rooms = env_id.startswith("MontezumaRevenge")
         self._all_ids = np.arange(num_envs)
+        self._all_ids_i32 = self._all_ids.astype(np.int32)
+        self._sent = False  # a step_async awaits its step_wait
 
         self._ep_return = np.zeros(num_envs, dtype=np.float64)
         self._score = np.zeros(num_envs, dtype=np.float64)
@@ -127,8 +129,22 @@ class AtariEnv:
         return np.asarray(obs)
 
     def step(self, actions: np.ndarray) -> StepResult:
-        actions = np.asarray(actions).astype(np.int32, copy=False).reshape(self.num_envs)
-        obs, raw, terminated, truncated, info = self._env.step(actions)
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Hand the actions to envpool's worker threads and return while they emulate (``send``)."""
+        if self._sent:
+            raise RuntimeError("step_async() twice without step_wait()")
+        self._env.send(np.asarray(actions).astype(np.int32, copy=False).reshape(self.num_envs), self._all_ids_i32)
+        self._sent = True
+
+    def step_wait(self) -> StepResult:
+        """Wait for the step (``recv``), then apply rewards, life splits, room counts and same-step resets."""
+        if not self._sent:
+            raise RuntimeError("step_wait() without step_async()")
+        self._sent = False
+        obs, raw, terminated, truncated, info = self._env.recv()
         raw = np.asarray(raw, dtype=np.float64)
         game_over = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
         lives, ram = np.asarray(info["lives"], dtype=np.int64), np.asarray(info["ram"])

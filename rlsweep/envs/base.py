@@ -48,6 +48,18 @@ class VecEnv(Protocol):
         """Step every env with int actions of shape (N,)."""
         ...
 
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start :meth:`step` and return at once where the backend can (envpool); ``step_wait`` finishes it.
+
+        The training loop computes the intrinsic reward of s_t between the two calls, so the emulators and the
+        networks work at the same time. Backends that cannot overlap step in ``step_wait``.
+        """
+        ...
+
+    def step_wait(self) -> StepResult:
+        """The result of the step started by :meth:`step_async`."""
+        ...
+
     def exploration(self) -> dict[str, float]:
         """Run-wide exploration counters so far, e.g. {"rooms": 7} or {"cells": 120, "rooms": 3}."""
         ...
@@ -59,6 +71,24 @@ class VecEnv(Protocol):
     def load_exploration_state(self, state: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class SyncStepping:
+    """``step_async``/``step_wait`` for backends without asynchronous stepping: the step runs in ``step_wait``."""
+
+    _pending: np.ndarray | None = None
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        raise NotImplementedError
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._pending = np.array(actions, copy=True)
+
+    def step_wait(self) -> StepResult:
+        if self._pending is None:
+            raise RuntimeError("step_wait() without step_async()")
+        actions, self._pending = self._pending, None
+        return self.step(actions)
 
 
 class NoExplorationCounters:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult
+from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult, SyncStepping
 
 __all__ = ["PROCGEN_GAMES", "ProcgenEnv", "procgen_env_ids"]
 
@@ -58,7 +58,7 @@ def _import_procgen() -> Any:
     return procgen
 
 
-class ProcgenEnv(NoExplorationCounters):
+class ProcgenEnv(SyncStepping, NoExplorationCounters):
     """N Procgen games of one kind in one gym3 env, with the seed-style frame stack and episode statistics."""
 
     def __init__(

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult
+from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult, SyncStepping
 
 __all__ = ["ChainEnv", "FakeEnv", "MazeEnv"]
 
 
-class _PixelVecEnv(NoExplorationCounters, ABC):
+class _PixelVecEnv(SyncStepping, NoExplorationCounters, ABC):
     """Shared bookkeeping: frame stack, autoreset, episode returns. Subclasses define the dynamics."""
 
     num_envs: int

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import torch
 
-from rlsweep.config.schema import MotivationConfig
+from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.motivation.base import Motivation, MotivationBatch
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.none import NoMotivation
@@ -90,7 +90,11 @@ _CLASSES: dict[str, type[Distillation]] = {"rnd": RND, "snd_v": SNDV, "snd_vic":
 
 
 def build_motivation(
-    cfg: MotivationConfig, obs_shape: tuple[int, int, int], device: torch.device, frame_channels: int = 1
+    cfg: MotivationConfig,
+    obs_shape: tuple[int, int, int],
+    device: torch.device,
+    frame_channels: int = 1,
+    perf: PerfConfig | None = None,
 ) -> Motivation:
     """The motivation ``cfg.name`` for observations of ``obs_shape`` whose frames have ``frame_channels``."""
     if cfg.name == "none":
@@ -98,4 +102,4 @@ def build_motivation(
     cls = _CLASSES.get(cfg.name)
     if cls is None:
         raise ValueError(f"motivation.name={cfg.name!r} is not known; allowed: none, {', '.join(_CLASSES)}")
-    return cls(cfg, obs_shape, device, frame_channels)
+    return cls(cfg, obs_shape, device, frame_channels, perf)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import torch
@@ -13,19 +15,26 @@ class MotivationBatch:
     """What one motivation update sees: a minibatch of transitions plus the whole current rollout.
 
     RND reads ``obs`` only; SND-VIC and SND-STD pair ``obs`` with ``next_obs`` (consecutive states); SND-V draws
-    its pairs from ``rollout_obs`` (method.md §4.6: "pairs from the current rollout buffer").
+    its pairs from ``rollout_obs`` (method.md §4.6: "pairs from the current rollout buffer"). ``next_obs`` is
+    gathered only when read: RND and SND-V would otherwise copy a second minibatch of frames for nothing.
     """
 
     obs: torch.Tensor  # uint8 (B, C, H, W): s_t, the states the actions were taken in
-    next_obs: torch.Tensor  # uint8 (B, C, H, W): s_{t+1}; after a done, the next episode's first state
     indices: torch.Tensor  # long (B,): rows of ``rollout_obs`` the minibatch was taken from
     rollout_obs: torch.Tensor  # uint8 (T * N, C, H, W): every state of the current rollout (a view, not a copy)
+    successors: Callable[[torch.Tensor], torch.Tensor]  # rows -> s_{t+1} of those rows
+
+    @cached_property
+    def next_obs(self) -> torch.Tensor:
+        """uint8 (B, C, H, W): s_{t+1}; after a done, the next episode's first state."""
+        return self.successors(self.indices)
 
     @classmethod
     def from_obs(cls, obs: torch.Tensor, next_obs: torch.Tensor | None = None) -> MotivationBatch:
         """A batch that is its own rollout (tests, tools): ``next_obs`` defaults to ``obs``."""
         indices = torch.arange(obs.shape[0], device=obs.device)
-        return cls(obs, obs if next_obs is None else next_obs, indices, obs)
+        nxt = obs if next_obs is None else next_obs
+        return cls(obs, indices, obs, lambda rows: nxt[rows])
 
 
 class Motivation(Protocol):
@@ -40,8 +49,8 @@ class Motivation(Protocol):
         """Intrinsic reward (N,) for the states the actions are taken in; no gradient."""
         ...
 
-    def update(self, batch: MotivationBatch) -> dict[str, float]:
-        """One optimisation step on a minibatch; returns loss/motivation metrics."""
+    def update(self, batch: MotivationBatch) -> dict[str, torch.Tensor]:
+        """One optimisation step on a minibatch; returns loss/motivation metrics as 0-dim device tensors."""
         ...
 
     def state_dict(self) -> dict[str, Any]: ...

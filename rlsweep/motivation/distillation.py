@@ -12,10 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlsweep.config.schema import MotivationConfig
+from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
+from rlsweep.perf import Stats, adam, autocast, compile_modules
 
 
 class Distillation:
@@ -25,12 +26,18 @@ class Distillation:
     frozen_target = True
 
     def __init__(
-        self, cfg: MotivationConfig, obs_shape: tuple[int, int, int], device: torch.device, frame_channels: int = 1
+        self,
+        cfg: MotivationConfig,
+        obs_shape: tuple[int, int, int],
+        device: torch.device,
+        frame_channels: int = 1,
+        perf: PerfConfig | None = None,
     ) -> None:
         if frame_channels < 1 or obs_shape[0] % frame_channels:
             raise ValueError(f"frame_channels={frame_channels} does not divide the observation's {obs_shape[0]}")
         self.cfg = cfg
         self.device = device
+        self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
         self.needs_warmup = cfg.obs_norm != "none"
@@ -41,7 +48,8 @@ class Distillation:
         if self.frozen_target:
             for p in self.target.parameters():
                 p.requires_grad_(False)  # the RND target is a fixed random function
-        self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=cfg.learning_rate)
+        self.optimizer = adam(self.predictor.parameters(), cfg.learning_rate, fused=self.perf.fused_adam)
+        compile_modules([self.target, self.predictor], self.perf.compile)
         self.obs_rms = RunningMeanStd(self.frame_shape, device)
         self.reward_rms = RunningMeanStd((), device)
 
@@ -70,9 +78,11 @@ class Distillation:
     def _error(self, obs: torch.Tensor) -> torch.Tensor:
         """Element-wise squared distillation error (B, features); gradient reaches the predictor only."""
         x = self.inputs(obs)
-        with torch.no_grad():
-            target = self.target(x)
-        return (target - self.predictor(x)) ** 2
+        with autocast(self.device, self.perf.autocast):
+            with torch.no_grad():
+                target = self.target(x)
+            prediction = self.predictor(x)
+        return (target.float() - prediction.float()) ** 2
 
     @torch.no_grad()
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -101,14 +111,14 @@ class Distillation:
         loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
         return loss, mask.mean()
 
-    def predictor_step(self, obs: torch.Tensor) -> dict[str, float]:
+    def predictor_step(self, obs: torch.Tensor) -> Stats:
         loss, kept = self.predictor_loss(obs)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss/motivation": loss.item(), "motivation/mask_kept": kept.item()}
+        return {"loss/motivation": loss.detach(), "motivation/mask_kept": kept}
 
-    def update(self, batch: MotivationBatch) -> dict[str, float]:
+    def update(self, batch: MotivationBatch) -> Stats:
         return self.predictor_step(batch.obs)
 
     # ---- checkpoint --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from rlsweep.motivation.base import MotivationBatch
+from rlsweep.perf import Stats
 
 
 class NoMotivation:
@@ -19,7 +20,7 @@ class NoMotivation:
     def reward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.zeros(obs.shape[0], device=obs.device)
 
-    def update(self, batch: MotivationBatch) -> dict[str, float]:
+    def update(self, batch: MotivationBatch) -> Stats:
         return {}
 
     def state_dict(self) -> dict[str, Any]:

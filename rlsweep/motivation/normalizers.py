@@ -19,9 +19,10 @@ class RunningMeanStd:
         self.count = eps  # a tiny prior count keeps the first update finite
 
     def update(self, x: torch.Tensor) -> None:
-        x = x.to(torch.float64)
-        batch_mean = x.mean(dim=0)
-        batch_var = x.var(dim=0, unbiased=False)
+        # The batch's own moments in its dtype (float32 frames: a batch is at most a few hundred samples), the
+        # running combination in float64 (it accumulates over hundreds of millions of samples).
+        batch_var, batch_mean = torch.var_mean(x, dim=0, correction=0)
+        batch_mean, batch_var = batch_mean.to(torch.float64), batch_var.to(torch.float64)
         n = x.shape[0]
         delta = batch_mean - self.mean
         total = self.count + n

@@ -13,11 +13,12 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
-from rlsweep.config.schema import MotivationConfig
+from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sample_pairs, stdim_loss, vicreg_loss
+from rlsweep.perf import Stats, adam
 
 #: ST-DIM's local features: the activated output of the third conv (64 channels) of the ST_DIM_CNN.
 _STDIM_LOCAL_CONV = 2
@@ -30,27 +31,32 @@ class SND(Distillation, ABC):
     frozen_target = False
 
     def __init__(
-        self, cfg: MotivationConfig, obs_shape: tuple[int, int, int], device: torch.device, frame_channels: int = 1
+        self,
+        cfg: MotivationConfig,
+        obs_shape: tuple[int, int, int],
+        device: torch.device,
+        frame_channels: int = 1,
+        perf: PerfConfig | None = None,
     ) -> None:
-        super().__init__(cfg, obs_shape, device, frame_channels)
+        super().__init__(cfg, obs_shape, device, frame_channels, perf)
         self.heads = self._heads().to(device)
         params = [*self.target.parameters(), *self.heads.parameters()]
-        self.target_optimizer = torch.optim.Adam(params, lr=cfg.target_learning_rate)
+        self.target_optimizer = adam(params, cfg.target_learning_rate, fused=self.perf.fused_adam)
 
     def _heads(self) -> nn.Module:
         """Extra trainable modules of the target loss (none by default)."""
         return nn.Identity()
 
     @abstractmethod
-    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]: ...
 
-    def update(self, batch: MotivationBatch) -> dict[str, float]:
+    def update(self, batch: MotivationBatch) -> Stats:
         stats = self.predictor_step(batch.obs)
         loss, extra = self.target_loss(batch)
         self.target_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.target_optimizer.step()
-        return {**stats, "loss/motivation_target": loss.item(), **extra}
+        return {**stats, "loss/motivation_target": loss.detach(), **extra}
 
     def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer | RunningMeanStd]:
         return {**super()._modules(), "heads": self.heads, "target_optimizer": self.target_optimizer}
@@ -81,15 +87,15 @@ class SNDV(SND):
 
         return view(idx_a), view(idx_b), labels
 
-    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]:
         cfg = self.cfg
         xa, xb, labels = self.views(batch)
         za, zb = self.target(xa), self.target(xb)
         if cfg.target_loss == "vicreg":
             loss, parts = vicreg_loss(za, zb, cfg.vicreg_inv, cfg.vicreg_var, cfg.vicreg_cov)
-            return loss, {f"motivation/vicreg_{k}": v.item() for k, v in parts.items()}
+            return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
         loss, loss_sim, magnitude = contrastive_mse_loss(za, zb, labels, cfg.magnitude_threshold)
-        return loss, {"motivation/target_sim": loss_sim.item(), "motivation/target_magnitude": magnitude.item()}
+        return loss, {"motivation/target_sim": loss_sim.detach(), "motivation/target_magnitude": magnitude.detach()}
 
 
 class SNDVIC(SND):
@@ -97,11 +103,11 @@ class SNDVIC(SND):
 
     name = "snd_vic"
 
-    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]:
         cfg = self.cfg
         za, zb = self.target(self.inputs(batch.obs)), self.target(self.inputs(batch.next_obs))
         loss, parts = vicreg_loss(za, zb, cfg.vicreg_inv, cfg.vicreg_var, cfg.vicreg_cov)
-        return loss, {f"motivation/vicreg_{k}": v.item() for k, v in parts.items()}
+        return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
 
 
 class SNDSTD(SND):
@@ -115,7 +121,7 @@ class SNDSTD(SND):
         feature_dim = self.target.linear_layers()[-1].out_features
         return STDIMHeads(feature_dim, local_depth)
 
-    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, dict[str, float]]:
+    def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]:
         cfg = self.cfg
         assert isinstance(self.heads, STDIMHeads)
         z_t, local_t = self.target.forward_with_map(self.inputs(batch.obs), _STDIM_LOCAL_CONV)
@@ -124,4 +130,4 @@ class SNDSTD(SND):
         # The paper's "uniformity" term: -mean over samples of the std across one sample's features.
         spread = -z_t.std(dim=1).mean()
         loss = infonce + cfg.stdim_norm_coef * logit_norm + cfg.stdim_std_coef * spread
-        return loss, {"motivation/stdim_infonce": infonce.item(), "motivation/stdim_logit_norm": logit_norm.item()}
+        return loss, {"motivation/stdim_infonce": infonce.detach(), "motivation/stdim_logit_norm": logit_norm.detach()}

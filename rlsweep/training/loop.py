@@ -24,6 +24,7 @@ from rlsweep.config.schema import Config
 from rlsweep.envs import EpisodeInfo, VecEnv, make_env
 from rlsweep.models import build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
+from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
 from rlsweep.training.checkpoint import load_checkpoint, save_checkpoint
@@ -81,8 +82,9 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
     env_seed = cfg.seed if checkpoint is None else cfg.seed + 1_000_003 * iteration
     envs = make_env(cfg.env, ppo.num_envs, env_seed)
     policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain).to(device)
-    updater = PPOUpdater(policy, ppo)
-    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, frame_channels=envs.frame_channels)
+    updater = PPOUpdater(policy, ppo, cfg.perf)
+    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, envs.frame_channels, cfg.perf)
+    upload = Uploader(device, cfg.perf.pin_memory)
     storage = RolloutStorage(ppo.num_steps, ppo.num_envs, envs.obs_shape, device)
     tracker = Tracker(cfg, run_dir, info, resume_step=global_step if checkpoint else None)
     status = "failed"
@@ -102,7 +104,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
             warm_up(envs, motivation, cfg.motivation.warmup_steps, device)
             envs.load_exploration_state(exploration_before)
             obs_np = envs.reset()
-        obs = torch.as_tensor(obs_np, device=device)
+        obs = upload(obs_np)
         episodes = EpisodeStats()
         window_start, window_step = time.perf_counter(), global_step
         phase: dict[str, float] = defaultdict(float)
@@ -116,14 +118,20 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
             int_rewards = []
             for step in range(ppo.num_steps):
                 with torch.no_grad():
-                    out = policy(obs.float() / 255.0)
+                    out = updater.forward(obs)
                     dist = Categorical(logits=out.logits)
                     action = dist.sample()
+                actions_np = action.cpu().numpy()
+                if cfg.perf.overlap_env:
+                    envs.step_async(actions_np)  # the emulators run while the networks compute r_int(s_t)
+                with torch.no_grad():
                     motivation.update_stats(obs)
                     r_int = motivation.reward(obs)
                 t_env = time.perf_counter()
-                result = envs.step(action.cpu().numpy())
-                phase["env"] += time.perf_counter() - t_env
+                if not cfg.perf.overlap_env:
+                    envs.step_async(actions_np)
+                result = envs.step_wait()
+                phase["env"] += time.perf_counter() - t_env  # time the loop waits for the emulators
                 storage.insert(
                     step, obs, action, dist.log_prob(action), out.value_ext, out.value_int,
                     torch.as_tensor(result.reward, device=device), r_int,
@@ -131,7 +139,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 )  # fmt: skip
                 int_rewards.append(r_int)
                 episodes.add(result.episodes)
-                obs = torch.as_tensor(result.obs, device=device)
+                obs = upload(result.obs)
             storage.set_last_obs(obs)  # s_T: the successor of the last step's states (SND-VIC / SND-STD pairs)
             global_step += batch_size
             phase["collect"] += time.perf_counter() - t0
@@ -139,7 +147,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
             # 2. GAE per stream, then the 2:1 combination (unnormalised in the seed).
             t0 = time.perf_counter()
             with torch.no_grad():
-                last = policy(obs.float() / 255.0)
+                last = updater.forward(obs)
             batch = rollout_batch(storage, last.value_ext, last.value_int, ppo)
 
             # 3. PPO epochs; the motivation (predictor, and SND's target) trains per minibatch (seed) or in one
@@ -155,7 +163,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 metrics: dict[str, Any] = {"global_step": global_step, "iteration": iteration}
                 metrics.update(episodes.flush())
                 metrics.update({f"explore/{k}": float(v) for k, v in envs.exploration().items()})
-                metrics.update(stats)
+                metrics.update(to_floats(stats))
                 metrics["ppo/explained_var_ext"] = explained_variance(storage.values_ext.reshape(-1), batch.returns_ext)
                 metrics["ppo/explained_var_int"] = explained_variance(storage.values_int.reshape(-1), batch.returns_int)
                 metrics["motivation/int_reward_mean"] = float(r_int_all.mean())
@@ -201,9 +209,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         envs.close()
 
 
-def update(
-    updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage, batch: Batch, schedule: str
-) -> dict[str, float]:
+def update(updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage, batch: Batch, schedule: str) -> Stats:
     """PPO epochs, with the motivation trained per minibatch (seed) or in one pass afterwards (SND paper)."""
     if schedule == "per_minibatch":
         return updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
@@ -214,21 +220,18 @@ def update(
 
 def _motivation_batch(storage: RolloutStorage, idx: torch.Tensor) -> MotivationBatch:
     flat = storage.flat_obs()
-    return MotivationBatch(obs=flat[idx], next_obs=storage.next_obs(idx), indices=idx, rollout_obs=flat)
+    return MotivationBatch(obs=flat[idx], indices=idx, rollout_obs=flat, successors=storage.next_obs)
 
 
-def _update_on(motivation: Motivation, storage: RolloutStorage, idx: torch.Tensor) -> dict[str, float]:
+def _update_on(motivation: Motivation, storage: RolloutStorage, idx: torch.Tensor) -> Stats:
     return motivation.update(_motivation_batch(storage, idx))
 
 
-def _one_pass(motivation: Motivation, storage: RolloutStorage, minibatch: int) -> dict[str, float]:
+def _one_pass(motivation: Motivation, storage: RolloutStorage, minibatch: int) -> Stats:
     """The SND paper's schedule: one pass over the rollout in consecutive minibatches."""
-    sums: dict[str, float] = defaultdict(float)
-    count = 0
     size = storage.num_steps * storage.num_envs
+    history = []
     for start in range(0, size, minibatch):
         idx = torch.arange(start, min(start + minibatch, size), device=storage.obs.device)
-        for k, v in motivation.update(_motivation_batch(storage, idx)).items():
-            sums[k] += v
-        count += 1
-    return {k: v / count for k, v in sums.items()}
+        history.append(motivation.update(_motivation_batch(storage, idx)))
+    return mean_stats(history)

@@ -18,6 +18,7 @@ from rlsweep.agent import PPOUpdater, compute_gae, explained_variance, minibatch
 from rlsweep.agent.ppo import Batch
 from rlsweep.config.schema import PPOConfig
 from rlsweep.models import build_policy
+from rlsweep.perf import to_floats
 
 LAM = 0.95
 
@@ -298,11 +299,11 @@ def test_ppo_updater_changes_the_policy_and_reports_metrics() -> None:
     before = [p.detach().clone() for p in policy.parameters()]
     seen: list[torch.Tensor] = []
 
-    def after_minibatch(idx: torch.Tensor) -> dict[str, float]:
+    def after_minibatch(idx: torch.Tensor) -> dict[str, torch.Tensor]:
         seen.append(idx)
-        return {"loss/motivation": float(len(seen))}
+        return {"loss/motivation": torch.tensor(float(len(seen)))}
 
-    stats = PPOUpdater(policy, cfg).update(batch, after_minibatch=after_minibatch)
+    stats = to_floats(PPOUpdater(policy, cfg).update(batch, after_minibatch=after_minibatch))
 
     changed = [not torch.equal(b, p.detach()) for b, p in zip(before, policy.parameters(), strict=True)]
     assert any(changed)

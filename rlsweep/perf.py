@@ -1,0 +1,80 @@
+"""The speed switches of ``perf.*`` (:class:`rlsweep.config.schema.PerfConfig`) and the small pieces they need.
+
+Everything here changes how fast the method runs, never what it computes: the optimiser kernel (fused Adam),
+forward passes under bf16 autocast, ``torch.compile`` of the networks, observations uploaded through a pinned
+buffer, and training statistics kept on the device until one read per iteration. Each switch is measured by
+``benchmarks/compare.py``; results and defaults are in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Training statistics of one update: name -> 0-dim tensor on the run's device (no host sync until read).
+Stats = dict[str, torch.Tensor]
+
+
+def adam(params: Iterable[nn.Parameter], lr: float, eps: float = 1e-8, *, fused: bool = False) -> torch.optim.Adam:
+    """torch's Adam; ``fused`` runs one kernel over all parameters instead of a Python loop over tensors.
+
+    Same update rule; results differ from the loop only by floating-point rounding.
+    """
+    return torch.optim.Adam(params, lr=lr, eps=eps, fused=fused or None)
+
+
+def autocast(device: torch.device, mode: str) -> contextlib.AbstractContextManager[object]:
+    """The context the networks' forward passes run in: bf16 autocast, or nothing for ``mode="none"``."""
+    if mode == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def compile_modules(modules: Iterable[nn.Module], mode: str) -> None:
+    """``torch.compile`` each module in place (state_dict keys unchanged), unless ``mode="none"``."""
+    if mode == "none":
+        return
+    for module in modules:
+        module.compile(mode=None if mode == "default" else mode)
+
+
+class Uploader:
+    """uint8 observations from the envs (numpy) to the run's device.
+
+    On the CPU this is a zero-copy view. On CUDA with ``pin`` the frames are copied once into a pinned host
+    buffer and sent asynchronously: the copy overlaps the work queued before it, and the next call's host copy
+    is safe because the loop reads the sampled action back (a stream sync) before it receives new frames.
+    """
+
+    def __init__(self, device: torch.device, pin: bool) -> None:
+        self.device = device
+        self.pin = pin and device.type == "cuda"
+        self._host: torch.Tensor | None = None
+
+    def __call__(self, array: np.ndarray) -> torch.Tensor:
+        if self.device.type == "cpu":
+            return torch.from_numpy(np.ascontiguousarray(array))
+        if not self.pin:
+            return torch.as_tensor(array, device=self.device)
+        if self._host is None or self._host.shape != array.shape:
+            self._host = torch.empty(array.shape, dtype=torch.uint8, pin_memory=True)
+        self._host.numpy()[...] = array
+        return self._host.to(self.device, non_blocking=True)
+
+
+def to_floats(stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Read statistics back to the host in one transfer (one device sync instead of one per value)."""
+    if not stats:
+        return {}
+    values = torch.stack([v.detach().float().reshape(()) for v in stats.values()])
+    return dict(zip(stats, values.tolist(), strict=True))
+
+
+def mean_stats(history: list[Stats]) -> Stats:
+    """Per-key mean over the minibatch steps of an update, still on the device."""
+    keys = {k for stats in history for k in stats}
+    return {k: torch.stack([s[k].detach().float() for s in history if k in s]).mean() for k in sorted(keys)}
