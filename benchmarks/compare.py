@@ -61,10 +61,13 @@ def parse_variant(text: str) -> Variant:
 
 
 def checkout(ref: str, tmp: Path) -> Path:
-    """A worktree of ``ref`` (detached) under ``tmp``; removed with the temporary directory."""
+    """A worktree of ``ref`` (detached) under ``tmp``, one per ref; removed with the temporary directory."""
     path = tmp / f"worktree-{ref.replace('/', '_')}"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-f", str(path), ref], check=True,
-                   capture_output=True)  # fmt: skip
+    if not path.exists():
+        proc = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-f", str(path), ref],
+                              capture_output=True, text=True)  # fmt: skip
+        if proc.returncode != 0:
+            raise SystemExit(f"cannot check out {ref!r}: {proc.stderr.strip()}")
     return path
 
 

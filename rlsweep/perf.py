@@ -34,6 +34,17 @@ def autocast(device: torch.device, mode: str) -> contextlib.AbstractContextManag
     return contextlib.nullcontext()
 
 
+def prepare_modules(modules: Iterable[nn.Module], channels_last: bool, compile_mode: str) -> None:
+    """Apply the layout and compilation switches to networks already on their device, in place."""
+    modules = list(modules)
+    if channels_last:
+        # Weights in NHWC make every conv produce NHWC output (PyTorch follows the weight's layout), so inputs
+        # need no conversion; flattening before the linear layers restores the NCHW order the weights expect.
+        for module in modules:
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    compile_modules(modules, compile_mode)
+
+
 def compile_modules(modules: Iterable[nn.Module], mode: str) -> None:
     """``torch.compile`` each module in place (state_dict keys unchanged), unless ``mode="none"``."""
     if mode == "none":

@@ -12,7 +12,7 @@ from torch.distributions import Categorical
 from rlsweep.agent.gae import compute_gae
 from rlsweep.config.schema import PerfConfig, PPOConfig
 from rlsweep.models.policy import PolicyOutput
-from rlsweep.perf import Stats, adam, autocast, compile_modules, mean_stats
+from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules
 from rlsweep.storage import RolloutStorage
 
 
@@ -118,7 +118,7 @@ class PPOUpdater:
         self.cfg = cfg
         self.perf = perf or PerfConfig()
         self.optimizer = adam(policy.parameters(), cfg.learning_rate, cfg.adam_eps, fused=self.perf.fused_adam)
-        compile_modules([policy], self.perf.compile)
+        prepare_modules([policy], self.perf.channels_last, self.perf.compile)
 
     def forward(self, obs: torch.Tensor) -> PolicyOutput:
         """The policy on uint8 observations: scaled to [0, 1] on the device, outputs in float32."""

@@ -159,7 +159,9 @@ class PerfConfig:
     overlap_env: bool = True  # the emulators step (envpool send/recv) while the intrinsic reward is computed
     compile: str = "none"  # torch.compile the policy and distillation nets: none | default | reduce-overhead |
     #                        max-autotune (reduce-overhead = CUDA graphs on GPU)
-    autocast: str = "none"  # none | bf16: run the networks' forward passes under bf16 autocast
+    autocast: str = "none"  # none | bf16: the policy's and the predictor's training forward passes under bf16
+    #                         autocast (weights, gradients and Adam stay float32; the intrinsic reward too)
+    channels_last: bool = False  # convolution weights in NHWC memory order (oneDNN's and cuDNN's preferred layout)
     pin_memory: bool = True  # observations reach a CUDA device through a pinned buffer, asynchronously
 
 

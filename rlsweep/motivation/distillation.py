@@ -16,7 +16,7 @@ from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
-from rlsweep.perf import Stats, adam, autocast, compile_modules
+from rlsweep.perf import Stats, adam, autocast, prepare_modules
 
 
 class Distillation:
@@ -49,7 +49,7 @@ class Distillation:
             for p in self.target.parameters():
                 p.requires_grad_(False)  # the RND target is a fixed random function
         self.optimizer = adam(self.predictor.parameters(), cfg.learning_rate, fused=self.perf.fused_adam)
-        compile_modules([self.target, self.predictor], self.perf.compile)
+        prepare_modules([self.target, self.predictor], self.perf.channels_last, self.perf.compile)
         self.obs_rms = RunningMeanStd(self.frame_shape, device)
         self.reward_rms = RunningMeanStd((), device)
 
@@ -75,10 +75,13 @@ class Distillation:
         self.obs_rms.update(self._frame(obs))
 
     # ---- reward ------------------------------------------------------------------------------------------------
-    def _error(self, obs: torch.Tensor) -> torch.Tensor:
-        """Element-wise squared distillation error (B, features); gradient reaches the predictor only."""
+    def _error(self, obs: torch.Tensor, precision: str = "none") -> torch.Tensor:
+        """Element-wise squared distillation error (B, features); gradient reaches the predictor only.
+
+        ``precision`` is the autocast mode of the two forward passes (``perf.autocast``, training only).
+        """
         x = self.inputs(obs)
-        with autocast(self.device, self.perf.autocast):
+        with autocast(self.device, precision):
             with torch.no_grad():
                 target = self.target(x)
             prediction = self.predictor(x)
@@ -91,6 +94,8 @@ class Distillation:
 
     @torch.no_grad()
     def reward(self, obs: torch.Tensor) -> torch.Tensor:
+        # Always in float32, whatever perf.autocast says: the reward is a small difference of two networks'
+        # outputs, and bf16's 8-bit mantissa would put a noise floor under it once the predictor has learned.
         err = self._error(obs)
         r = err.sum(dim=1) / 2 if self.cfg.reward_reduction == "sum_half" else err.mean(dim=1)
         r = self.cfg.reward_scale * r
@@ -104,7 +109,7 @@ class Distillation:
     # ---- predictor ---------------------------------------------------------------------------------------------
     def predictor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked mean squared error and the mask's kept fraction."""
-        err = self._error(obs)
+        err = self._error(obs, self.perf.autocast)
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
         mask = (torch.rand(shape, device=err.device) < self.cfg.update_proportion).float()
         mask = mask.expand_as(err)

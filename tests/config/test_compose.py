@@ -452,6 +452,7 @@ BAD_INPUTS = {
     "minibatch-not-dividing": (["ppo.minibatch_size=500"], "ppo.minibatch_size", "500", ["divide", "16384"]),
     "unknown-env-id": (["env.id=NotAGame-v5"], "env.id", "'?NotAGame-v5'?", ["fake, maze, chain", "Atari"]),
     "bad-value-inside-sweep": (["-m", "ppo.num_envs=8,0"], "ppo.num_envs", "0", [">= 1"]),
+    "unknown-compile-mode": (["perf.compile=fast"], "perf.compile", "'?fast'?", ["none, default, reduce-overhead"]),
 }
 
 

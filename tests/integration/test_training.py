@@ -187,6 +187,18 @@ def test_montezuma_smoke_on_real_envpool(tmp_path: Path) -> None:
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
 
 
+def test_overlapped_env_stepping_gives_the_same_run(tmp_path: Path) -> None:
+    """perf.overlap_env only changes when the emulators run (envpool send/recv around r_int): same numbers."""
+    common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128"]
+    sweep(tmp_path, *common, "perf.overlap_env=true", "name=overlap")
+    sweep(tmp_path, *common, "perf.overlap_env=false", "name=serial")
+    overlap, serial = metrics(tmp_path / "runs" / "overlap-s1"), metrics(tmp_path / "runs" / "serial-s1")
+    assert [r["global_step"] for r in overlap] == [64, 128]
+    assert overlap[-1]["motivation/int_reward_mean"] > 0
+    strip = [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in overlap]
+    assert strip == [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in serial]
+
+
 @pytest.mark.gpu
 def test_smoke_on_cuda(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")

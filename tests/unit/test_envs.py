@@ -81,6 +81,36 @@ def test_atari_contract_autoreset_and_frame_order(montezuma: AtariEnv) -> None:
     assert any((obs[t][:, -1] != obs[t][:, -2]).any() for t in range(1, 30))
 
 
+def test_atari_async_step_equals_step() -> None:
+    """step_async (envpool send) + step_wait (recv) is the same step as step(), resets and rooms included."""
+    cfg = EnvConfig(id="MontezumaRevenge-v5", max_episode_steps=20, num_threads=2)
+    sync, split = make_env(cfg, num_envs=3, seed=5), make_env(cfg, num_envs=3, seed=5)
+    try:
+        assert np.array_equal(sync.reset(), split.reset())
+        rng = np.random.default_rng(0)
+        ended = 0
+        for _ in range(45):  # two 20-step episode caps: same-step resets on both paths
+            actions = rng.integers(0, sync.num_actions, size=3)
+            expected = sync.step(actions)
+            split.step_async(actions)
+            got = split.step_wait()
+            assert np.array_equal(expected.obs, got.obs)
+            assert np.array_equal(expected.reward, got.reward) and np.array_equal(expected.done, got.done)
+            assert expected.episodes == got.episodes
+            ended += len(got.episodes)
+        assert ended == 6
+        assert sync.exploration() == split.exploration()
+        split.step_async(np.zeros(3, dtype=np.int64))
+        with pytest.raises(RuntimeError, match="twice"):
+            split.step_async(np.zeros(3, dtype=np.int64))
+        split.step_wait()
+        with pytest.raises(RuntimeError, match="without step_async"):
+            split.step_wait()
+    finally:
+        sync.close()
+        split.close()
+
+
 def test_atari_montezuma_rooms(montezuma: AtariEnv) -> None:
     env = montezuma
     env.reset()

@@ -1,0 +1,184 @@
+"""Unit tests for the speed switches (rlsweep.perf and the ``perf.*`` keys): each must keep the method's numbers.
+
+Fused Adam, bf16 autocast and ``torch.compile`` are compared with the plain path on the same weights and
+inputs; statistics kept on the device must read back as the per-minibatch means; the lazily gathered s_{t+1}
+must not be gathered for RND; envs without asynchronous stepping must refuse a wait without a step.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical
+
+from rlsweep.agent import PPOUpdater
+from rlsweep.agent.ppo import Batch
+from rlsweep.config import ConfigError, check_value
+from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
+from rlsweep.envs.synthetic import FakeEnv
+from rlsweep.models import build_policy
+from rlsweep.motivation import MotivationBatch, build_motivation
+from rlsweep.perf import Uploader, autocast, compile_modules, mean_stats, prepare_modules, to_floats
+
+OBS_SHAPE = (4, 32, 32)
+CPU = torch.device("cpu")
+PPO = PPOConfig(num_envs=4, num_steps=8, update_epochs=2, minibatch_size=8, learning_rate=1e-3)
+
+
+def _obs(batch: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, *OBS_SHAPE), dtype=torch.uint8, generator=g)
+
+
+def _batch(policy: torch.nn.Module, size: int = 32) -> Batch:
+    g = torch.Generator().manual_seed(1)
+    obs = _obs(size, 2)
+    actions = torch.randint(0, 5, (size,), generator=g)
+    with torch.no_grad():
+        logprobs = Categorical(logits=policy(obs.float() / 255.0).logits).log_prob(actions)
+    return Batch(obs, actions, logprobs, torch.randn(size, generator=g), torch.randn(size, generator=g),
+                 torch.randn(size, generator=g))  # fmt: skip
+
+
+def _updated_params(fused: bool) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    policy = build_policy("A", OBS_SHAPE, 5, 0.1)
+    batch = _batch(policy)
+    torch.manual_seed(3)  # the same minibatch indices for both optimisers
+    PPOUpdater(policy, PPO, PerfConfig(fused_adam=fused)).update(batch)
+    return [p.detach().clone() for p in policy.parameters()]
+
+
+def test_fused_adam_makes_the_same_update_as_the_per_tensor_loop() -> None:
+    plain, fused = _updated_params(False), _updated_params(True)
+    torch.manual_seed(0)
+    start = [p.detach() for p in build_policy("A", OBS_SHAPE, 5, 0.1).parameters()]
+    moved = max(float((p - q).abs().max()) for p, q in zip(plain, start, strict=True))
+    assert moved > 1e-4  # the update did something ...
+    for p, q in zip(plain, fused, strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-6)  # ... and the same thing, up to rounding
+
+
+def test_statistics_stay_tensors_and_read_back_as_minibatch_means() -> None:
+    torch.manual_seed(0)
+    policy = build_policy("A", OBS_SHAPE, 5, 0.1)
+    calls: list[float] = []
+
+    def after(idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        calls.append(float(len(calls) + 1))
+        return {"loss/motivation": torch.tensor(calls[-1])}
+
+    stats = PPOUpdater(policy, PPO).update(_batch(policy), after_minibatch=after)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in stats.values())
+    floats = to_floats(stats)
+    assert floats["loss/motivation"] == pytest.approx(np.mean(calls))  # 2 epochs x 4 minibatches: mean(1..8)
+    assert set(floats) >= {"loss/total", "ppo/grad_norm", "ppo/clipfrac"}
+    assert mean_stats([{"a": torch.tensor(1.0)}, {"a": torch.tensor(3.0), "b": torch.tensor(5.0)}]) == {
+        "a": torch.tensor(2.0),
+        "b": torch.tensor(5.0),
+    }
+    assert to_floats({}) == {}
+
+
+def test_bf16_autocast_keeps_outputs_float32_and_close() -> None:
+    torch.manual_seed(0)
+    policy = build_policy("A", OBS_SHAPE, 5, 0.1)
+    obs = _obs(16, 4)
+    plain = PPOUpdater(policy, PPO).forward(obs)
+    bf16 = PPOUpdater(policy, PPO, PerfConfig(autocast="bf16")).forward(obs)
+    assert all(t.dtype == torch.float32 for t in bf16)
+    for a, b in zip(plain, bf16, strict=True):
+        torch.testing.assert_close(b, a, rtol=0.05, atol=0.02)  # bf16 keeps 8 bits of mantissa
+    with autocast(CPU, "bf16"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    with autocast(CPU, "none"):
+        assert not torch.is_autocast_enabled("cpu")
+
+    cfg = MotivationConfig(reward_clip=0.0, obs_norm="none", update_proportion=1.0)
+    torch.manual_seed(1)
+    rnd = build_motivation(cfg, OBS_SHAPE, CPU)
+    torch.manual_seed(1)
+    rnd_bf16 = build_motivation(cfg, OBS_SHAPE, CPU, perf=PerfConfig(autocast="bf16"))
+    # The intrinsic reward stays float32 (a small difference of two outputs); the predictor's loss is autocast.
+    assert torch.equal(rnd_bf16.reward(obs), rnd.reward(obs))
+    loss, _ = rnd.predictor_loss(obs)
+    loss_bf16, _ = rnd_bf16.predictor_loss(obs)
+    assert loss_bf16.dtype == torch.float32 and not torch.equal(loss_bf16, loss)
+    torch.testing.assert_close(loss_bf16, loss, rtol=0.05, atol=0.0)
+
+
+def test_compiled_policy_matches_eager_and_keeps_checkpoint_keys() -> None:
+    torch.manual_seed(0)
+    eager = build_policy("A", OBS_SHAPE, 5, 0.1)
+    compiled = copy.deepcopy(eager)
+    compile_modules([compiled], "default")
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints load either way
+    x = _obs(8, 5).float() / 255.0
+    with torch.no_grad():
+        for a, b in zip(eager(x), compiled(x), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    untouched = build_policy("A", OBS_SHAPE, 5, 0.1)
+    compile_modules([untouched], "none")
+    assert untouched._compiled_call_impl is None
+
+
+def test_rnd_never_gathers_successors_and_snd_vic_does() -> None:
+    obs = _obs(16, 6)
+    gathered: list[torch.Tensor] = []
+
+    def successors(rows: torch.Tensor) -> torch.Tensor:
+        gathered.append(rows)
+        return obs[rows]
+
+    torch.manual_seed(0)
+    rnd = build_motivation(MotivationConfig(), OBS_SHAPE, CPU)
+    rnd.update(MotivationBatch(obs, torch.arange(16), obs, successors))
+    assert gathered == []
+    vic = build_motivation(MotivationConfig(name="snd_vic", network="vic", target_loss="vicreg"), OBS_SHAPE, CPU)
+    vic.update(MotivationBatch(obs, torch.arange(16), obs, successors))
+    assert len(gathered) == 1 and torch.equal(gathered[0], torch.arange(16))
+
+
+def test_sync_backends_step_in_step_wait() -> None:
+    a, b = FakeEnv(3, 32, 4, 50, seed=7), FakeEnv(3, 32, 4, 50, seed=7)
+    a.reset(), b.reset()
+    actions = np.array([1, 2, 3])
+    b.step_async(actions)
+    actions[:] = 0  # the env keeps its own copy of the actions
+    expected, got = a.step(np.array([1, 2, 3])), b.step_wait()
+    assert np.array_equal(expected.obs, got.obs) and np.array_equal(expected.reward, got.reward)
+    with pytest.raises(RuntimeError, match="step_wait"):
+        b.step_wait()
+
+
+def test_cpu_upload_is_a_view_of_the_env_buffer() -> None:
+    frames = np.zeros((2, *OBS_SHAPE), dtype=np.uint8)
+    tensor = Uploader(CPU, pin=True)(frames)
+    frames[0, 0, 0, 0] = 9
+    assert tensor.dtype == torch.uint8 and int(tensor[0, 0, 0, 0]) == 9  # no copy on the CPU
+
+
+@pytest.mark.parametrize(("key", "value"), [("perf.compile", "fast"), ("perf.autocast", "fp16")])
+def test_perf_choices_are_validated(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}: '{value}' \(allowed: none, "):
+        check_value(key, value)
+
+
+def test_channels_last_policy_and_predictor_compute_the_same_function() -> None:
+    torch.manual_seed(0)
+    plain = build_policy("A", OBS_SHAPE, 5, 0.1)
+    nhwc = copy.deepcopy(plain)
+    prepare_modules([nhwc], channels_last=True, compile_mode="none")
+    conv = next(m for m in nhwc.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    obs = _obs(8, 7)
+    for a, b in zip(PPOUpdater(plain, PPO).forward(obs), PPOUpdater(nhwc, PPO).forward(obs), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(2)
+    rnd = build_motivation(MotivationConfig(), OBS_SHAPE, CPU)
+    torch.manual_seed(2)
+    rnd_nhwc = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, perf=PerfConfig(channels_last=True))
+    torch.testing.assert_close(rnd_nhwc.reward(obs), rnd.reward(obs), rtol=1e-4, atol=1e-6)
