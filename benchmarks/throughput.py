@@ -276,7 +276,7 @@ def bench_infer(cfg: Any, parts: Any, frames: Any, device: Any, clock: Clock, re
     import torch
     from torch.distributions import Categorical
 
-    policy, _, motivation, storage = parts
+    _, updater, motivation, storage = parts
     n = cfg.ppo.num_envs
     obs_np = frames[-1]
     reward_np = np.zeros(n, dtype=np.float32)
@@ -287,7 +287,7 @@ def bench_infer(cfg: Any, parts: Any, frames: Any, device: Any, clock: Clock, re
 
     def policy_part() -> Any:
         with torch.no_grad():
-            out = policy(obs.float() / 255.0)
+            out = updater.forward(obs)
             dist = Categorical(logits=out.logits)
             action = dist.sample()
             return out, action, dist.log_prob(action)
@@ -317,7 +317,7 @@ def bench_infer(cfg: Any, parts: Any, frames: Any, device: Any, clock: Clock, re
         step = state["step"] = (state["step"] + 1) % cfg.ppo.num_steps
         o = torch.as_tensor(frames[step % len(frames)], device=device)
         with torch.no_grad():
-            out = policy(o.float() / 255.0)
+            out = updater.forward(o)
             dist = Categorical(logits=out.logits)
             action = dist.sample()
             motivation.update_stats(o)
@@ -369,14 +369,14 @@ def bench_update(cfg: Any, parts: Any, device: Any, clock: Clock, repeats: int) 
     """One iteration's learning: V(s_T), GAE per stream, PPO epochs with the motivation's updates."""
     import torch
 
-    policy, updater, motivation, storage = parts
+    _, updater, motivation, storage = parts
     ppo = cfg.ppo
     from rlsweep.agent import rollout_batch
     from rlsweep.training.loop import update
 
     def gae_part() -> Any:
         with torch.no_grad():
-            last = policy(storage.last_obs.float() / 255.0)
+            last = updater.forward(storage.last_obs)
         return rollout_batch(storage, last.value_ext, last.value_int, ppo)
 
     def ppo_part(batch: Any) -> None:
