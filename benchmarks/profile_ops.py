@@ -69,7 +69,7 @@ def main() -> None:
             with record_function("copies+insert"):
                 action.cpu().numpy()
                 storage.insert(step % cfg.ppo.num_steps, o, action, dist.log_prob(action), out.value_ext,
-                               out.value_int, r_int, r_int, r_int)  # fmt: skip
+                               out.value_int, r_int)  # fmt: skip
 
     batch = Batch(
         obs=storage.flat_obs(),

@@ -12,7 +12,8 @@ Measured, each as the median over ``--repeats`` with min / max / IQR:
   Atari) and of the synthetic ``fake`` env at the same frame shape, random actions.
 * ``infer``: the loop's per-step work besides the env, on a batch of ``num_envs`` real observations: obs to
   the device, policy forward + sample + log-prob, the motivation's ``update_stats`` and ``reward``, the action
-  back to the host, reward/done to the device, ``RolloutStorage.insert``. Sub-parts are timed on their own.
+  back to the host, ``RolloutStorage.insert`` and ``insert_env`` (reward/done into host buffers). Sub-parts
+  are timed on their own.
 * ``update``: one iteration's learning on a full rollout: V(s_T), GAE for both streams, then rlsweep's own
   ``PPOUpdater.update`` with the motivation trained per minibatch (or in one pass), as the loop does.
 * ``e2e``: ``rlsweep.training.train`` on a temporary run directory (logger none, checkpoint only at the end)
@@ -307,11 +308,8 @@ def bench_infer(cfg: Any, parts: Any, frames: Any, device: Any, clock: Clock, re
         step = state["step"] = (state["step"] + 1) % cfg.ppo.num_steps
         action0.cpu().numpy()
         o = torch.as_tensor(obs_np, device=device)
-        storage.insert(
-            step, o, action0, logp0, out0.value_ext, out0.value_int,
-            torch.as_tensor(reward_np, device=device), r0,
-            torch.as_tensor(done_np, device=device, dtype=torch.float32),
-        )  # fmt: skip
+        storage.insert(step, o, action0, logp0, out0.value_ext, out0.value_int, r0)
+        storage.insert_env(step, reward_np, done_np)
 
     def whole_step() -> None:
         step = state["step"] = (state["step"] + 1) % cfg.ppo.num_steps
@@ -323,11 +321,8 @@ def bench_infer(cfg: Any, parts: Any, frames: Any, device: Any, clock: Clock, re
             motivation.update_stats(o)
             r_int = motivation.reward(o)
         action.cpu().numpy()
-        storage.insert(
-            step, o, action, dist.log_prob(action), out.value_ext, out.value_int,
-            torch.as_tensor(reward_np, device=device), r_int,
-            torch.as_tensor(done_np, device=device, dtype=torch.float32),
-        )  # fmt: skip
+        storage.insert(step, o, action, dist.log_prob(action), out.value_ext, out.value_int, r_int)
+        storage.insert_env(step, reward_np, done_np)
 
     parts_fn = {
         "policy_forward_sample": policy_part,

@@ -1,11 +1,14 @@
 """One rollout of T steps from N envs, kept on the run's device.
 
 Observations are stored as uint8 (the seed's 128 x 128 x 4x96x96 rollout is 604 MB as uint8, 2.4 GB as
-float32) and scaled to [0, 1] only when a minibatch is fed to a network.
+float32) and scaled to [0, 1] only when a minibatch is fed to a network. What the envs return besides frames
+(extrinsic reward, done) is written to host buffers and moved to the device once per rollout by
+:meth:`RolloutStorage.finish`, not in two tiny transfers per step.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -22,6 +25,11 @@ class RolloutStorage:
         self.rewards_int = torch.zeros((t, n), device=device)
         self.dones = torch.zeros((t, n), device=device)
         self.last_obs = torch.zeros((n, *obs_shape), dtype=torch.uint8, device=device)  # s_T, after the last step
+        if device.type == "cpu":  # the device is the host: write in place
+            self._host_rewards_ext, self._host_dones = self.rewards_ext, self.dones
+        else:  # pinned, so finish() can copy asynchronously
+            self._host_rewards_ext = torch.zeros((t, n), pin_memory=device.type == "cuda")
+            self._host_dones = torch.zeros((t, n), pin_memory=device.type == "cuda")
 
     def insert(
         self,
@@ -31,18 +39,27 @@ class RolloutStorage:
         logprobs: torch.Tensor,
         values_ext: torch.Tensor,
         values_int: torch.Tensor,
-        rewards_ext: torch.Tensor,
         rewards_int: torch.Tensor,
-        dones: torch.Tensor,
     ) -> None:
+        """What the agent computed for step ``step`` (device tensors)."""
         self.obs[step] = obs
         self.actions[step] = actions
         self.logprobs[step] = logprobs
         self.values_ext[step] = values_ext
         self.values_int[step] = values_int
-        self.rewards_ext[step] = rewards_ext
         self.rewards_int[step] = rewards_int
-        self.dones[step] = dones
+
+    def insert_env(self, step: int, rewards_ext: np.ndarray, dones: np.ndarray) -> None:
+        """What the envs returned for step ``step`` (host arrays; on the device after :meth:`finish`)."""
+        self._host_rewards_ext[step] = torch.from_numpy(np.asarray(rewards_ext))
+        self._host_dones[step] = torch.from_numpy(np.asarray(dones))
+
+    def finish(self, last_obs: torch.Tensor) -> None:
+        """Close the rollout: store s_T and move the envs' rewards and dones to the device, one copy each."""
+        self.set_last_obs(last_obs)
+        if self._host_rewards_ext is not self.rewards_ext:
+            self.rewards_ext.copy_(self._host_rewards_ext, non_blocking=True)
+            self.dones.copy_(self._host_dones, non_blocking=True)
 
     def flat_obs(self) -> torch.Tensor:
         return self.obs.reshape(-1, *self.obs.shape[2:])

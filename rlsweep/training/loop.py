@@ -132,15 +132,12 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                     envs.step_async(actions_np)
                 result = envs.step_wait()
                 phase["env"] += time.perf_counter() - t_env  # time the loop waits for the emulators
-                storage.insert(
-                    step, obs, action, dist.log_prob(action), out.value_ext, out.value_int,
-                    torch.as_tensor(result.reward, device=device), r_int,
-                    torch.as_tensor(result.done, device=device, dtype=torch.float32),
-                )  # fmt: skip
+                storage.insert(step, obs, action, dist.log_prob(action), out.value_ext, out.value_int, r_int)
+                storage.insert_env(step, result.reward, result.done)
                 int_rewards.append(r_int)
                 episodes.add(result.episodes)
                 obs = upload(result.obs)
-            storage.set_last_obs(obs)  # s_T: the successor of the last step's states (SND-VIC / SND-STD pairs)
+            storage.finish(obs)  # s_T (the last states' successors, for SND-VIC / SND-STD), rewards and dones
             global_step += batch_size
             phase["collect"] += time.perf_counter() - t0
 
