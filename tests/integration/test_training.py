@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,9 +201,15 @@ def test_overlapped_env_stepping_gives_the_same_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.gpu
-def test_smoke_on_cuda(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "switches",
+    [[], ["perf.autocast=bf16", "perf.compile=reduce-overhead", "perf.channels_last=true", "perf.pin_memory=false"]],
+    ids=["defaults", "bf16-cudagraphs-nhwc"],
+)
+def test_smoke_on_cuda(tmp_path: Path, switches: list[str]) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine; the same smoke runs on the CPU above")
-    sweep(tmp_path, "device=cuda", "name=gpu", *SMOKE)
+    sweep(tmp_path, "device=cuda", "name=gpu", *SMOKE, *switches)
     assert json.loads((tmp_path / "runs" / "gpu-s1" / "run.json").read_text())["status"] == "completed"
+    assert all(np.isfinite(r["loss/total"]) for r in metrics(tmp_path / "runs" / "gpu-s1"))
