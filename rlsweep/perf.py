@@ -1,8 +1,9 @@
 """The speed switches of ``perf.*`` (:class:`rlsweep.config.schema.PerfConfig`) and the small pieces they need.
 
-Everything here changes how fast the method runs, never what it computes: the optimiser kernel (fused Adam),
-forward passes under bf16 autocast, ``torch.compile`` of the networks, observations uploaded through a pinned
-buffer, and training statistics kept on the device until one read per iteration. Each switch is measured by
+Everything here changes how fast the method runs, not what it computes (up to floating-point rounding; bf16
+autocast rounds more, which is why it is opt-in): the optimiser kernel (fused Adam), forward passes under bf16
+autocast, ``torch.compile`` of the networks, observations uploaded through a pinned buffer, and training
+statistics kept on the device until one read per iteration. Each switch is measured by
 ``benchmarks/compare.py``; results and defaults are in ``benchmarks/README.md``.
 """
 
@@ -68,6 +69,7 @@ class Uploader:
 
     def __call__(self, array: np.ndarray) -> torch.Tensor:
         if self.device.type == "cpu":
+            # Safe to alias while the next env step runs: envpool hands out a new buffer per recv (tested).
             return torch.from_numpy(np.ascontiguousarray(array))
         if not self.pin:
             return torch.as_tensor(array, device=self.device)

@@ -86,14 +86,19 @@ def test_atari_async_step_equals_step() -> None:
     cfg = EnvConfig(id="MontezumaRevenge-v5", max_episode_steps=20, num_threads=2)
     sync, split = make_env(cfg, num_envs=3, seed=5), make_env(cfg, num_envs=3, seed=5)
     try:
-        assert np.array_equal(sync.reset(), split.reset())
+        previous = split.reset()
+        assert np.array_equal(sync.reset(), previous)
         rng = np.random.default_rng(0)
         ended = 0
         for _ in range(45):  # two 20-step episode caps: same-step resets on both paths
             actions = rng.integers(0, sync.num_actions, size=3)
             expected = sync.step(actions)
+            before = previous.copy()
             split.step_async(actions)
             got = split.step_wait()
+            # The loop reads s_t (a zero-copy view on the CPU) while the workers step: they must not write into it.
+            assert np.array_equal(previous, before)
+            previous = got.obs
             assert np.array_equal(expected.obs, got.obs)
             assert np.array_equal(expected.reward, got.reward) and np.array_equal(expected.done, got.done)
             assert expected.episodes == got.episodes
