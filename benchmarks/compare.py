@@ -37,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from throughput import PRESETS, machine_info, summarize  # noqa: E402
+from throughput import PRESETS, machine_info, machine_label, result_header, summarize  # noqa: E402
 
 
 @dataclass
@@ -151,9 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace(
         "auto", "cpu"))  # fmt: skip
     machine = machine_info(device)
-    label = args.label or (
-        f"gpu-{machine['gpu'].split()[-1].lower()}" if "gpu" in machine else f"cpu-{os.cpu_count()}core"
-    )
+    label = args.label or machine_label(machine)
     date = dt.date.today().isoformat()
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"{label}-{date}-compare"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,11 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=False)
     machine["load_average_end"] = list(os.getloadavg())
     res: dict[str, Any] = {
-        "label": label,
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": ["python", "benchmarks/compare.py", *(argv if argv is not None else sys.argv[1:])],
-        "note": args.note,
-        "machine": machine,
+        **result_header("compare.py", label, args.note, machine, argv),
         "preset": args.preset,
         "rounds": args.rounds,
         "iters": args.iters,

@@ -213,6 +213,24 @@ def machine_info(device: Any) -> dict[str, Any]:
     return info
 
 
+def machine_label(machine: dict[str, Any]) -> str:
+    """Short name for result files: gpu-<model> or cpu-<N>core."""
+    return f"gpu-{machine['gpu'].split()[-1].lower()}" if "gpu" in machine else f"cpu-{os.cpu_count()}core"
+
+
+def result_header(
+    script: str, label: str, note: str, machine: dict[str, Any], argv: list[str] | None
+) -> dict[str, Any]:
+    """The fields every result file starts with: what ran, where and when."""
+    return {
+        "label": label,
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": ["python", f"benchmarks/{script}", *(argv if argv is not None else sys.argv[1:])],
+        "note": note,
+        "machine": machine,
+    }
+
+
 # ---- phases ----------------------------------------------------------------------------------------------------
 def bench_env(env_cfg: Any, num_envs: int, seed: int, steps: int, repeats: int) -> tuple[dict[str, Any], Any]:
     """Seconds per ``envs.step`` of ``num_envs`` envs; also returns the last ``steps`` observations (uint8)."""
@@ -642,9 +660,7 @@ def main(argv: list[str] | None = None) -> None:
     clock, memory = Clock(device), Memory(device)
     machine = machine_info(device)
     date = dt.date.today().isoformat()
-    label = args.label or (
-        f"gpu-{machine['gpu'].split()[-1].lower()}" if "gpu" in machine else f"cpu-{os.cpu_count()}core"
-    )
+    label = args.label or machine_label(machine)
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"{label}-{date}"
     out.parent.mkdir(parents=True, exist_ok=True)
     mem: dict[str, Any] = {}
@@ -691,11 +707,7 @@ def main(argv: list[str] | None = None) -> None:
     t_update = update["per_agent_step_s"]["median"] if update else float("nan")
     total = t_env + t_infer + t_update  # nan when a part was skipped
     res: dict[str, Any] = {
-        "label": label,
-        "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": ["python", "benchmarks/throughput.py", *(argv if argv is not None else sys.argv[1:])],
-        "note": args.note,
-        "machine": machine,
+        **result_header("throughput.py", label, args.note, machine, argv),
         "repeats": args.repeats,
         "config": {
             "preset": args.preset,
