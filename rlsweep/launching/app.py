@@ -122,10 +122,8 @@ def run_task(cfg: DictConfig) -> float | None:
     try:
         result = train(typed, run_dir, info)
     except Exception as e:
-        # A preemption exits through submitit's signal handler, which can surface inside torch or envpool
-        # as an ordinary exception: the job is requeued, so the record keeps saying preempted.
-        if ledger is not None and not _preempted(ledger, run_id):
-            ledger.update(run_id, status="failed", error=_error_summary(e))
+        if ledger is not None:
+            record_failure(ledger, run_id, e)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
@@ -148,6 +146,18 @@ def _terminated(ledger: Ledger | None, run_id: str, signum: int, frame: Any) -> 
 
 def _preempted(ledger: Ledger, run_id: str) -> bool:
     return (ledger.get(run_id) or {}).get("status") == "preempted"
+
+
+def record_failure(ledger: Ledger, run_id: str, e: BaseException) -> None:
+    """Record a run's exception as failed, unless the run was interrupted from outside while it raised.
+
+    A preemption (submitit's USR2 handler) or a cancellation (``_terminated`` on SIGTERM) records itself first,
+    then raises inside whatever ran at that moment; inside torch (a checkpoint being written, say) that exit
+    surfaces as an ordinary error. The interruption is what happened: keep its record, so a rerun resumes.
+    """
+    if (ledger.get(run_id) or {}).get("status") in ("preempted", "cancelled"):
+        return
+    ledger.update(run_id, status="failed", error=_error_summary(e))
 
 
 def _error_summary(e: BaseException) -> str:
