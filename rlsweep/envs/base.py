@@ -9,6 +9,7 @@ env i's next episode, so the training loop never sees a dummy transition.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -73,13 +74,13 @@ class VecEnv(Protocol):
     def close(self) -> None: ...
 
 
-class SyncStepping:
+class SyncStepping(ABC):
     """``step_async``/``step_wait`` for backends without asynchronous stepping: the step runs in ``step_wait``."""
 
     _pending: np.ndarray | None = None
 
-    def step(self, actions: np.ndarray) -> StepResult:
-        raise NotImplementedError
+    @abstractmethod
+    def step(self, actions: np.ndarray) -> StepResult: ...
 
     def step_async(self, actions: np.ndarray) -> None:
         self._pending = np.array(actions, copy=True)
