@@ -146,10 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     if len({v.name for v in variants}) != len(variants):
         raise SystemExit("--variant names must be unique")
 
-    import torch
+    from rlsweep.training.seeding import select_device  # the device a run with this ``device`` setting gets
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace(
-        "auto", "cpu"))  # fmt: skip
+    device = select_device(args.device)
     machine = machine_info(device)
     label = args.label or machine_label(machine)
     date = dt.date.today().isoformat()
