@@ -58,14 +58,15 @@ class Uploader:
     """uint8 observations from the envs (numpy) to the run's device.
 
     On the CPU this is a zero-copy view. On CUDA with ``pin`` the frames are copied once into a pinned host
-    buffer and sent asynchronously: the copy overlaps the work queued before it, and the next call's host copy
-    is safe because the loop reads the sampled action back (a stream sync) before it receives new frames.
+    buffer and sent asynchronously, so the copy overlaps the work queued before it; before the buffer is
+    refilled, the previous copy's event is awaited (free when it has long finished, as it has in the loop).
     """
 
     def __init__(self, device: torch.device, pin: bool) -> None:
         self.device = device
         self.pin = pin and device.type == "cuda"
         self._host: torch.Tensor | None = None
+        self._sent: torch.cuda.Event | None = None  # marks the end of the last copy out of ``_host``
 
     def __call__(self, array: np.ndarray) -> torch.Tensor:
         if self.device.type == "cpu":
@@ -73,10 +74,15 @@ class Uploader:
             return torch.from_numpy(np.ascontiguousarray(array))
         if not self.pin:
             return torch.as_tensor(array, device=self.device)
+        if self._sent is not None:
+            self._sent.synchronize()
         if self._host is None or self._host.shape != array.shape:
             self._host = torch.empty(array.shape, dtype=torch.uint8, pin_memory=True)
         self._host.numpy()[...] = array
-        return self._host.to(self.device, non_blocking=True)
+        out = self._host.to(self.device, non_blocking=True)
+        self._sent = torch.cuda.Event()
+        self._sent.record()
+        return out
 
 
 def to_floats(stats: Mapping[str, torch.Tensor]) -> dict[str, float]:

@@ -30,6 +30,7 @@ class RolloutStorage:
         else:  # pinned, so finish() can copy asynchronously
             self._host_rewards_ext = torch.zeros((t, n), pin_memory=device.type == "cuda")
             self._host_dones = torch.zeros((t, n), pin_memory=device.type == "cuda")
+        self._copied: torch.cuda.Event | None = None  # marks the end of finish()'s asynchronous copies
 
     def insert(
         self,
@@ -51,6 +52,9 @@ class RolloutStorage:
 
     def insert_env(self, step: int, rewards_ext: np.ndarray, dones: np.ndarray) -> None:
         """What the envs returned for step ``step`` (host arrays; on the device after :meth:`finish`)."""
+        if self._copied is not None:  # the last rollout's copies must be done before its buffers are reused
+            self._copied.synchronize()
+            self._copied = None
         self._host_rewards_ext[step] = torch.from_numpy(np.asarray(rewards_ext))
         self._host_dones[step] = torch.from_numpy(np.asarray(dones))
 
@@ -60,6 +64,9 @@ class RolloutStorage:
         if self._host_rewards_ext is not self.rewards_ext:
             self.rewards_ext.copy_(self._host_rewards_ext, non_blocking=True)
             self.dones.copy_(self._host_dones, non_blocking=True)
+            if self.rewards_ext.device.type == "cuda":
+                self._copied = torch.cuda.Event()
+                self._copied.record()
 
     def flat_obs(self) -> torch.Tensor:
         return self.obs.reshape(-1, *self.obs.shape[2:])

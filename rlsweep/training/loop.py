@@ -31,13 +31,13 @@ from rlsweep.training.checkpoint import load_checkpoint, save_checkpoint
 from rlsweep.training.seeding import rng_state, seed_everything, select_device, set_rng_state
 
 
-def warm_up(envs: VecEnv, motivation: Motivation, steps: int, device: torch.device) -> None:
+def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader) -> None:
     """Fill the motivation's observation statistics with random-action steps (seed: 256 per env)."""
     rng = np.random.default_rng(0)
     for _ in range(steps):
         actions = rng.integers(0, envs.num_actions, size=envs.num_envs)
         result = envs.step(actions)
-        motivation.update_stats(torch.as_tensor(result.obs, device=device))
+        motivation.update_stats(upload(result.obs))
 
 
 class EpisodeStats:
@@ -101,7 +101,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         elif motivation.needs_warmup and cfg.motivation.warmup_steps > 0:
             # Random steps must not count as exploration by the agent: restore the counters afterwards.
             exploration_before = envs.exploration_state()
-            warm_up(envs, motivation, cfg.motivation.warmup_steps, device)
+            warm_up(envs, motivation, cfg.motivation.warmup_steps, upload)
             envs.load_exploration_state(exploration_before)
             obs_np = envs.reset()
         obs = upload(obs_np)
