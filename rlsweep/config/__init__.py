@@ -25,7 +25,7 @@ from rlsweep.config.schema import (
 )
 from rlsweep.config.validate import ConfigError, check_value, validate
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # package data: ships with the wheel
 
 __all__ = [
     "CONF_DIR",

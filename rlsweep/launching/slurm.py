@@ -25,12 +25,11 @@ from typing import Any
 import submitit
 import yaml
 
-from rlsweep.config import CONF_DIR
 from rlsweep.config.launchers import SlurmSettings
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.points import Point, status_table
 
-PROFILE_DIR = CONF_DIR.parent / "launchers" / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"  # built-in cluster profiles (package data)
 TERMINAL = ("completed", "failed", "cancelled")
 
 
