@@ -6,12 +6,9 @@ Knows nothing about torch or environments (env ids are looked up lazily for vali
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
 
-from rlsweep.config.launchers import LocalLauncherConf, SlurmLauncherConf
 from rlsweep.config.naming import config_name, run_id
 from rlsweep.config.schema import (
     BudgetConfig,
@@ -46,18 +43,10 @@ __all__ = [
 ]
 
 
-def _run_id_resolver(choices: Any, task_overrides: Any, seed: int, name: str) -> str:
-    plain_choices = OmegaConf.to_container(choices) if OmegaConf.is_config(choices) else dict(choices)
-    overrides = OmegaConf.to_container(task_overrides) if OmegaConf.is_config(task_overrides) else task_overrides
-    assert isinstance(plain_choices, dict) and isinstance(overrides, list)
-    return run_id({str(k): v for k, v in plain_choices.items()}, overrides, int(seed), str(name or ""))
-
-
 def register_configs() -> None:
-    """Register the root schema and the resolver that names run directories (idempotent)."""
+    """Register the root schema with Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="hydra/launcher", name="local", node=LocalLauncherConf)
-    cs.store(group="hydra/launcher", name="slurm", node=SlurmLauncherConf)
-    if not OmegaConf.has_resolver("rlsweep_run_id"):
-        OmegaConf.register_new_resolver("rlsweep_run_id", _run_id_resolver)
+    from rlsweep.config.presets import register_presets  # the generated experiment options (paper_*)
+
+    register_presets()

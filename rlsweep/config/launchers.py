@@ -1,14 +1,23 @@
-"""Settings of the launchers, as ``hydra.launcher.*`` keys (``hydra/launcher=local`` or ``slurm``)."""
+"""Settings of the launchers, as ``hydra.launcher.*`` keys (``hydra/launcher=local`` or ``slurm``).
+
+The ``hydra.`` spelling is kept so that commands written for Hydra's launchers read the same; the values are
+typed by these dataclasses and range-checked by :func:`check_settings` with the training config's one-line
+messages, before anything starts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from rlsweep.config.validate import ConfigError
+
+ONLY_CHOICES = ("unfinished", "failed")
 
 
 @dataclass
 class LocalSettings:
-    max_parallel: int = 0  # runs at once; 0 = one per GPU slot (gpus x runs_per_gpu), 1 without a GPU
+    max_parallel: int = 0  # runs at once; 0 = one per GPU slot (gpus x runs_per_gpu), else as the cores allow
     runs_per_gpu: int = 1  # runs sharing one GPU
     gpus: list[int] | None = None  # GPU indices to use; null = every visible GPU
     only: str = "unfinished"  # unfinished: run all but completed points | failed: rerun only failed points
@@ -17,7 +26,7 @@ class LocalSettings:
 
 @dataclass
 class SlurmSettings:
-    profile: str | None = None  # launchers/profiles/<profile>.yaml fills the keys left null here
+    profile: str | None = None  # a built-in profile name (local, example_gpu_cluster) or a path to a YAML file
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -35,15 +44,44 @@ class SlurmSettings:
     wait: bool = True  # false: submit and return the shell at once; follow with `rlsweep status <sweep>`
     only: str = "unfinished"  # unfinished | failed (see the local launcher)
     progress_every: float = 30.0  # seconds between progress tables while waiting
-    poll_every: float = 2.0  # seconds between ledger / squeue polls while waiting
+    poll_every: float = 2.0  # seconds between record / squeue polls while waiting
     job_name: str = "rlsweep"
 
 
-@dataclass
-class LocalLauncherConf(LocalSettings):
-    _target_: str = "hydra_plugins.rlsweep_launchers.launchers.LocalLauncher"
+LAUNCHERS: dict[str, type[LocalSettings] | type[SlurmSettings]] = {"local": LocalSettings, "slurm": SlurmSettings}
+
+# key -> (lowest allowed, description); None values (profile defaults) are not checked.
+_MINIMA: dict[str, tuple[float, str]] = {
+    "max_parallel": (0, ">= 0 (0 = automatic)"),
+    "runs_per_gpu": (1, ">= 1"),
+    "progress_every": (0.1, ">= 0.1 seconds"),
+    "poll_every": (0.1, ">= 0.1 seconds"),
+    "timeout_min": (1, ">= 1 minute"),
+    "gpus_per_node": (0, ">= 0"),
+    "cpus_per_task": (1, ">= 1"),
+    "mem_gb": (1, ">= 1"),
+    "array_parallelism": (1, ">= 1"),
+    "max_array_size": (1, ">= 1"),
+    "max_num_timeout": (0, ">= 0"),
+    "signal_delay_s": (0, ">= 0"),
+}
 
 
-@dataclass
-class SlurmLauncherConf(SlurmSettings):
-    _target_: str = "hydra_plugins.rlsweep_launchers.launchers.SlurmLauncher"
+def check_settings(settings: LocalSettings | SlurmSettings) -> None:
+    """Ranges and allowed words of the launcher settings; raises ConfigError naming the key and the value."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if f.name in _MINIMA and value is not None:
+            low, text = _MINIMA[f.name]
+            if value < low:
+                raise ConfigError(f"Invalid value for hydra.launcher.{f.name}: {value} (must be {text})")
+    if settings.only not in ONLY_CHOICES:
+        raise ConfigError(
+            f"Invalid value for hydra.launcher.only: {settings.only!r} (allowed: {', '.join(ONLY_CHOICES)})"
+        )
+    if isinstance(settings, LocalSettings) and settings.gpus is not None:
+        bad = [g for g in settings.gpus if g < 0]
+        if bad or len(set(settings.gpus)) != len(settings.gpus):
+            raise ConfigError(
+                f"Invalid value for hydra.launcher.gpus: {settings.gpus} (distinct GPU indices >= 0, or null for all)"
+            )

@@ -29,13 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         from rlsweep.launching.ledger import Ledger
         from rlsweep.launching.points import status_table
-        from rlsweep.launching.slurm import reconcile
 
         ledger = Ledger(args.sweep_dir)
         if not ledger.exists():
-            print(f"rlsweep status: error: {args.sweep_dir} has no ledger (not a launched sweep)", file=sys.stderr)
+            print(f"rlsweep status: error: {args.sweep_dir} is not a launched sweep (no sweep.json)", file=sys.stderr)
             return 2
-        reconcile(ledger)  # jobs that left the SLURM queue without recording an end
+        if ledger.launch_info().get("launcher") == "slurm":
+            from rlsweep.launching.slurm import reconcile
+
+            reconcile(ledger)  # jobs that left the SLURM queue without recording an end
         print(status_table(ledger))
         return 0
 

@@ -1,106 +1,62 @@
-"""The sweep ledger: one record per grid point, in ``<sweep_dir>/ledger/<run_id>.json``.
+"""The sweep ledger: the run records of one sweep directory, ``<sweep_dir>/<run_id>/run.json``.
 
-One file per point, written by replacing it atomically (temporary file, fsync, rename), means two jobs that
-finish at the same moment never write the same file, so no update is lost, also on a shared network
-filesystem where ``flock`` is unreliable. At any moment a record has one writer: the launcher before it
-submits the point, the job while it runs (or the scheduler's preemption handler inside the job).
-
-Statuses: pending (planned, not started), running, completed, failed, preempted (requeued by the scheduler,
-will resume), cancelled (killed from outside, e.g. ``scancel``; a rerun resumes it).
+There is no second copy of a run's state: the ledger is a view over the records (:mod:`rlsweep.record`) that
+the launcher and the jobs write. ``sweep.json`` beside the runs marks a launched sweep and says how it was
+started.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
+import shlex
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("pending", "running", "completed", "failed", "preempted", "cancelled")
-FINISHED = ("completed",)
+from rlsweep.record import RUN_FILE, RunRecord, write_json_atomic
 
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+SWEEP_FILE = "sweep.json"
 
 
 class Ledger:
     def __init__(self, sweep_dir: Path) -> None:
         self.sweep_dir = Path(sweep_dir)
-        self.dir = self.sweep_dir / "ledger"
+        self.damaged: list[str] = []  # run.json files that could not be read, filled by records()
 
     def exists(self) -> bool:
-        return self.dir.is_dir()
+        return (self.sweep_dir / SWEEP_FILE).exists()
 
-    def path(self, run_id: str) -> Path:
-        return self.dir / f"{run_id}.json"
+    def run_dir(self, run_id: str) -> Path:
+        return self.sweep_dir / run_id
 
-    def get(self, run_id: str) -> dict[str, Any] | None:
+    def get(self, run_id: str) -> RunRecord | None:
+        return RunRecord.read_or_none(self.run_dir(run_id))
+
+    def records(self) -> Iterator[RunRecord]:
+        """Every readable record, by run id; unreadable ones are listed in ``damaged``, not skipped silently."""
+        self.damaged = []
+        for path in sorted(self.sweep_dir.glob(f"*/{RUN_FILE}")):
+            try:
+                yield RunRecord.read(path.parent)
+            except ValueError as e:
+                self.damaged.append(str(e))
+
+    def update(self, run_id: str, **fields: Any) -> RunRecord:
+        """Merge ``fields`` into the point's record (creating a bare one) and write it atomically."""
+        record = self.get(run_id) or RunRecord(run_id=run_id, run_dir=str(self.run_dir(run_id)))
+        return record.update(**fields)
+
+    def record_launch(self, launcher: str, points: int) -> None:
+        """sweep.json: the command line, the launcher and when; rewritten on every launch."""
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        info = {"command": shlex.join(sys.argv), "launcher": launcher, "launched": time.time(), "points": points}
+        write_json_atomic(self.sweep_dir / SWEEP_FILE, info)
+
+    def launch_info(self) -> dict[str, Any]:
         try:
-            record: dict[str, Any] = json.loads(self.path(run_id).read_text())
-            return record
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        if not self.dir.is_dir():
-            return
-        for p in sorted(self.dir.glob("*.json")):
-            with contextlib.suppress(json.JSONDecodeError, OSError):
-                yield json.loads(p.read_text())
-
-    def update(self, run_id: str, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into the point's record (creating it) and write it atomically."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        record = self.get(run_id) or {"run_id": run_id, "status": "pending", "attempts": 0, "history": []}
-        if "status" in fields and fields["status"] != record.get("status"):
-            record["history"] = [*record.get("history", []), [time.time(), fields["status"]]][-50:]
-        record.update(fields)
-        record["updated"] = time.time()
-        _write_atomic(self.path(run_id), record)
-        return record
-
-    def plan(self, run_id: str, name: str, overrides: list[str], run_dir: Path, total_steps: int) -> dict[str, Any]:
-        """Record a planned point without touching the state of one that already ran."""
-        existing = self.get(run_id)
-        fields: dict[str, Any] = {
-            "name": name,
-            "overrides": overrides,
-            "run_dir": str(run_dir),
-            "total_steps": total_steps,
-            "log": str(run_dir / "log.txt"),
-        }
-        if existing is None:
-            fields["status"] = "pending"
-        return self.update(run_id, **fields)
-
-
-def job_identity() -> dict[str, Any]:
-    """Where the current process runs: scheduler job id (array-aware), host, pid."""
-    env = os.environ
-    job_id = env.get("SLURM_ARRAY_JOB_ID")
-    if job_id and env.get("SLURM_ARRAY_TASK_ID"):
-        job_id = f"{job_id}_{env['SLURM_ARRAY_TASK_ID']}"
-    else:
-        job_id = env.get("SLURM_JOB_ID")
-    return {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid()}
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+            data: dict[str, Any] = json.loads((self.sweep_dir / SWEEP_FILE).read_text())
+            return data
+        except (OSError, json.JSONDecodeError):
+            return {}

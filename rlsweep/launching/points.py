@@ -1,96 +1,66 @@
-"""What every launcher does before it runs anything: name the grid points, record them, pick the ones to run.
+"""What every launcher does before it runs anything, and the sweep's status table.
 
-A launcher receives the sweeper's job overrides; here each becomes a :class:`Point` (run id, directory,
-overrides) and is recorded as pending in the ledger. Then the ledger decides what runs: completed points are
-skipped, interrupted ones (running without a live process, preempted, cancelled, failed) run again and resume
+``prepare`` gives each planned point its directory, its resolved ``config.yaml`` and its record, then the
+records decide what runs: completed points are skipped, a point whose process is still alive is left alone,
+interrupted ones (preempted, cancelled, failed, or running without a live process) run again and resume
 from their checkpoints, and ``only=failed`` reruns just the failed ones. A grid extended by new values
-therefore runs only its new points.
+therefore runs only its new points, and rerunning a finished 10,000-point sweep touches no file.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
-import time
+import math
+import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig
+from rlsweep.launching.job import write_config
+from rlsweep.launching.ledger import Ledger
+from rlsweep.launching.plan import Plan, Point
+from rlsweep.record import RunRecord, pid_alive
 
-from rlsweep.config.naming import config_name, run_id
-from rlsweep.launching.ledger import Ledger, pid_alive
-
-ONLY_CHOICES = ("unfinished", "failed")
-
-
-@dataclass
-class Point:
-    index: int
-    run_id: str
-    name: str
-    overrides: list[str]
-    run_dir: Path
-    total_steps: int
-
-    def job_args(self, sweep_name: str) -> list[str]:
-        """Arguments of ``python -m rlsweep`` that run exactly this point, in its sweep directory."""
-        return [*self.overrides, f"hydra.run.dir='{self.run_dir}'", f"sweep_name={sweep_name}"]
+# Columns of the status table are cut to these widths so that a line fits in 120 columns.
+_RUN_WIDTH = 44
+_METRIC_WIDTH = 22
 
 
-def make_points(hydra_context: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]]) -> list[Point]:
-    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-    loader = hydra_context.config_loader
-    points = []
-    for i, overrides in enumerate(job_overrides):
-        cfg = loader.load_sweep_config(config, list(overrides))
-        choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/") and v}
-        rid = run_id(choices, list(overrides), int(cfg.seed), str(cfg.name))
-        name = str(cfg.name) or config_name(choices)
-        points.append(Point(i, rid, name, list(overrides), sweep_dir / rid, int(cfg.budget.total_steps)))
-    return points
+def alive_here(record: RunRecord) -> bool:
+    """A running record whose process lives on this host (a pid alone says nothing about another host)."""
+    return record.status == "running" and record.host == socket.gethostname() and pid_alive(record.pid)
 
 
-def record_sweep(sweep_dir: Path, launcher: str) -> None:
-    """sweep.json: the command line and when; one file per sweep, rewritten on every launch."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    info = {"command": shlex.join(sys.argv), "launcher": launcher, "launched": time.time()}
-    (sweep_dir / "sweep.json").write_text(json.dumps(info, indent=2) + "\n")
-
-
-def select(points: list[Point], ledger: Ledger, only: str, local_host: str | None = None) -> list[Point]:
-    """Record every point and return those to run now, printing why others are skipped."""
-    if only not in ONLY_CHOICES:
-        raise ValueError(f"hydra.launcher.only={only!r} is not allowed; allowed: {', '.join(ONLY_CHOICES)}")
-    todo = []
+def prepare(plan: Plan, ledger: Ledger, launcher: str) -> list[Point]:
+    """Record every point (writing configs only for those about to run) and return those to run now."""
+    only = plan.settings.only
+    todo: list[Point] = []
     skipped: dict[str, int] = {}
-    for p in points:
-        record = ledger.plan(p.run_id, p.name, p.overrides, p.run_dir, p.total_steps)
-        status = record["status"]
-        alive = status == "running" and record.get("host") == local_host and pid_alive(int(record.get("pid", -1)))
-        if status == "completed" or alive or (only == "failed" and status != "failed"):
-            reason = "still running" if alive else status
-            skipped[reason] = skipped.get(reason, 0) + 1
+    for p in plan.points:
+        run_dir = plan.run_dir(p)
+        record = RunRecord.read_or_none(run_dir)
+        if record is not None:
+            alive = alive_here(record)
+            if record.status == "completed" or alive or (only == "failed" and record.status != "failed"):
+                reason = "still running" if alive else record.status
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+        elif only == "failed":
+            skipped["not started"] = skipped.get("not started", 0) + 1
             continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, p.config)
+        if record is None:
+            record = RunRecord(run_id=p.run_id, run_dir=str(run_dir), log=str(run_dir / "log.txt"))
+        record.name, record.seed, record.sweep = p.name, p.seed, plan.sweep_name
+        record.choices, record.overrides, record.total_steps = p.choices, p.overrides, p.total_steps
+        record.launcher = launcher
+        record.write()
         todo.append(p)
     if skipped:
         parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
         print(f"[rlsweep] skipping {sum(skipped.values())} point(s): {parts}", flush=True)
     return todo
-
-
-def job_returns(points: list[Point], ledger: Ledger) -> list[JobReturn]:
-    """Hydra's view of the results; failures are reported by the launcher itself, not raised here."""
-    out = []
-    for p in points:
-        record = ledger.get(p.run_id) or {}
-        ret = JobReturn(overrides=p.overrides, status=JobStatus.COMPLETED)
-        ret._return_value = (record.get("result") or {}).get("episode/return")
-        out.append(ret)
-    return out
 
 
 def last_metrics(run_dir: Path) -> dict[str, Any]:
@@ -113,28 +83,65 @@ def last_metrics(run_dir: Path) -> dict[str, Any]:
     return {}
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
-    """Points with status, attempts, progress, last metric and log path."""
-    rows = [["run", "status", "attempts", "progress", "last metric", "job", "log"]]
+    """One line per point (status, attempts, progress, last metric, job), the counts and the sweep's ETA.
+
+    A record that says running although its process is gone from this host is shown as ``stopped``: the
+    process died without recording its end (SIGKILL, out of memory); a rerun resumes it.
+    """
+    wanted = None if run_ids is None else set(run_ids)
+    rows = [["run", "status", "att", "progress", "last metric", "job"]]
     counts: dict[str, int] = {}
+    remaining, rate = 0, 0.0
+    failed: list[RunRecord] = []
+    here = socket.gethostname()
     for r in ledger.records():
-        if run_ids is not None and r["run_id"] not in run_ids:
+        if wanted is not None and r.run_id not in wanted:
             continue
-        run_dir = Path(r.get("run_dir", ledger.sweep_dir / r["run_id"]))
-        last = last_metrics(run_dir)
-        step = int(last.get("global_step", 0))
-        total = int(r.get("total_steps") or 0)
+        last = last_metrics(Path(r.run_dir))
+        step = max(int(last.get("global_step", 0)), r.global_step)
+        total = r.total_steps
         progress = f"{step}/{total} ({100 * step / total:.0f}%)" if total else "-"
         metric = "-"
         for key in ("episode/score", "episode/return", "explore/cells", "explore/rooms"):
             if last.get(key) is not None:
-                metric = f"{key}={last[key]:.4g}"
+                metric = f"{key.split('/')[1]}={last[key]:.4g}"
                 break
-        status = r.get("status", "?")
+        status = r.status
+        if status == "running" and r.host == here and r.launcher != "slurm" and not pid_alive(r.pid):
+            status = "stopped"
+        if status == "running":
+            rate += float(last.get("perf/sps") or 0.0)
+        if status != "completed":
+            remaining += max(total - step, 0)
+        if status == "failed":
+            failed.append(r)
         counts[status] = counts.get(status, 0) + 1
-        rows.append([r["run_id"], status, str(r.get("attempts", 0)), progress, metric, str(r.get("job_id") or "-"),
-                     str(r.get("log", "-"))])  # fmt: skip
+        rows.append([_cut(r.run_id, _RUN_WIDTH), status, str(r.attempts), progress, _cut(metric, _METRIC_WIDTH),
+                     str(r.job_id or r.pid or "-")])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no points")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no points"
+    if remaining and rate:
+        summary += f"; ETA {_duration(remaining / rate)} at {rate:.0f} steps/s"
+    lines.append(summary)
+    for r in failed:
+        lines.append(_cut(f"FAILED {r.run_id} (log: {r.log_path})", 120))
+        lines.append(_cut(f"  {r.error or '?'}", 120))
+    for problem in ledger.damaged:
+        lines.append(f"DAMAGED {problem}")
     return "\n".join(lines)

@@ -2,12 +2,15 @@
 
 1. Points go out as job arrays of at most ``max_array_size`` tasks (the cluster's MaxArraySize), with
    ``array_parallelism`` running at once; every sbatch setting comes from ``hydra.launcher.*``, with a
-   cluster profile (``launchers/profiles/<name>.yaml``) filling the keys left null.
-2. Each array task runs its point in-process (:class:`PointJob`). On SIGUSR2 (time limit near, or
-   preemption) submitit calls :meth:`PointJob.checkpoint`: the ledger says preempted and the same point is
-   requeued; it resumes from its own last checkpoint and continues the same W&B run. hydra-submitit's
-   default never requeues on timeout (``max_num_timeout=0``); here it does, up to ``max_num_timeout``.
-3. SLURM reports an array task whose Python raised as COMPLETED; the ledger is what the job itself wrote
+   cluster profile (a built-in name from ``rlsweep/launching/profiles`` or a path to your own YAML file)
+   filling the keys left null. An array is submitted held and released once every point's record holds its
+   job id, so the launcher and the job never write one record at the same time.
+2. Each array task runs :func:`rlsweep.launching.job.run_point` on its run directory (:class:`PointJob`).
+   On SIGUSR2 (time limit near, or preemption) submitit calls :meth:`PointJob.checkpoint`: the record says
+   preempted and the same point is requeued; it resumes from its own last checkpoint and continues the same
+   W&B run. hydra-submitit's default never requeues on timeout (``max_num_timeout=0``); here it does, up to
+   ``max_num_timeout``.
+3. SLURM reports an array task whose Python raised as COMPLETED; the record is what the job itself wrote
    (failed, with the error), and a job that left the queue without writing anything (``scancel`` before
    it started, a dead node) is recorded as cancelled by the waiting launcher or by ``rlsweep status``.
 4. ``wait=false`` submits and returns the shell at once; ``rlsweep status <sweep>`` follows the sweep.
@@ -24,52 +27,80 @@ from typing import Any
 
 import submitit
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from rlsweep.config.launchers import SlurmSettings
+from rlsweep.config import ConfigError
+from rlsweep.config.launchers import SlurmSettings, check_settings
 from rlsweep.launching.ledger import Ledger
-from rlsweep.launching.points import Point, status_table
+from rlsweep.launching.plan import Point
+from rlsweep.launching.points import status_table
+from rlsweep.record import RunRecord
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"  # built-in cluster profiles (package data)
 TERMINAL = ("completed", "failed", "cancelled")
 
 
 class PointJob(submitit.helpers.Checkpointable):
-    """One grid point as a submitit job: runs ``python -m rlsweep <args>`` in this process."""
+    """One grid point as a submitit job: :func:`run_point` on its run directory, in the job's process."""
 
-    def __init__(self, args: list[str], sweep_dir: str, run_id: str) -> None:
-        self.args = args
-        self.sweep_dir = sweep_dir
-        self.run_id = run_id
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
 
     def __call__(self) -> None:
-        from rlsweep.launching.app import main
+        from rlsweep.launching.job import run_point
 
-        code = main(self.args)
-        if code:
-            raise RuntimeError(f"{self.run_id} refused its config (exit status {code})")
+        run_point(Path(self.run_dir))
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         # The training loop checkpoints itself every few iterations; requeueing the same point resumes there.
-        Ledger(Path(self.sweep_dir)).update(self.run_id, status="preempted")
+        record = RunRecord.read_or_none(Path(self.run_dir))
+        if record is not None:
+            record.update(status="preempted", error=None)
         return submitit.helpers.DelayedSubmission(self)
 
 
+def profile_path(profile: str) -> Path:
+    """A profile is a path to a YAML file, or the name of a built-in one (rlsweep/launching/profiles)."""
+    given = Path(profile).expanduser()
+    if given.suffix in (".yaml", ".yml") or given.exists():
+        if not given.is_file():
+            raise ConfigError(f"Invalid value for hydra.launcher.profile: {profile!r} (no such file)")
+        return given
+    path = PROFILE_DIR / f"{profile}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
+        raise ConfigError(
+            f"Invalid value for hydra.launcher.profile: {profile!r} (allowed: {known}, or a path to a YAML file)"
+        )
+    return path
+
+
 def load_profile(settings: SlurmSettings) -> SlurmSettings:
-    """Fill the keys left null from the cluster profile, then the built-in fallbacks."""
+    """Fill the keys left null from the cluster profile, then the built-in fallbacks; ConfigError if malformed."""
     values = {f.name: getattr(settings, f.name) for f in fields(settings)}
     if settings.profile:
-        path = PROFILE_DIR / f"{settings.profile}.yaml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-            raise ValueError(f"hydra.launcher.profile={settings.profile!r} not found; allowed: {known}")
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+        path = profile_path(settings.profile)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Invalid cluster profile {path}: not valid YAML ({' '.join(str(e).split())})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Invalid cluster profile {path}: expected a mapping of hydra.launcher keys")
+        for key, value in data.items():
             if key not in values:
-                raise ValueError(f"profile {path.name}: unknown key {key!r}; allowed: {', '.join(values)}")
+                raise ConfigError(f"Invalid cluster profile {path}: unknown key {key!r}; allowed: {', '.join(values)}")
             if values[key] is None or values[key] in ([], {}):
                 values[key] = value
     values["gpus_per_node"] = 1 if values["gpus_per_node"] is None else values["gpus_per_node"]
     values["cpus_per_task"] = 8 if values["cpus_per_task"] is None else values["cpus_per_task"]
-    return SlurmSettings(**values)
+    try:
+        merged = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SlurmSettings), values))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"Invalid cluster profile {settings.profile}: {str(e).strip().splitlines()[0]}") from None
+    assert isinstance(merged, SlurmSettings)
+    check_settings(merged)
+    return merged
 
 
 def executor_for(sweep_dir: Path, s: SlurmSettings) -> submitit.AutoExecutor:
@@ -85,7 +116,8 @@ def executor_for(sweep_dir: Path, s: SlurmSettings) -> submitit.AutoExecutor:
         "slurm_array_parallelism": s.array_parallelism,
         "slurm_signal_delay_s": s.signal_delay_s,
         "slurm_setup": list(s.setup),
-        "slurm_additional_parameters": dict(s.additional_parameters),
+        # held at submission, released once every record holds its job id (run_slurm)
+        "slurm_additional_parameters": {**s.additional_parameters, "hold": True},
     }
     if s.gpus_per_node:
         params["gpus_per_node"] = s.gpus_per_node
@@ -116,21 +148,22 @@ def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> None:
     queued = queued_job_ids()
     if queued is None:
         return
+    wanted = None if run_ids is None else set(run_ids)
     for r in ledger.records():
-        if run_ids is not None and r["run_id"] not in run_ids:
+        if wanted is not None and r.run_id not in wanted:
             continue
-        job = r.get("job_id")
-        waiting = r.get("status") in ("pending", "running", "preempted") and r.get("launcher") == "slurm"
+        waiting = r.status in ("pending", "running", "preempted") and r.launcher == "slurm"
         # 5 s of grace: a requeued job briefly leaves squeue's list before it is pending again
-        if waiting and job and str(job) not in queued and time.time() - float(r.get("updated", 0)) > 5:
-            ledger.update(r["run_id"], status="cancelled", error=f"SLURM job {job} left the queue unfinished")
+        if waiting and r.job_id and r.job_id not in queued and time.time() - r.updated > 5:
+            r.update(status="cancelled", error=f"SLURM job {r.job_id} left the queue unfinished")
 
 
 def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, raw: SlurmSettings) -> bool:
-    """Submit ``todo``; with ``wait`` follow it to the end. Returns False when a point failed."""
+    """Submit ``todo``; with ``wait`` follow it to the end. Returns False when a point did not complete."""
     s = load_profile(raw)
     queued = queued_job_ids() or set()
-    still_queued = [p for p in todo if str((ledger.get(p.run_id) or {}).get("job_id")) in queued]
+    records = {p.run_id: ledger.get(p.run_id) for p in todo}
+    still_queued = [p for p in todo if (r := records[p.run_id]) is not None and r.job_id in queued]
     if still_queued:
         print(f"[rlsweep] skipping {len(still_queued)} point(s) whose SLURM job is still queued or running", flush=True)
     todo = [p for p in todo if p not in still_queued]
@@ -138,14 +171,16 @@ def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: L
     for start in range(0, len(todo), s.max_array_size):
         chunk = todo[start : start + s.max_array_size]
         jobs: list[Any] = []
+        # Submitted held: each record gets its job id before the job can start and write the record itself.
         with ex.batch():
             for p in chunk:
-                p.run_dir.mkdir(parents=True, exist_ok=True)
-                jobs.append(ex.submit(PointJob(p.job_args(sweep_dir.name), str(sweep_dir), p.run_id)))
+                jobs.append(ex.submit(PointJob(str(sweep_dir / p.run_id))))
+        array = str(jobs[0].job_id).split("_")[0]
         for p, job in zip(chunk, jobs, strict=True):
             ledger.update(p.run_id, status="pending", job_id=str(job.job_id), launcher="slurm",
                           log=str(Path(str(job.paths.stdout)).resolve()))  # fmt: skip
-        print(f"[rlsweep] submitted {len(chunk)} point(s) as SLURM array {jobs[0].job_id.split('_')[0]}", flush=True)
+        subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
+        print(f"[rlsweep] submitted {len(chunk)} point(s) as SLURM array {array}", flush=True)
     ids = [p.run_id for p in points]
     if not s.wait:
         print(f"[rlsweep] not waiting; follow with: rlsweep status {sweep_dir}", flush=True)
@@ -156,10 +191,11 @@ def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: L
         time.sleep(s.poll_every)
         reconcile(ledger, sorted(waiting))
         for rid in list(waiting):
-            if (ledger.get(rid) or {}).get("status") in TERMINAL:
+            record = ledger.get(rid)
+            if record is not None and record.status in TERMINAL:
                 waiting.discard(rid)
         if time.time() - last_progress >= s.progress_every:
             last_progress = time.time()
             print(status_table(ledger, ids), flush=True)
     print(status_table(ledger, ids), flush=True)
-    return all((ledger.get(p.run_id) or {}).get("status") == "completed" for p in todo)
+    return all((r := ledger.get(p.run_id)) is not None and r.status == "completed" for p in todo)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.config.schema import Config
+from rlsweep.record import RunRecord
 from rlsweep.tracking.gitinfo import code_version
 
 # W&B rejects tags longer than this (wandb_settings validates 1..64 characters).
@@ -31,16 +32,6 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return rows
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _has_wandb_key() -> bool:
@@ -111,16 +102,21 @@ class Tracker:
         self.cfg = cfg
         self.run_dir = run_dir
         self.metrics_path = run_dir / "metrics.jsonl"
-        self.run_json = run_dir / "run.json"
-        previous = json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
-        self.info = {**info, "status": "running", "global_step": resume_step or 0}
-        self.info["wandb_id"] = previous.get("wandb_id")
+        # The run's record (rlsweep.record): the job created it; a bare train() call gets one here.
+        record = RunRecord.read_or_none(run_dir) or RunRecord(
+            run_id=info["run_id"], name=info.get("name", ""), seed=int(info.get("seed", 0)),
+            sweep=info.get("sweep") or "", choices=dict(info.get("choices") or {}),
+            overrides=list(info.get("overrides") or []), total_steps=int(info.get("total_steps") or 0),
+            run_dir=str(run_dir), status="running",
+        )  # fmt: skip
+        self.info = {**info, "global_step": resume_step or 0, "wandb_id": record.wandb_id}
         # Last step W&B holds for sure: set only when a W&B run was closed by finish(), which flushes.
         # wandb-core buffers its offline file (and its uploads): a SIGKILLed job loses lines it had
         # already been given, so commit() alone proves nothing (measured: the killed segment kept 0 rows).
-        self.info["wandb_step"] = int(previous.get("wandb_step") or 0)
-        self.info["attempts"] = int(previous.get("attempts", 0)) + 1
+        self.info["wandb_step"] = record.wandb_step
+        self.info["wandb"] = record.wandb
         self.info["git"] = code_version().as_dict()
+        self._record = record
         self._truncate(resume_step or 0)
         self._pending: list[dict[str, Any]] = []
         self._wandb: Any = None
@@ -129,8 +125,13 @@ class Tracker:
         if cfg.logger.backend == "wandb" and wandb_mode(cfg.logger.mode) != "disabled":
             self._start_wandb()
             self._resend(resume_step or 0)
-        write_json_atomic(self.run_json, self.info)
+        self._save()
         self._file = open(self.metrics_path, "a")  # noqa: SIM115 - kept open for the run's life
+
+    def _save(self) -> None:
+        """The tracking fields of the run record (its status belongs to the job: rlsweep.launching.job)."""
+        record = RunRecord.read_or_none(self.run_dir) or self._record
+        record.update(**{k: self.info[k] for k in ("global_step", "wandb_id", "wandb_step", "wandb", "git")})
 
     def _truncate(self, keep_until: int) -> None:
         """Drop lines past the resumed step (they are about to be recomputed)."""
@@ -200,7 +201,7 @@ class Tracker:
         if self._wandb is not None:
             self._send(self._pending)
         self._pending.clear()
-        write_json_atomic(self.run_json, self.info)
+        self._save()
 
     def console(self, iteration: int, iterations: int, metrics: dict[str, Any]) -> None:
         step = int(metrics["global_step"])
@@ -221,9 +222,7 @@ class Tracker:
         print("  ".join(parts), file=sys.stdout, flush=True)
 
     def finish(self, status: str, summary: dict[str, Any] | None = None) -> None:
-        self.info["status"] = status
-        if summary:
-            self.info["final"] = summary
+        """Close the local store and the W&B run (exit code 0 only for a completed run)."""
         self._file.close()
         if self._wandb is not None:
             if status == "completed":
@@ -231,4 +230,4 @@ class Tracker:
             self._wandb.finish(exit_code=0 if status == "completed" else 1)
             self._wandb = None
             self.info["wandb_step"] = self._sent_step  # finish() returned: everything sent is on disk
-        write_json_atomic(self.run_json, self.info)
+        self._save()

@@ -33,9 +33,8 @@ def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def ledger(sweep_dir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        json.loads(p.read_text())["run_id"]: json.loads(p.read_text()) for p in (sweep_dir / "ledger").glob("*.json")
-    }
+    """The sweep's run records (``<run>/run.json``) by run id."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/run.json")}
 
 
 def steps(run_dir: Path) -> list[int]:

@@ -1,7 +1,8 @@
-"""End-to-end runs through the real command line (``python sweep.py``) on the synthetic envs.
+"""End-to-end runs on the synthetic envs and the real Atari emulator.
 
-Each test starts real subprocesses in a temporary working directory, so runs land in ``tmp/runs`` and
-``tmp/sweeps`` exactly where a user would find them.
+Runs go through the launch path in this process (``inline``: plan, config.yaml and record, ``run_point``), in
+a temporary directory, so they land in ``tmp/runs`` and ``tmp/sweeps`` exactly where a user would find them;
+the one test about a signal (SIGKILL, then resume) starts ``python sweep.py`` as a real process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from inline import metrics, run_inline, sweep_inline
+
+from rlsweep.launching.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["env=fake", "budget=smoke", "debug=smoke", "logger=none"]
@@ -35,22 +39,10 @@ METRIC_KEYS = {
 }
 
 
-def sweep(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WANDB_SILENT": "true"}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "sweep.py"), *args], cwd=cwd, capture_output=True, text=True, env=env
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
-    sweep(tmp_path, "-m", "model=A,B,C,D", "motivation=rnd", "sweep_name=smoke", *SMOKE)
+    sweep_inline(tmp_path, "model=A,B,C,D", "motivation=rnd", *SMOKE, sweep_name="smoke")
     runs = sorted((tmp_path / "sweeps" / "smoke").glob("*/run.json"))
     assert len(runs) == 4
     for run_json in runs:
@@ -61,9 +53,10 @@ def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
         assert [r["global_step"] for r in rows] == [64, 128, 192, 256]
         assert set(rows[-1]) >= METRIC_KEYS
         assert (run_json.parent / "checkpoint.pt").exists()
-        # the resolved config and the group choices sit next to the metrics
-        assert "critic_init_gain" in (run_json.parent / "config.yaml").read_text()
-        assert json.loads((run_json.parent / "choices.json").read_text())["model"] == info["choices"]["model"]
+        # the resolved config sits next to the metrics, and the record names the choices that made it
+        config = (run_json.parent / "config.yaml").read_text()
+        assert f"name: {info['choices']['model']}" in config and "critic_init_gain" in config
+        assert info["attempts"] == 1 and [h[1] for h in info["history"]] == ["running", "completed"]
     names = {json.loads(r.read_text())["name"] for r in runs}
     assert names == {
         "ppo_rnd_a0-env_fake",
@@ -74,8 +67,8 @@ def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
 
 
 def test_plain_ppo_smoke_and_same_seed_same_numbers(tmp_path: Path) -> None:
-    sweep(tmp_path, "-m", "motivation=none,rnd", "sweep_name=first", *SMOKE)
-    sweep(tmp_path, "-m", "motivation=none,rnd", "sweep_name=second", *SMOKE)
+    sweep_inline(tmp_path, "motivation=none,rnd", *SMOKE, sweep_name="first")
+    sweep_inline(tmp_path, "motivation=none,rnd", *SMOKE, sweep_name="second")
     for run in ("ppo_none_a-nir_false-ci_0.1-env_fake-s1", "ppo_rnd_a0-env_fake-s1"):
         first = metrics(tmp_path / "sweeps" / "first" / run)
         second = metrics(tmp_path / "sweeps" / "second" / run)
@@ -131,14 +124,8 @@ def test_killed_run_resumes_without_gaps_or_duplicates(tmp_path: Path) -> None:
 
 
 def test_report_on_a_real_sweep(tmp_path: Path) -> None:
-    sweep(tmp_path, "-m", "motivation=none,rnd", "seed=1,2", "sweep_name=rep", *SMOKE)
-    sweep_dir = tmp_path / "sweeps" / "rep"
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlsweep.launching.cli", "report", str(sweep_dir)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
+    sweep_dir = sweep_inline(tmp_path, "motivation=none,rnd", "seed=1,2", *SMOKE, sweep_name="rep")
+    assert cli_main(["report", str(sweep_dir)]) == 0
     html = (sweep_dir / "report" / "report.html").read_text()
     assert "ppo_rnd_a0-env_fake" in html and "data:image/png;base64," in html
     table = (sweep_dir / "report" / "summary.md").read_text()
@@ -148,7 +135,7 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ppo_solves_the_chain(tmp_path: Path) -> None:
     """Known answer: the optimal policy walks right 9 steps for return 1; a random one gets ~0.27."""
-    sweep(
+    run_inline(
         tmp_path, "env=chain", "motivation=none", "logger=none", "name=chain",
         "ppo.num_envs=8", "ppo.num_steps=64", "ppo.minibatch_size=128", "ppo.learning_rate=1e-3",
         "budget.total_steps=8192",
@@ -167,7 +154,7 @@ def test_rnd_explores_more_cells_than_ppo_on_the_maze(tmp_path: Path) -> None:
         "ppo.learning_rate=5e-4", "motivation.learning_rate=5e-4", "motivation.warmup_steps=16",
         "budget.total_steps=16384", "seed=1,2,3",
     ]  # fmt: skip
-    sweep(tmp_path, "-m", "motivation=none,rnd", "sweep_name=maze", *common)
+    sweep_inline(tmp_path, "motivation=none,rnd", *common, sweep_name="maze")
     cells: dict[str, list[float]] = {"none": [], "rnd": []}
     for run_json in sorted((tmp_path / "sweeps" / "maze").glob("*/run.json")):
         info = json.loads(run_json.read_text())
@@ -179,7 +166,7 @@ def test_rnd_explores_more_cells_than_ppo_on_the_maze(tmp_path: Path) -> None:
 
 def test_montezuma_smoke_on_real_envpool(tmp_path: Path) -> None:
     """Two iterations of the seed's model A + RND on the real emulator at 4x96x96."""
-    sweep(tmp_path, "env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "name=mr")
+    run_inline(tmp_path, "env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "name=mr")
     run_dir = tmp_path / "runs" / "mr-s1"
     rows = metrics(run_dir)
     assert [r["global_step"] for r in rows] == [64, 128]
@@ -191,8 +178,8 @@ def test_montezuma_smoke_on_real_envpool(tmp_path: Path) -> None:
 def test_overlapped_env_stepping_gives_the_same_run(tmp_path: Path) -> None:
     """perf.overlap_env only changes when the emulators run (envpool send/recv around r_int): same numbers."""
     common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128"]
-    sweep(tmp_path, *common, "perf.overlap_env=true", "name=overlap")
-    sweep(tmp_path, *common, "perf.overlap_env=false", "name=serial")
+    run_inline(tmp_path, *common, "perf.overlap_env=true", "name=overlap")
+    run_inline(tmp_path, *common, "perf.overlap_env=false", "name=serial")
     overlap, serial = metrics(tmp_path / "runs" / "overlap-s1"), metrics(tmp_path / "runs" / "serial-s1")
     assert [r["global_step"] for r in overlap] == [64, 128]
     assert overlap[-1]["motivation/int_reward_mean"] > 0
@@ -210,6 +197,6 @@ def test_smoke_on_cuda(tmp_path: Path, switches: list[str]) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine; the same smoke runs on the CPU above")
-    sweep(tmp_path, "device=cuda", "name=gpu", *SMOKE, *switches)
+    run_inline(tmp_path, "device=cuda", "name=gpu", *SMOKE, *switches)
     assert json.loads((tmp_path / "runs" / "gpu-s1" / "run.json").read_text())["status"] == "completed"
     assert all(np.isfinite(r["loss/total"]) for r in metrics(tmp_path / "runs" / "gpu-s1"))

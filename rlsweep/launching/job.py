@@ -1,0 +1,128 @@
+"""A job is a plain function: ``run_point(run_dir)`` trains the run that ``<run_dir>/config.yaml`` describes.
+
+The launcher composed and checked the point and wrote its resolved ``config.yaml`` and its record
+(``run.json``); the job loads that file and nothing else: no command line, no Hydra, no second composition.
+The local launcher starts it as ``python -m rlsweep.launching.job <run_dir>``, SLURM runs it as the callable
+handed to submitit, the tests call it in-process.
+
+The job keeps its record true: running (with host, pid and scheduler job id) when it starts, completed when
+the budget is reached, failed with the error otherwise. An interruption from outside records itself first:
+SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal as preempted (in
+:mod:`rlsweep.launching.slurm`); both resume from the last checkpoint when the point runs again.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from rlsweep.config import Config
+from rlsweep.record import RunRecord, job_identity
+
+CONFIG_FILE = "config.yaml"
+# Metrics kept in the record of a completed run (timings and losses stay in metrics.jsonl).
+_NOT_FINAL = ("perf/time", "loss/")
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """The resolved config a job loads; written by the launcher before the job starts."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(config, Dumper=dumper, sort_keys=False, default_flow_style=False)
+    tmp = run_dir / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(text)
+    tmp.replace(run_dir / CONFIG_FILE)
+
+
+def load_config(run_dir: Path) -> Config:
+    """``<run_dir>/config.yaml`` as the typed :class:`Config` (types checked again by OmegaConf's schema)."""
+    data = yaml.load((Path(run_dir) / CONFIG_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), data)
+    typed = OmegaConf.to_object(cfg)
+    assert isinstance(typed, Config)
+    return typed
+
+
+def run_point(run_dir: Path) -> dict[str, Any]:
+    """Train the point in ``run_dir`` to its budget (resuming its checkpoint); returns the final metrics."""
+    run_dir = Path(run_dir).absolute()
+    cfg = load_config(run_dir)
+    record = RunRecord.read(run_dir)
+    record.attempts += 1
+    record.update(status="running", error=None, **job_identity())
+    info = {
+        "run_id": record.run_id,
+        "name": record.name,
+        "seed": record.seed,
+        "sweep": record.sweep,
+        "choices": record.choices,
+        "overrides": record.overrides,
+        "total_steps": record.total_steps,
+    }
+    from rlsweep.training import train  # imported here: torch and the envs are not needed to plan a sweep
+
+    previous_handler = signal.signal(signal.SIGTERM, partial(_terminated, run_dir))
+    try:
+        result = train(cfg, run_dir, info)
+    except BaseException as e:
+        record_failure(run_dir, e)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    final = {k: v for k, v in result.items() if not k.startswith(_NOT_FINAL)}
+    RunRecord.read(run_dir).update(status="completed", error=None, final=final)
+    return result
+
+
+def _terminated(run_dir: Path, signum: int, frame: Any) -> None:
+    """SIGTERM (``scancel``, ``kill``): record it, then stop; the last checkpoint is where a rerun resumes.
+
+    Recorded here, before raising: the exit may surface from inside torch as some other error.
+    """
+    record = RunRecord.read_or_none(run_dir)
+    # A requeue after preemption also ends with SIGTERM: the record already says preempted, keep it.
+    if record is not None and record.status != "preempted":
+        record.update(status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
+    raise SystemExit(128 + signum)
+
+
+def record_failure(run_dir: Path, e: BaseException) -> None:
+    """Record how the run ended when it did not complete.
+
+    A preemption (submitit's USR2 handler) records itself first, then raises inside whatever ran at that
+    moment; inside torch (a checkpoint being written, say) that exit surfaces as an ordinary error. The
+    interruption is what happened: keep its record, so a rerun resumes. A SIGTERM is a cancellation.
+    """
+    record = RunRecord.read_or_none(run_dir)
+    if record is None or record.status in ("preempted", "cancelled"):
+        return
+    if isinstance(e, KeyboardInterrupt):
+        record.update(status="cancelled", error="interrupted (Ctrl-C); rerun resumes it")
+    else:
+        record.update(status="failed", error=error_summary(e))
+
+
+def error_summary(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rlsweep.launching.job <run_dir>``: how the local launcher starts a point."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m rlsweep.launching.job <run_dir>", file=sys.stderr)
+        return 2
+    run_point(Path(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

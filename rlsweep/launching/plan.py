@@ -1,0 +1,271 @@
+"""The plan of a launch: expand the grid, compose and check every point once, name every run.
+
+This is the only place a point's configuration is composed. The grid is expanded with Hydra's public
+override parser (sweeps, ``range``, ``glob``), each distinct set of group choices is composed once with
+Hydra's compose API, value overrides are applied to a plain copy and checked with
+:mod:`rlsweep.config.validate`. A bad value anywhere in the grid stops the whole launch with one message
+before anything starts. What comes out is a list of :class:`Point` with the resolved config each job will
+load from its ``config.yaml``, and the launcher's settings (``hydra/launcher=local|slurm``,
+``hydra.launcher.*``), checked the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rlsweep.config import CONF_DIR, ConfigError, check_value, register_configs, run_id, validate
+from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings
+from rlsweep.config.naming import config_name
+
+# The config groups: every directory of the config tree.
+GROUPS = tuple(sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir()))
+# Top-level keys that identify a run without changing what it computes: a point differing from another only
+# in these validates once (a 10,000-seed grid is one check, not 10,000).
+IDENTITY_KEYS = frozenset({"seed", "name", "sweep_name", "dry_run"})
+# Hydra-style keys that place the output (kept so that commands written for Hydra keep working).
+DIR_KEYS = ("hydra.sweep.dir", "hydra.run.dir")
+
+
+@dataclass
+class Point:
+    """One grid point with its seed: what a job runs, fully resolved."""
+
+    index: int
+    overrides: list[str]  # the command-line overrides that make this point (its run id is built from them)
+    run_id: str
+    name: str
+    choices: dict[str, str]
+    config: dict[str, Any]  # the resolved config, exactly what the job loads
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.config["budget"]["total_steps"])
+
+
+@dataclass
+class Plan:
+    points: list[Point]
+    multirun: bool
+    sweep_name: str  # empty for a single run
+    out_dir: Path  # sweeps/<sweep_name> for a sweep, the run's own directory's parent for a single run
+    launcher: str  # local | slurm
+    settings: LocalSettings | SlurmSettings
+    dry_run: bool
+
+    def run_dir(self, point: Point) -> Path:
+        return self.out_dir / point.run_id
+
+
+def sweep_name_for(task_overrides: Sequence[str], explicit: str = "") -> str:
+    """The explicit ``sweep_name``, else a digest of the overrides, so rerunning a command finds its runs."""
+    if explicit:
+        return explicit
+    keep = sorted(o for o in task_overrides if not o.startswith(("dry_run", "hydra/launcher", "hydra.launcher")))
+    return "sweep-" + hashlib.sha1(" ".join(keep).encode()).hexdigest()[:8]
+
+
+def plan(args: Sequence[str], multirun: bool) -> Plan:
+    """Expand and check ``args`` (group values already quoted by quote_group_values); ConfigError on bad input."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return _Planner(GlobalHydra.instance().config_loader()).plan(list(args), multirun)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+class _Planner:
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.parser = OverridesParser.create(config_loader=loader)
+        # get_group_options copies Hydra's repository (milliseconds): ask once per group, not per point.
+        self.options = {g: set(loader.get_group_options(g)) for g in GROUPS}
+        self.composed: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, str]]] = {}
+        self.checked_values: dict[tuple[str, str], Any] = {}
+        self.validated: set[tuple[Any, ...]] = set()
+        self.names: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def plan(self, args: list[str], multirun: bool) -> Plan:
+        try:
+            parsed = self.parser.parse_overrides(args)
+        except HydraException as e:
+            raise ConfigError(" ".join(str(e).split())) from None
+        launcher_ovs = [o for o in parsed if _is_hydra(o)]
+        task = [o for o in parsed if not _is_hydra(o)]
+        for o in task:
+            if o.is_delete():
+                raise ConfigError(f"Deleting keys is not supported: {o.input_line}")
+            if o.key_or_group not in GROUPS:
+                check_key_or_group(o.key_or_group)
+            if not multirun and o.is_sweep_override():
+                raise ConfigError(f"{o.input_line} is a sweep: add -m (--multirun) to run a grid")
+        launcher, settings, dirs = _launcher_settings(launcher_ovs)
+
+        points = [self.point(i, list(p)) for i, p in enumerate(_expand(task))]
+        seen: set[str] = set()
+        for p in points:
+            if p.run_id in seen:
+                raise ConfigError(
+                    f"Two grid points would share the run directory {p.run_id}; make the grid values distinct"
+                )
+            seen.add(p.run_id)
+        dry_run = any(bool(p.config["dry_run"]) for p in points)
+        explicit = next((str(p.config["sweep_name"]) for p in points if p.config["sweep_name"]), "")
+        if multirun:
+            sweep_name = sweep_name_for([str(o.input_line) for o in task], explicit)
+            out_dir = Path(dirs.get("hydra.sweep.dir") or Path("sweeps") / sweep_name)
+            sweep_name = explicit or (out_dir.name if "hydra.sweep.dir" in dirs else sweep_name)
+        else:
+            sweep_name = explicit
+            run_dir = dirs.get("hydra.run.dir")
+            out_dir = Path(run_dir).parent if run_dir else Path("runs")
+            if run_dir:
+                points[0].run_id = Path(run_dir).name
+        for p in points:
+            p.config["sweep_name"] = sweep_name
+        return Plan(points, multirun, sweep_name, out_dir.absolute(), launcher, settings, dry_run)
+
+    def point(self, index: int, overrides: list[str]) -> Point:
+        group_ovs: list[str] = []
+        value_ovs: list[tuple[str, Any]] = []
+        for s in overrides:
+            o = self.parser.parse_override(s)
+            if o.key_or_group in GROUPS:
+                value = o.value()
+                if value is not None and str(value) not in self.options[o.key_or_group]:
+                    allowed = ", ".join(sorted(self.options[o.key_or_group]))
+                    raise ConfigError(f"Unknown option {o.key_or_group}={value}; allowed: {allowed}")
+                group_ovs.append(s)
+            else:
+                value_ovs.append((o.key_or_group, o.value()))
+        key = tuple(group_ovs)
+        if key not in self.composed:
+            self.composed[key] = self.compose(group_ovs)
+        base, choices = self.composed[key]
+        cfg = copy.deepcopy(base)
+        for k, v in value_ovs:
+            ck = (k, repr(v))
+            if ck not in self.checked_values:
+                self.checked_values[ck] = check_value(k, v)
+            _set(cfg, k, self.checked_values[ck])
+        # Values were checked one by one above; what is left are the checks across keys, once per distinct set.
+        vkey = (key, tuple((k, repr(v)) for k, v in value_ovs if k not in IDENTITY_KEYS))
+        if vkey not in self.validated:
+            validate(cfg)
+            self.validated.add(vkey)
+        ckey = tuple(sorted(choices.items()))
+        if ckey not in self.names:
+            self.names[ckey] = config_name(choices)
+        name = str(cfg["name"]) or self.names[ckey]
+        rid = run_id(choices, overrides, int(cfg["seed"]), str(cfg["name"]))
+        return Point(index, overrides, rid, name, choices, cfg)
+
+    def compose(self, overrides: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        try:
+            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        except (HydraException, OmegaConfBaseException) as e:
+            raise ConfigError(" ".join(str(e).split())) from None
+        choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/") and v}
+        task = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+        plain = OmegaConf.to_container(task, resolve=True)
+        assert isinstance(plain, dict)
+        plain.pop("defaults", None)
+        return {str(k): v for k, v in plain.items()}, choices
+
+
+def _is_hydra(o: Override) -> bool:
+    return o.is_hydra_override() or o.key_or_group.startswith("hydra/")
+
+
+def _expand(task: list[Override]) -> list[tuple[str, ...]]:
+    """The grid: the Cartesian product of every override's values, in command-line order (as Hydra's sweeper)."""
+    axes = []
+    for o in task:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            axes.append([f"{key}={o.get_value_element_as_str()}"])
+    return list(itertools.product(*axes))
+
+
+def _launcher_settings(overrides: list[Override]) -> tuple[str, LocalSettings | SlurmSettings, dict[str, str]]:
+    """``hydra/launcher=local|slurm`` and ``hydra.launcher.<key>=<value>``, typed and range-checked."""
+    launcher = "local"
+    values: dict[str, Any] = {}
+    dirs: dict[str, str] = {}
+    for o in overrides:
+        if o.is_sweep_override():
+            raise ConfigError(f"{o.input_line}: launcher settings cannot be swept")
+        if o.key_or_group == "hydra/launcher":
+            launcher = str(o.value())
+            if launcher not in LAUNCHERS:
+                raise ConfigError(f"Unknown option hydra/launcher={launcher}; allowed: {', '.join(LAUNCHERS)}")
+        elif o.key_or_group.startswith("hydra.launcher."):
+            values[o.key_or_group.removeprefix("hydra.launcher.")] = o.value()
+        elif o.key_or_group in DIR_KEYS:
+            dirs[o.key_or_group] = str(o.value())
+        else:
+            raise ConfigError(
+                f"Unknown key {o.key_or_group}; allowed Hydra keys: hydra/launcher, hydra.launcher.<setting>, "
+                f"{', '.join(DIR_KEYS)}"
+            )
+    cls = LAUNCHERS[launcher]
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            raise ConfigError(
+                f"Unknown key hydra.launcher.{key} for hydra/launcher={launcher}; allowed: {', '.join(names)}"
+            )
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), values)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", "") or "?"
+        raise ConfigError(f"Invalid value for hydra.launcher.{key}: {values.get(key)!r} ({_first_line(e)})") from None
+    settings = OmegaConf.to_object(merged)
+    assert isinstance(settings, LocalSettings | SlurmSettings)
+    check_settings(settings)
+    return launcher, settings, dirs
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0]
+
+
+def check_key_or_group(key: str) -> None:
+    if "." not in key and key not in ("seed", "device", "torch_threads", "name", "sweep_name", "dry_run"):
+        from rlsweep.config.validate import known_keys
+
+        top = sorted({k.partition(".")[0] for k in known_keys()})
+        raise ConfigError(f"Unknown key {key}; allowed: config groups {', '.join(GROUPS)}; keys {', '.join(top)}")
+    from rlsweep.config.validate import check_key
+
+    check_key(key)
+
+
+def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
