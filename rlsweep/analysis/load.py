@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RUN_FILE = "run.json"
+from rlsweep.record import RUN_FILE, RunRecord
+
 METRICS_FILE = "metrics.jsonl"
 
 # Columns the loader itself owns; a choice key with one of these names is renamed to "choice.<key>" so it can
@@ -170,19 +171,25 @@ def _metrics_frame(records: list[dict[str, Any]], path: Path, notes: list[str]) 
     return frame.reset_index(drop=True)
 
 
-def _identity(meta: dict[str, Any], run_dir: Path, issues: list[str]) -> tuple[str, str, int]:
-    """(run_id, name, seed) from run.json, falling back on the run_id pattern ``<name>-s<seed>``."""
-    run_id = str(meta.get("run_id") or run_dir.name)
-    match = _SEED_IN_RUN_ID.match(run_id)
-    name = meta.get("name") or (match.group("name") if match else run_id)
-    seed = meta.get("seed")
+def _read_record(run_dir: Path, issues: list[str]) -> tuple[RunRecord, str, int]:
+    """The run's record, its name and seed; name and seed fall back on the run id pattern ``<name>-s<seed>``."""
+    try:
+        data = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("top level is not an object")
+        record = RunRecord.from_dict({"run_id": run_dir.name, **data})
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(str(e)) from None
+    match = _SEED_IN_RUN_ID.match(record.run_id)
+    name = record.name or (match.group("name") if match else record.run_id)
+    seed = data.get("seed")
     if seed is None:
         if match is None:
             issues.append(f"{run_dir}: run.json has no seed and run_id has no -s<seed>; using seed -1")
             seed = -1
         else:
             seed = int(match.group("seed"))
-    return run_id, str(name), int(seed)
+    return record, name, int(seed)
 
 
 def _discover(sweep_dir: Path) -> Iterable[Path]:
@@ -207,15 +214,13 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
 
     for run_dir in _discover(sweep_dir):
         try:
-            meta = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-            if not isinstance(meta, dict):
-                raise ValueError("top level is not an object")
-        except (json.JSONDecodeError, ValueError, OSError) as exc:
+            meta, name, seed = _read_record(run_dir, issues)
+        except (ValueError, OSError) as exc:
             issues.append(f"{run_dir}: unreadable {RUN_FILE} ({exc}); run not included")
             continue
-        run_id, name, seed = _identity(meta, run_dir, issues)
-        choices = {str(k): str(v) for k, v in (meta.get("choices") or {}).items()}
-        values = value_overrides(meta.get("overrides") or [], choices)
+        run_id = meta.run_id
+        choices = {str(k): str(v) for k, v in meta.choices.items()}
+        values = value_overrides(meta.overrides, choices)
         override_keys.update(values)
         choices.update(values)
         for key in choices:
@@ -233,11 +238,11 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
         # A logged key named like a loader column (e.g. "status") would clash in the merge below.
         frame = frame.drop(columns=[c for c in frame.columns if c in RESERVED_COLUMNS - {"global_step", "iteration"}])
 
-        status = str(meta.get("status") or "unknown")
-        total = meta.get("total_steps")
+        status = meta.status or "unknown"
+        total = meta.total_steps
         total_steps = float(total) if isinstance(total, int | float) and total > 0 else float("nan")
         last_logged = int(frame["global_step"].iloc[-1]) if len(frame) else 0
-        recorded = meta.get("global_step")
+        recorded = meta.global_step
         global_step = max(int(recorded) if isinstance(recorded, int | float) else 0, last_logged)
         run_rows.append(
             {
@@ -245,18 +250,18 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
                 "name": name,
                 "seed": seed,
                 "status": status,
-                "sweep": meta.get("sweep"),
+                "sweep": meta.sweep or None,
                 **{f"__choice__{k}": v for k, v in choices.items()},
                 "total_steps": total_steps,
                 "global_step": global_step,
                 "progress": global_step / total_steps if total_steps == total_steps else float("nan"),
                 "n_logged": len(frame),
                 "last_logged_step": last_logged,
-                "wandb_id": meta.get("wandb_id"),
-                "wandb_project": (meta.get("wandb") or {}).get("project"),
-                "wandb_entity": (meta.get("wandb") or {}).get("entity"),
-                "git_commit": (meta.get("git") or {}).get("commit"),
-                "git_dirty": (meta.get("git") or {}).get("dirty"),
+                "wandb_id": meta.wandb_id,
+                "wandb_project": (meta.wandb or {}).get("project"),
+                "wandb_entity": (meta.wandb or {}).get("entity"),
+                "git_commit": (meta.git or {}).get("commit"),
+                "git_dirty": (meta.git or {}).get("dirty"),
                 "run_dir": str(run_dir),
             }
         )
