@@ -11,7 +11,6 @@ load from its ``config.yaml``, and the launcher's settings (``hydra/launcher=loc
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import itertools
@@ -104,6 +103,7 @@ class _Planner:
         self.checked_values: dict[tuple[str, str], Any] = {}
         self.validated: set[tuple[Any, ...]] = set()
         self.names: dict[tuple[tuple[str, str], ...], str] = {}
+        self.parsed: dict[str, Override] = {}  # a grid repeats each override string many times
 
     def plan(self, args: list[str], multirun: bool) -> Plan:
         try:
@@ -149,7 +149,9 @@ class _Planner:
         group_ovs: list[str] = []
         value_ovs: list[tuple[str, Any]] = []
         for s in overrides:
-            o = self.parser.parse_override(s)
+            if s not in self.parsed:
+                self.parsed[s] = self.parser.parse_override(s)
+            o = self.parsed[s]
             if o.key_or_group in GROUPS:
                 value = o.value()
                 if value is not None and str(value) not in self.options[o.key_or_group]:
@@ -162,7 +164,8 @@ class _Planner:
         if key not in self.composed:
             self.composed[key] = self.compose(group_ovs)
         base, choices = self.composed[key]
-        cfg = copy.deepcopy(base)
+        # The base is shared by every point of its group choices: copy only the mappings a value override changes.
+        cfg = dict(base)
         for k, v in value_ovs:
             ck = (k, repr(v))
             if ck not in self.checked_values:
@@ -264,8 +267,10 @@ def check_key_or_group(key: str) -> None:
 
 
 def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key, copying each nested mapping on the way (the one above is already this point's own)."""
     *parents, leaf = key.split(".")
     node = cfg
     for p in parents:
+        node[p] = dict(node[p])
         node = node[p]
     node[leaf] = value
