@@ -4,7 +4,12 @@ One dataclass per group; the YAML options under ``conf/<group>/`` extend these a
 plus the dataclass types make Hydra reject unknown keys and values of the wrong type before anything starts;
 range and divisibility checks that types cannot express live in :mod:`rlsweep.config.validate`.
 
-Defaults are the seed's (the author's RLAgents configs, ../shared/reference/method.md §3.1); where the seed, the
+A string field that takes one of a fixed set of words declares them here, once, with :func:`one_of`; the
+validation reads them from the field (``allowed_words``), and the registries that build the things named
+(rlsweep.models, rlsweep.motivation) check at import that they build exactly these names. A group whose
+options pick such a word (conf/model/*.yaml, conf/motivation/*.yaml) is tested against the same list.
+
+Defaults are the seed's (the author's RLAgents configs, docs/method.md §3.1); where the seed, the
 SND paper code and CleanRL/OpenAI disagree, the difference is a field here with the seed's choice as default.
 """
 
@@ -16,12 +21,32 @@ from typing import Any
 
 SQRT2 = math.sqrt(2.0)
 
+# Names the registries build (models need torch, so the lists live here and the registries check against them).
+MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D")  # PPO actor-critics, rlsweep.models.build_policy
+MOTIVATION_NAMES: tuple[str, ...] = ("none", "rnd", "snd_v", "snd_vic", "snd_std")  # rlsweep.motivation
+DISTILLATION_NETWORKS: tuple[str, ...] = ("a", "c", "std", "vic")  # rlsweep.models.build_distillation_nets
+
+_CHOICES = "choices"  # dataclass field metadata key: the words a string field allows
+
+
+def one_of(default: str, allowed: tuple[str, ...]) -> Any:
+    """A string field that allows only the words ``allowed`` (checked by rlsweep.config.validate)."""
+    if default not in allowed:
+        raise ValueError(f"default {default!r} is not one of {allowed}")
+    return field(default=default, metadata={_CHOICES: allowed})
+
+
+def allowed_words(f: Any) -> tuple[str, ...] | None:
+    """The words a dataclass field allows, or None for a free value."""
+    words = f.metadata.get(_CHOICES)
+    return None if words is None else tuple(words)
+
 
 @dataclass
 class ModelConfig:
     """PPO actor-critic (method.md §2): encoder -> actor head, critic head with two value outputs."""
 
-    name: str = "A"  # A | B | C | D (D = attention model)
+    name: str = one_of("A", MODEL_NAMES)  # D = attention model
     critic_init_gain: float = 0.1  # orthogonal gain of the critic hidden layer; set by the critic_init group
 
 
@@ -33,7 +58,8 @@ class PPOConfig:
     num_steps: int = 128  # rollout length per env per iteration (agent steps)
     update_epochs: int = 4  # passes over the rollout per iteration
     minibatch_size: int = 512  # samples per minibatch; must divide num_envs * num_steps
-    minibatch_sampling: str = "replacement"  # replacement (seed: random indices) | permutation (SND paper)
+    minibatch_sampling: str = one_of("replacement", ("replacement", "permutation"))  # seed: random indices;
+    #                                                    SND paper: one permutation
     learning_rate: float = 1e-4  # Adam, no annealing
     adam_eps: float = 1e-8  # torch default (CleanRL uses 1e-5)
     gamma_ext: float = 0.998  # discount of the extrinsic stream
@@ -59,32 +85,34 @@ class MotivationConfig:
     the paper's values per method; every key can be swept from the command line.
     """
 
-    name: str = "rnd"  # none | rnd | snd_v (SND-V, contrastive MSE) | snd_vic (VICReg) | snd_std (ST-DIM)
-    network: str = "a"  # distillation nets: a (8x8 convs) | c (3x3 convs, SND-V) | std / vic (ST-DIM CNN)
+    name: str = one_of("rnd", MOTIVATION_NAMES)  # snd_v: SND-V (contrastive MSE) | snd_vic: VICReg | snd_std: ST-DIM
+    network: str = one_of("a", DISTILLATION_NETWORKS)  # a (8x8 convs) | c (3x3 convs, SND-V) | std / vic (ST-DIM CNN)
     coupled_init: bool = False  # arch c author variant: target/predictor rows drawn from one orthogonal matrix
     learning_rate: float = 1e-4  # predictor Adam (separate optimiser, no grad clip)
     reward_scale: float = 1.0  # eta: r_int = reward_scale * error (paper: RND 1, SND-V 0.5, per game for STD/VIC)
-    reward_reduction: str = "sum_half"  # sum_half (seed, RND: sum of squares / 2) | mean (SND, OpenAI)
+    reward_reduction: str = one_of("sum_half", ("sum_half", "mean"))  # sum_half: seed RND, sum of squares / 2;
+    #                                                                    mean: SND, OpenAI
     reward_clip: float = 1.0  # r_int clipped to [0, reward_clip]; 0 disables the clip
     normalise_int_reward: bool = False  # divide r_int by its running std (seed variants b2/b3); set by group
     update_proportion: float = 0.25  # predictor-loss mask keep probability (32 / num_envs at 128 envs)
-    mask: str = "element"  # element (seed) | sample (CleanRL/OpenAI)
-    obs_norm: str = "mean"  # mean (seed RND: subtract running mean) | mean_std (clip +-obs_norm_clip) | none (raw)
+    mask: str = one_of("element", ("element", "sample"))  # element: seed | sample: CleanRL/OpenAI
+    obs_norm: str = one_of("mean", ("mean", "mean_std", "none"))  # mean: seed RND, subtract the running mean |
+    #                                     mean_std: standardise, clip +-obs_norm_clip | none: the raw frame
     obs_norm_clip: float = 5.0  # |standardised input| clip for obs_norm=mean_std (OpenAI 5; author CND 1)
     warmup_steps: int = 256  # random-action steps per env that fill the observation statistics before training
-    predictor_updates: str = "per_minibatch"  # per_minibatch (seed) | one_pass (SND paper); SND's target too
+    predictor_updates: str = one_of("per_minibatch", ("per_minibatch", "one_pass"))  # per_minibatch: seed |
+    #                                     one_pass: SND paper; SND's target follows the same schedule
 
     # ---- SND only: the self-supervised target (method.md §4.6-4.8) ----
-    target_loss: str = (
-        "mse"  # mse (SND-V contrastive MSE; snd_v) | vicreg (snd_vic; or snd_v's 2-view variant) | stdim (snd_std)
-    )
+    target_loss: str = one_of("mse", ("mse", "vicreg", "stdim"))  # mse: SND-V contrastive MSE (snd_v) |
+    #                        vicreg: snd_vic, or snd_v's two-view variant | stdim: snd_std
     target_learning_rate: float = 1e-4  # SND target Adam (its own optimiser; seed/paper 1e-4, no grad clip)
     target_batch_size: int = 64  # SND-V pairs per target step (author 16 x 4 envs-batch = 64; paper 512 / 8 = 64)
     pair_far_prob: float = (
         0.5  # SND-V: probability a pair is (anchor, random other state), label 1; else (s, s), label 0
     )
     magnitude_threshold: float = 200.0  # SND-V hinge: loss += ReLU(mean(z_a^2) + mean(z_b^2) - threshold)
-    augmentations: str = "mask+noise"  # SND-V views: mask+noise (paper) | mask | noise | none
+    augmentations: str = one_of("mask+noise", ("mask+noise", "mask", "noise", "none"))  # SND-V views; paper: mask+noise
     aug_prob: float = 0.5  # per-sample probability that each augmentation is applied (author/paper 0.5)
     aug_tile_drop: float = 0.1  # tile mask: probability that one tile is zeroed (tile side drawn from 1..16 px)
     aug_noise: float = 0.2  # additive uniform noise amplitude: x + U(-aug_noise, aug_noise), input units
@@ -111,7 +139,8 @@ class EnvConfig:
     noop_max: int = 30  # random no-ops on reset (author: 1-30; SND paper: none)
     num_threads: int = 0  # envpool / Procgen worker threads; 0 = all cores
     grayscale: bool = True  # Procgen: True = 1 grey channel per frame; False = RGB (paper: 3 channels/frame)
-    distribution_mode: str = "exploration"  # Procgen level distribution: exploration (paper) | easy | hard
+    distribution_mode: str = one_of("exploration", ("exploration", "easy", "hard", "extreme", "memory"))  # Procgen
+    #                                                 level distribution; paper: exploration
     random_action_prob: float = 0.0  # Procgen: replace the agent's action by a uniform one (paper: 0.01)
     maze_rooms: int = 3  # synthetic maze: rooms per side
     maze_room_size: int = 5  # synthetic maze: cells per room side
@@ -131,8 +160,9 @@ class BudgetConfig:
 class LoggerConfig:
     """Where metrics go besides the local store (metrics.jsonl, always written)."""
 
-    backend: str = "wandb"  # wandb | none
-    mode: str = "auto"  # auto (online if an API key is configured, else offline) | offline | online | disabled
+    backend: str = one_of("wandb", ("wandb", "none"))
+    mode: str = one_of("auto", ("auto", "offline", "online", "disabled"))  # auto: online if an API key is
+    #                                                                      configured, else offline
     project: str = "rlsweep"
     entity: str | None = None
     console_every: int = 10  # iterations between console progress lines
@@ -157,10 +187,10 @@ class PerfConfig:
 
     fused_adam: bool = True  # one fused Adam kernel over all parameters instead of torch's per-tensor loop
     overlap_env: bool = True  # the emulators step (envpool send/recv) while the intrinsic reward is computed
-    compile: str = "none"  # torch.compile the policy and distillation nets: none | default | reduce-overhead |
-    #                        max-autotune (reduce-overhead = CUDA graphs on GPU)
-    autocast: str = "none"  # none | bf16: the policy's and the predictor's training forward passes under bf16
-    #                         autocast (weights, gradients and Adam stay float32; the intrinsic reward too)
+    compile: str = one_of("none", ("none", "default", "reduce-overhead", "max-autotune"))  # torch.compile the
+    #                        policy and distillation nets (reduce-overhead = CUDA graphs on GPU)
+    autocast: str = one_of("none", ("none", "bf16"))  # bf16: the policy's and the predictor's training forward
+    #                        passes under bf16 autocast (weights, gradients and Adam stay float32; r_int too)
     channels_last: bool = False  # convolution weights in NHWC memory order (oneDNN's and cuDNN's preferred layout)
     pin_memory: bool = True  # observations reach a CUDA device through a pinned buffer, asynchronously
 

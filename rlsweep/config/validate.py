@@ -3,7 +3,11 @@
 Every check raises :class:`ConfigError` with one message naming the key, the bad value and what is allowed.
 The same rules serve two callers: the pre-flight over a whole grid (before any job starts) and each job's own
 check of its composed config. Works on plain nested mappings so that a 1,000-point grid checks in well
-under a second.
+under a second, and imports neither torch nor an emulator (env ids other than the synthetic ones load envpool
+lazily).
+
+Nothing here lists what a field allows a second time: the allowed words are declared on the schema's fields
+(:func:`rlsweep.config.schema.one_of`) and env ids come from the env registry (:mod:`rlsweep.envs`).
 """
 
 from __future__ import annotations
@@ -17,33 +21,11 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from rlsweep.config.schema import Config
+from rlsweep.config.schema import Config, allowed_words
 
 
 class ConfigError(ValueError):
     """A bad config value; the message is meant for the user as is (no traceback needed)."""
-
-
-SYNTHETIC_ENV_IDS = ("fake", "maze", "chain")
-MODEL_NAMES = ("A", "B", "C", "D")
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model.name": MODEL_NAMES,
-    "motivation.name": ("none", "rnd", "snd_v", "snd_vic", "snd_std"),
-    "motivation.network": ("a", "c", "std", "vic"),
-    "motivation.reward_reduction": ("sum_half", "mean"),
-    "motivation.mask": ("element", "sample"),
-    "motivation.obs_norm": ("mean", "mean_std", "none"),
-    "motivation.predictor_updates": ("per_minibatch", "one_pass"),
-    "motivation.target_loss": ("mse", "vicreg", "stdim"),
-    "motivation.augmentations": ("mask+noise", "mask", "noise", "none"),
-    "env.distribution_mode": ("exploration", "easy", "hard", "extreme", "memory"),
-    "ppo.minibatch_sampling": ("replacement", "permutation"),
-    "logger.backend": ("wandb", "none"),
-    "logger.mode": ("auto", "offline", "online", "disabled"),
-    "perf.compile": ("none", "default", "reduce-overhead", "max-autotune"),
-    "perf.autocast": ("none", "bf16"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,9 +116,11 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @functools.cache
-def _field_types() -> dict[str, Any]:
-    """Dotted key -> annotated type, for every leaf of the schema."""
-    out: dict[str, Any] = {}
+def _schema() -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+    """Dotted key -> annotated type for every leaf of the schema, and dotted key -> allowed words where the
+    field declares them (``schema.one_of``)."""
+    types_: dict[str, Any] = {}
+    choices: dict[str, tuple[str, ...]] = {}
 
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
@@ -146,11 +130,23 @@ def _field_types() -> dict[str, Any]:
             tp = hints[f.name]
             if dataclasses.is_dataclass(tp):
                 walk(tp, f"{prefix}{f.name}.")  # type: ignore[arg-type]
-            else:
-                out[f"{prefix}{f.name}"] = tp
+                continue
+            types_[f"{prefix}{f.name}"] = tp
+            words = allowed_words(f)
+            if words is not None:
+                choices[f"{prefix}{f.name}"] = words
 
     walk(Config, "")
-    return out
+    return types_, choices
+
+
+def _field_types() -> dict[str, Any]:
+    return _schema()[0]
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """Dotted key -> the words the schema allows for it (every string field declared with ``one_of``)."""
+    return _schema()[1]
 
 
 def known_keys() -> list[str]:
@@ -202,8 +198,9 @@ def check_value(key: str, value: Any) -> Any:
         if isinstance(value, list | dict):
             raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (a string is required)")
         value = "true" if value is True else "false" if value is False else str(value)
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (allowed: {', '.join(CHOICES[key])})")
+    words = choices().get(key)
+    if words is not None and value not in words:
+        raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (allowed: {', '.join(words)})")
     rng = RANGES.get(key)
     if rng is not None and not rng.contains(value):
         raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (must be {rng.describe()})")
@@ -214,13 +211,19 @@ def check_value(key: str, value: Any) -> Any:
     return value
 
 
+def synthetic_env_ids() -> tuple[str, ...]:
+    """The synthetic env ids, from the registry that builds them (rlsweep.envs imports neither torch nor envpool)."""
+    from rlsweep.envs import SYNTHETIC_IDS
+
+    return SYNTHETIC_IDS
+
+
 @functools.cache
 def known_env_ids() -> frozenset[str]:
     # Imported here: only env ids need envpool, and importing it costs a second.
-    from rlsweep.envs.atari import atari_env_ids
-    from rlsweep.envs.procgen import procgen_env_ids
+    from rlsweep.envs import known_env_ids as registry_ids
 
-    return frozenset(SYNTHETIC_ENV_IDS) | frozenset(atari_env_ids()) | frozenset(procgen_env_ids())
+    return frozenset(registry_ids())
 
 
 # Which SND target losses each motivation can train (snd_v's vicreg is the author's two-augmented-views variant).
@@ -252,7 +255,8 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
 
 
 def check_env_id(env_id: str) -> None:
-    if env_id in SYNTHETIC_ENV_IDS:
+    synthetic = synthetic_env_ids()
+    if env_id in synthetic:
         return
     ids = known_env_ids()
     if env_id not in ids:
@@ -260,7 +264,7 @@ def check_env_id(env_id: str) -> None:
         close = difflib.get_close_matches(env_id, sorted(ids), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(
-            f"Invalid value for env.id: {env_id!r}{hint} (allowed: {', '.join(SYNTHETIC_ENV_IDS)} or an "
+            f"Invalid value for env.id: {env_id!r}{hint} (allowed: {', '.join(synthetic)} or an "
             f"envpool Atari id such as {', '.join(atari)}, ..., or procgen-<game> such as procgen-coinrun)"
         )
 

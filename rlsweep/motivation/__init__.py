@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import torch
 
-from rlsweep.config.schema import MotivationConfig, PerfConfig
+from rlsweep.config.schema import MOTIVATION_NAMES, MotivationConfig, PerfConfig
 from rlsweep.motivation.base import Motivation, MotivationBatch
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.none import NoMotivation
@@ -87,6 +87,12 @@ __all__ = [
 ]
 
 _CLASSES: dict[str, type[Distillation]] = {"rnd": RND, "snd_v": SNDV, "snd_vic": SNDVIC, "snd_std": SNDSTD}
+# The config schema owns the names (validation runs without torch); "none" and the classes must be exactly them.
+if ("none", *_CLASSES) != MOTIVATION_NAMES:
+    raise ImportError(
+        f"rlsweep.motivation builds none, {', '.join(_CLASSES)}, but the config schema allows motivation.name "
+        f"{', '.join(MOTIVATION_NAMES)}"
+    )
 
 
 def build_motivation(
@@ -101,5 +107,5 @@ def build_motivation(
         return NoMotivation()
     cls = _CLASSES.get(cfg.name)
     if cls is None:
-        raise ValueError(f"motivation.name={cfg.name!r} is not known; allowed: none, {', '.join(_CLASSES)}")
+        raise ValueError(f"motivation.name={cfg.name!r} is not known; allowed: {', '.join(MOTIVATION_NAMES)}")
     return cls(cfg, obs_shape, device, frame_channels, perf)
