@@ -5,7 +5,6 @@
 # Installs Debian's slurm-wlm 22.05 and munge when missing (needs root and apt), writes a one-node
 # slurm.conf (node "localhost", partition "debug", all cores, no accounting) under $RLSWEEP_SLURM_DIR
 # (default /tmp/rlsweep-slurm) and starts munged, slurmctld and slurmd directly (no systemd needed).
-# Recipe and pitfalls: ../shared/reference/slurm-local.md of the project's design notes.
 set -euo pipefail
 
 DIR=${RLSWEEP_SLURM_DIR:-/tmp/rlsweep-slurm}

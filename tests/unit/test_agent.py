@@ -1,6 +1,6 @@
 """Unit tests for rlsweep.agent: GAE per stream, the PPO loss terms, minibatch sampling and the update.
 
-Expected numbers are worked out by hand from shared/reference/method.md §4.1 (PPO loss with two critic heads)
+Expected numbers are worked out by hand from docs/method.md §4.1 (PPO loss with two critic heads)
 and §4.2 (GAE: delta_t = r_t + gamma V_{t+1} (1 - d_t) - V_t, g_t = delta_t + gamma lambda (1 - d_t) g_{t+1},
 R_t = g_t + V_t), or by a plain-Python loop written from the same formulas.
 """

@@ -1,6 +1,6 @@
 """Unit tests for rlsweep.models: shapes, per-role init gains, model A's residual critic, distillation nets.
 
-The expected architectures and gains come from shared/reference/method.md §2 (and §3.2 for the critic gain
+The expected architectures and gains come from docs/method.md §2 (and §3.2 for the critic gain
 knob).
 """
 
