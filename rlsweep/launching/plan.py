@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlsweep.config import CONF_DIR, ConfigError, check_value, register_configs, run_id, validate
-from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings
+from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings, load_profile
 from rlsweep.config.naming import config_name
 
 # The config groups: every directory of the config tree.
@@ -248,6 +248,8 @@ def _launcher_settings(overrides: list[Override]) -> tuple[str, LocalSettings | 
     settings = OmegaConf.to_object(merged)
     assert isinstance(settings, LocalSettings | SlurmSettings)
     check_settings(settings)
+    if isinstance(settings, SlurmSettings):
+        load_profile(settings)  # a missing or malformed profile is bad input too: refuse it before anything starts
     return launcher, settings, dirs
 
 

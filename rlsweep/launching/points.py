@@ -97,6 +97,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _headline(last: dict[str, Any]) -> str:
+    """The one metric that says how a run is doing: the score once there is one, else exploration (cells on
+    the synthetic maze, rooms on Montezuma), else the return."""
+    score = last.get("episode/score")
+    candidates = ["explore/cells", "explore/rooms", "episode/return"]
+    if score:
+        candidates.insert(0, "episode/score")
+    for key in [*candidates, "episode/score"]:
+        if last.get(key) is not None:
+            return f"{key.split('/')[1]}={last[key]:.4g}"
+    return "-"
+
+
 def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
     """One line per point (status, attempts, progress, last metric, job), the counts and the sweep's ETA.
 
@@ -116,11 +129,7 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
         step = max(int(last.get("global_step", 0)), r.global_step)
         total = r.total_steps
         progress = f"{step}/{total} ({100 * step / total:.0f}%)" if total else "-"
-        metric = "-"
-        for key in ("episode/score", "episode/return", "explore/cells", "explore/rooms"):
-            if last.get(key) is not None:
-                metric = f"{key.split('/')[1]}={last[key]:.4g}"
-                break
+        metric = _headline(last)
         status = r.status
         if status == "running" and r.host == here and r.launcher != "slurm" and not pid_alive(r.pid):
             status = "stopped"

@@ -21,23 +21,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import submitit
-import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from rlsweep.config import ConfigError
-from rlsweep.config.launchers import SlurmSettings, check_settings
+from rlsweep.config.launchers import SlurmSettings, load_profile
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Point
 from rlsweep.launching.points import status_table
 from rlsweep.record import RunRecord
 
-PROFILE_DIR = Path(__file__).resolve().parent / "profiles"  # built-in cluster profiles (package data)
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -58,49 +52,6 @@ class PointJob(submitit.helpers.Checkpointable):
         if record is not None:
             record.update(status="preempted", error=None)
         return submitit.helpers.DelayedSubmission(self)
-
-
-def profile_path(profile: str) -> Path:
-    """A profile is a path to a YAML file, or the name of a built-in one (rlsweep/launching/profiles)."""
-    given = Path(profile).expanduser()
-    if given.suffix in (".yaml", ".yml") or given.exists():
-        if not given.is_file():
-            raise ConfigError(f"Invalid value for hydra.launcher.profile: {profile!r} (no such file)")
-        return given
-    path = PROFILE_DIR / f"{profile}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-        raise ConfigError(
-            f"Invalid value for hydra.launcher.profile: {profile!r} (allowed: {known}, or a path to a YAML file)"
-        )
-    return path
-
-
-def load_profile(settings: SlurmSettings) -> SlurmSettings:
-    """Fill the keys left null from the cluster profile, then the built-in fallbacks; ConfigError if malformed."""
-    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
-    if settings.profile:
-        path = profile_path(settings.profile)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"Invalid cluster profile {path}: not valid YAML ({' '.join(str(e).split())})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Invalid cluster profile {path}: expected a mapping of hydra.launcher keys")
-        for key, value in data.items():
-            if key not in values:
-                raise ConfigError(f"Invalid cluster profile {path}: unknown key {key!r}; allowed: {', '.join(values)}")
-            if values[key] is None or values[key] in ([], {}):
-                values[key] = value
-    values["gpus_per_node"] = 1 if values["gpus_per_node"] is None else values["gpus_per_node"]
-    values["cpus_per_task"] = 8 if values["cpus_per_task"] is None else values["cpus_per_task"]
-    try:
-        merged = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SlurmSettings), values))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"Invalid cluster profile {settings.profile}: {str(e).strip().splitlines()[0]}") from None
-    assert isinstance(merged, SlurmSettings)
-    check_settings(merged)
-    return merged
 
 
 def executor_for(sweep_dir: Path, s: SlurmSettings) -> submitit.AutoExecutor:

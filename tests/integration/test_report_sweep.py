@@ -1,7 +1,7 @@
 """The report on a sweep of short real runs: CLI, W&B Report object (offline), headless browser, notebook.
 
-One module-scoped sweep (``motivation=none,rnd`` x ``seed=1,2`` on the fake env) is made through the real
-command line and shared by every test here, because a sweep costs most of this file's time. One run of a
+One module-scoped sweep (``motivation=none,rnd`` x ``seed=1,2`` on the fake env) is made through the launch
+path in this process and shared by every test here, because a sweep costs most of this file's time. One run of a
 copy is then marked unfinished (as a killed job leaves it) so the report must show it, not hide it.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from inline import sweep_inline
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"
@@ -33,11 +34,7 @@ def offline_env(tmp: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cwd = tmp_path_factory.mktemp("sweep")
-    args = [sys.executable, str(REPO / "sweep.py"), "-m", "motivation=none,rnd", "seed=1,2", "sweep_name=nb", *SMOKE]
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=offline_env(cwd))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return cwd / "sweeps" / "nb"
+    return sweep_inline(tmp_path_factory.mktemp("sweep"), "motivation=none,rnd", "seed=1,2", *SMOKE, sweep_name="nb")
 
 
 @pytest.fixture(scope="module")

@@ -1,39 +1,24 @@
-"""End-to-end SND, Procgen and feature pictures through the real command lines (``python sweep.py``,
-``python -m rlsweep.analysis.features``) in a temporary working directory, as a user would run them."""
+"""End-to-end SND, Procgen and feature pictures: runs through the launch path in this process (``inline``),
+in a temporary working directory, and the feature pictures through their command's ``main``."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from inline import metrics, run_inline, sweep_inline
 
-REPO = Path(__file__).resolve().parents[2]
+from rlsweep.analysis.features import main as features_main
+
 SMOKE = ["env=fake", "budget=smoke", "debug=smoke", "logger=none"]
-
-
-def sweep(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WANDB_SILENT": "true"}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "sweep.py"), *args], cwd=cwd, capture_output=True, text=True, env=env
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
 def snd_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("snd")
-    sweep(cwd, "-m", "motivation=snd_v,snd_vic,snd_std", "sweep_name=snd", *SMOKE)
-    return cwd / "sweeps" / "snd"
+    return sweep_inline(cwd, "motivation=snd_v,snd_vic,snd_std", *SMOKE, sweep_name="snd")
 
 
 def test_each_snd_variant_smoke_runs_on_the_fake_env(snd_sweep: Path) -> None:
@@ -55,12 +40,7 @@ def test_each_snd_variant_smoke_runs_on_the_fake_env(snd_sweep: Path) -> None:
 def test_feature_pictures_from_a_smoke_checkpoint(snd_sweep: Path, tmp_path: Path) -> None:
     run_dir = next(snd_sweep.glob("ppo_snd_v*"))
     out = tmp_path / "pictures"
-    proc = subprocess.run(
-        [sys.executable, "-m", "rlsweep.analysis.features", str(run_dir), "--out", str(out), "--steps", "48",
-         "--envs", "4"],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert features_main([str(run_dir), "--out", str(out), "--steps", "48", "--envs", "4"]) == 0
     import matplotlib.image as mpimg
 
     for name in ("tsne.png", "intrinsic_reward.png"):
@@ -74,7 +54,7 @@ def test_feature_pictures_from_a_smoke_checkpoint(snd_sweep: Path, tmp_path: Pat
 
 
 def test_procgen_smoke_run_with_rgb_frames(tmp_path: Path) -> None:
-    sweep(tmp_path, "env=coinrun", "motivation=snd_v", "budget=smoke", "debug=smoke", "logger=none")
+    run_inline(tmp_path, "env=coinrun", "motivation=snd_v", "budget=smoke", "debug=smoke", "logger=none")
     run_dirs = list((tmp_path / "runs").glob("*/run.json"))
     assert len(run_dirs) == 1
     info = json.loads(run_dirs[0].read_text())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rlsweep.config.launchers import SlurmSettings
-from rlsweep.launching.slurm import executor_for, load_profile
+from rlsweep.config.launchers import SlurmSettings, load_profile
+from rlsweep.launching.slurm import executor_for
 
 
 def sbatch_text(settings: SlurmSettings, tmp_path: Path) -> str:
@@ -50,5 +50,5 @@ def test_local_profile_asks_for_no_gpu(tmp_path: Path) -> None:
 
 
 def test_unknown_profile_names_the_allowed_ones() -> None:
-    with pytest.raises(ValueError, match=r"profile='nope' not found; allowed: .*example_gpu_cluster.*local"):
+    with pytest.raises(ValueError, match=r"profile: 'nope' \(allowed: example_gpu_cluster, local, or a path"):
         load_profile(SlurmSettings(profile="nope"))
