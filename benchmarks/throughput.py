@@ -70,22 +70,11 @@ PRESETS: dict[str, list[str]] = {
 
 # ---- configuration ---------------------------------------------------------------------------------------------
 def compose_config(overrides: list[str]) -> Any:
-    """The typed ``rlsweep.config.Config`` for ``overrides``, validated as a run would be."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
+    """The typed ``rlsweep.config.Config`` for ``overrides``, composed and checked as a launch does."""
+    from rlsweep.launching.job import typed_config
+    from rlsweep.launching.plan import compose_point
 
-    import rlsweep.config as rc
-
-    rc.register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(rc.CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    GlobalHydra.instance().clear()
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(plain, dict)
-    rc.validate({str(k): v for k, v in plain.items()})
-    return OmegaConf.to_object(cfg)
+    return typed_config(compose_point(overrides))
 
 
 # ---- measurement helpers ---------------------------------------------------------------------------------------

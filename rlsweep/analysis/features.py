@@ -21,27 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch.distributions import Categorical
 
-from rlsweep.config.schema import Config
 from rlsweep.envs import make_env
+from rlsweep.launching.job import load_config
 from rlsweep.models import build_policy
 from rlsweep.motivation import Distillation, build_motivation
 from rlsweep.training.checkpoint import load_checkpoint
 
 
-def load_run_config(run_dir: Path) -> Config:
-    """The run's resolved ``config.yaml`` as the typed schema (unknown keys are an error, as in training)."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / "config.yaml"))
-    cfg = OmegaConf.to_object(merged)
-    assert isinstance(cfg, Config)
-    return cfg
-
-
 def collect(run_dir: Path, steps: int, num_envs: int, seed: int) -> dict[str, np.ndarray]:
     """Play the trained policy for ``steps`` agent steps in ``num_envs`` envs; return features and labels."""
-    cfg = load_run_config(run_dir)
+    cfg = load_config(run_dir)  # what the run's job loaded
     if cfg.motivation.name == "none":
         raise SystemExit(f"{run_dir}: motivation=none has no target network to embed states with")
     device = torch.device("cpu")

@@ -131,7 +131,10 @@ def load_profile(settings: SlurmSettings) -> SlurmSettings:
     try:
         merged = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SlurmSettings), values))
     except OmegaConfBaseException as e:
-        raise ConfigError(f"Invalid cluster profile {settings.profile}: {str(e).strip().splitlines()[0]}") from None
+        key = str(getattr(e, "full_key", "") or "?")
+        where = f"cluster profile {profile_path(settings.profile)}" if settings.profile else "hydra.launcher"
+        problem = str(e).strip().splitlines()[0]
+        raise ConfigError(f"Invalid {where}: {key}={values.get(key)!r} ({problem})") from None
     assert isinstance(merged, SlurmSettings)
     check_settings(merged)
     return merged

@@ -43,6 +43,11 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
 def load_config(run_dir: Path) -> Config:
     """``<run_dir>/config.yaml`` as the typed :class:`Config` (types checked again by OmegaConf's schema)."""
     data = yaml.load((Path(run_dir) / CONFIG_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return typed_config(data)
+
+
+def typed_config(data: dict[str, Any]) -> Config:
+    """A resolved config (a plan's ``Point.config``, or a loaded config.yaml) as the typed :class:`Config`."""
     cfg = OmegaConf.merge(OmegaConf.structured(Config), data)
     typed = OmegaConf.to_object(cfg)
     assert isinstance(typed, Config)

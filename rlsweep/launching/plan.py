@@ -129,6 +129,9 @@ class _Planner:
                     f"Two grid points would share the run directory {p.run_id}; make the grid values distinct"
                 )
             seen.add(p.run_id)
+        for p in points:
+            check_name("name", str(p.config["name"]))
+            check_name("sweep_name", str(p.config["sweep_name"]))
         dry_run = any(bool(p.config["dry_run"]) for p in points)
         explicit = next((str(p.config["sweep_name"]) for p in points if p.config["sweep_name"]), "")
         if multirun:
@@ -194,6 +197,22 @@ class _Planner:
         assert isinstance(plain, dict)
         plain.pop("defaults", None)
         return {str(k): v for k, v in plain.items()}, choices
+
+
+def check_name(key: str, value: str) -> None:
+    """Sweep and run names become directory names: one plain path component, nothing that climbs or roots."""
+    if value and (value in (".", "..") or "/" in value or "\\" in value or value.startswith(("~", "-"))):
+        raise ConfigError(
+            f"Invalid value for {key}: {value!r} (a name, not a path: no '/', no '..', not starting with '~' or '-')"
+        )
+
+
+def compose_point(overrides: Sequence[str]) -> dict[str, Any]:
+    """The resolved, checked config of the one point ``overrides`` make (as typed on a command line)."""
+    from rlsweep.config.overrides import quote_group_values
+
+    (point,) = plan(quote_group_values(list(overrides), GROUPS), multirun=False).points
+    return point.config
 
 
 def _is_hydra(o: Override) -> bool:

@@ -126,6 +126,33 @@ def test_local_sigkill_midway_then_rerun_resumes_without_losing_steps(tmp_path: 
     assert ledger(sweep_dir)[victim.name]["attempts"] == 2
 
 
+def test_local_ctrl_c_stops_and_records_the_points_then_rerun_resumes(tmp_path: Path) -> None:
+    """SIGINT to the launcher (a Ctrl-C): it stops its running points, each records itself as cancelled, the
+    sweep exits 130; nothing is left running, and the rerun resumes both from their checkpoints."""
+    args = ["seed=1,2", "budget.total_steps=3200", "budget.checkpoint_every=2", "sweep_name=ctrlc",
+            "hydra.launcher.max_parallel=2", *TINY]  # fmt: skip
+    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
+    sweep_dir = tmp_path / "sweeps" / "ctrlc"
+    runs = [sweep_dir / f"ppo_rnd_a0-env_fake-s{i}" for i in (1, 2)]
+    wait_for(lambda: all(checkpointed(r, 3) for r in runs), 180, "a checkpoint of both points")
+    pids = [ledger(sweep_dir)[r.name]["pid"] for r in runs]
+    launcher.send_signal(signal.SIGINT)
+    out, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode == 130, out[-2000:]
+    records = ledger(sweep_dir)
+    assert [records[r.name]["status"] for r in runs] == ["cancelled", "cancelled"], out[-2000:]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert "cancelled" in status(sweep_dir)
+
+    rerun = run(tmp_path, *args)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    for r in runs:
+        assert steps(r) == list(range(64, 3200 + 1, 64))
+        assert ledger(sweep_dir)[r.name]["attempts"] == 2
+
+
 def test_local_gpu_slots_share_each_gpu_between_runs_per_gpu(tmp_path: Path) -> None:
     """On the CPU the runs cannot use the GPUs, but the assignment the launcher makes is the real one."""
     args = ["seed=1,2,3,4", "budget=smoke", "sweep_name=gpus", "hydra.launcher.gpus=[0,1]",

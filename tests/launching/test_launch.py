@@ -1,0 +1,139 @@
+"""The launch path in this process: plan once, prepare (config.yaml and record), run_point, status.
+
+Nothing here starts a process: what a process start or a signal adds is in tests/integration/test_launchers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from inline import TINY, metrics, record, run_inline, sweep_inline
+
+from rlsweep.config.overrides import quote_group_values
+from rlsweep.launching.app import main
+from rlsweep.launching.job import load_config, run_point
+from rlsweep.launching.ledger import Ledger
+from rlsweep.launching.plan import GROUPS, plan
+from rlsweep.launching.points import prepare, status_table
+from rlsweep.record import RunRecord
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep_name=../../x"], "Invalid value for sweep_name: '../../x' (a name, not a path"),
+        (["name=a/b"], "Invalid value for name: 'a/b' (a name, not a path"),
+        (["hydra.launcher.max_parallel=-1"], "Invalid value for hydra.launcher.max_parallel: -1 (must be >= 0"),
+        (["hydra.launcher.runs_per_gpu=0"], "Invalid value for hydra.launcher.runs_per_gpu: 0 (must be >= 1)"),
+        (["hydra.launcher.gpus=[0,0]"], "Invalid value for hydra.launcher.gpus: [0, 0] (distinct GPU indices"),
+        (["hydra.launcher.max_parallel=abc"], "Invalid value for hydra.launcher.max_parallel: 'abc'"),
+        (["hydra.launcher.only=some"], "Invalid value for hydra.launcher.only: 'some' (allowed: unfinished, failed)"),
+        (["hydra.launcher.nope=1"], "Unknown key hydra.launcher.nope for hydra/launcher=local; allowed: max_parallel"),
+        (["hydra/launcher=pbs"], "Unknown option hydra/launcher=pbs; allowed: local, slurm"),
+        (["hydra/launcher=slurm", "hydra.launcher.profile=nope"], "Invalid value for hydra.launcher.profile: 'nope'"),
+        (["hydra/launcher=slurm", "hydra.launcher.timeout_min=0"], "hydra.launcher.timeout_min: 0 (must be >= 1"),
+        (["hydra.launcher.max_parallel=1,2"], "launcher settings cannot be swept"),
+        (["hydra.job.chdir=true"], "Unknown key hydra.job.chdir; allowed Hydra keys: hydra/launcher"),
+    ],
+)
+def test_bad_launch_settings_and_names_stop_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["-m", "seed=1,2", *TINY, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlsweep: error: ") and message in err and "\n" not in err, err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_bad_profile_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text("partition: gpu\ncpus_per_task: many\n")
+    assert main(["-m", "seed=1", *TINY, "hydra/launcher=slurm", f"hydra.launcher.profile={profile}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"Invalid cluster profile {profile}" in err and "cpus_per_task" in err and "\n" not in err
+    profile.write_text("partiton: gpu\n")
+    assert main(["-m", "seed=1", *TINY, "hydra/launcher=slurm", f"hydra.launcher.profile={profile}"]) == 2
+    assert "unknown key 'partiton'" in capsys.readouterr().err
+
+
+def test_the_job_runs_what_config_yaml_says_and_the_record_tells_its_life(tmp_path: Path) -> None:
+    """run_point loads config.yaml and nothing else: an edit of the file is what runs."""
+    p = plan(quote_group_values([*TINY, "model=B"], GROUPS), multirun=False)
+    p.out_dir = tmp_path / "runs"
+    (point,) = p.points
+    assert prepare(p, Ledger(p.out_dir), "inline") == [point]
+    run_dir = p.run_dir(point)
+    written = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert written == point.config and written["model"]["name"] == "B"
+    written["budget"]["total_steps"] = 128
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(written))
+    assert load_config(run_dir).budget.total_steps == 128
+
+    before = record(run_dir)
+    assert before["status"] == "pending" and before["attempts"] == 0 and before["choices"]["model"] == "B"
+    run_point(run_dir)
+    after = RunRecord.read(run_dir)
+    assert [s for _, s in after.history] == ["running", "completed"] and after.attempts == 1
+    assert after.global_step == 128 and [r["global_step"] for r in metrics(run_dir)] == [64, 128]
+    assert after.final["global_step"] == 128 and after.pid == os.getpid() and after.host == socket.gethostname()
+
+
+def test_a_crash_is_recorded_as_failed_with_where_it_happened(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="crashing on purpose"):
+        run_inline(tmp_path, *TINY, "debug.crash_at_iteration=2", "name=crash")
+    failed = RunRecord.read(tmp_path / "runs" / "crash-s1")
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error.startswith("RuntimeError: debug.crash_at_iteration=2") and "loop.py" in failed.error
+
+
+def test_prepare_skips_completed_and_live_points_and_only_failed_reruns_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep_dir = sweep_inline(tmp_path, "seed=1,2,3", *TINY, sweep_name="sel")
+    ids = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert [record(sweep_dir / i)["status"] for i in ids] == ["completed"] * 3
+    RunRecord.read(sweep_dir / ids[0]).update(status="failed", error="boom")
+    RunRecord.read(sweep_dir / ids[1]).update(status="running", host=socket.gethostname(), pid=os.getpid())
+    config_mtime = (sweep_dir / ids[2] / "config.yaml").stat().st_mtime_ns
+
+    def todo(*extra: str) -> list[str]:
+        p = plan(quote_group_values(["seed=1,2,3,4", *TINY, "sweep_name=sel", *extra], GROUPS), multirun=True)
+        p.out_dir = sweep_dir
+        return [pt.run_id for pt in prepare(p, Ledger(sweep_dir), "local")]
+
+    assert todo() == [ids[0], ids[2].replace("-s3", "-s4")]  # failed reruns, the live one is left, s4 is new
+    assert "skipping 2 point(s): 1 completed, 1 still running" in capsys.readouterr().out
+    assert (sweep_dir / ids[2] / "config.yaml").stat().st_mtime_ns == config_mtime  # a completed run is not touched
+    assert todo("hydra.launcher.only=failed") == [ids[0]]
+
+
+def test_status_table_fits_120_columns_shows_eta_stopped_and_failures(tmp_path: Path) -> None:
+    sweep_dir = sweep_inline(tmp_path, "seed=1,2", *TINY, "name=a_configuration_name_long_enough_to_be_cut_x",
+                             sweep_name="st")  # fmt: skip
+    first, second = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    # A run whose process died without recording it (SIGKILL): its record still says running.
+    RunRecord.read(first).update(status="running", host=socket.gethostname(), pid=2**22 + 7, global_step=128)
+    RunRecord.read(second).update(status="failed", error="ValueError: " + "x" * 300)
+    with (first / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"global_step": 128, "perf/sps": 64.0, "explore/cells": 3}) + "\n")
+    Ledger(sweep_dir).record_launch("local", 2)
+    table = status_table(Ledger(sweep_dir))
+    assert max(len(line) for line in table.splitlines()) <= 120, table
+    assert "stopped" in table and "1 failed, 1 stopped" in table and f"FAILED {second.name}" in table
+    assert "…" in table  # the long run id and the long error are cut, not wrapped
+
+
+def test_eta_from_the_running_points_throughput(tmp_path: Path) -> None:
+    sweep_dir = sweep_inline(tmp_path, "seed=1,2", *TINY, sweep_name="eta")
+    first, second = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    for run_dir in (first, second):
+        RunRecord.read(run_dir).update(status="running", host="another-host", pid=1, global_step=0, total_steps=4800)
+        (run_dir / "metrics.jsonl").write_text(json.dumps({"global_step": 3200, "perf/sps": 32.0}) + "\n")
+    # 2 x 1,600 steps left at 2 x 32 steps/s: 50 s
+    assert "2 running; ETA 50 s at 64 steps/s" in status_table(Ledger(sweep_dir))
