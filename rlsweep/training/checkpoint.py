@@ -44,6 +44,16 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[s
     path = run_dir / CHECKPOINT_NAME
     if not path.exists():
         return None
-    # weights_only=False: the checkpoint holds RNG states and counters written by this code, not foreign files.
-    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=False)
+    # weights_only: a checkpoint is data (tensors, numbers, strings), never code; a crafted pickle cannot run.
+    try:
+        state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a truncated or foreign file: torch raises zip, pickle or unpickler errors
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({str(e).strip().splitlines()[0][:200]}); move it away to start "
+            "this run over, or put back a copy"
+        ) from None
     return state
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that exists but cannot be loaded; the message says which file and what to do."""

@@ -106,7 +106,7 @@ def test_killed_run_resumes_without_gaps_or_duplicates(tmp_path: Path) -> None:
     proc.wait()
     import torch
 
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     first_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
     assert ckpt["global_step"] < 3200
     assert json.loads((run_dir / "run.json").read_text())["status"] == "running"

@@ -1,5 +1,6 @@
-"""Atomic checkpoints under a real write failure: the file-size limit makes the kernel refuse the write (EFBIG),
-as a full disk would (ENOSPC), in the middle of torch.save."""
+"""Checkpoints: atomic under a real write failure (the file-size limit makes the kernel refuse the write, EFBIG,
+as a full disk would, ENOSPC, in the middle of torch.save), and loaded as data only (``weights_only``): a
+crafted or damaged file is refused in one line, and the RNG state survives the round trip."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
-from rlsweep.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from rlsweep.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 
 
 def test_save_then_load_round_trip(tmp_path: Path) -> None:
@@ -44,3 +46,51 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     loaded = load_checkpoint(tmp_path)
     assert loaded is not None and loaded["iteration"] == 1 and loaded["weights"].numel() == 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # no half-written temporary file
+
+
+class _Payload:
+    """What a crafted checkpoint carries: unpickling it would run a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_checkpoint_runs_no_code_and_is_refused_in_one_line(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    torch.save({"iteration": 1, "evil": _Payload(marker)}, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(tmp_path)
+    assert not marker.exists()
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint {tmp_path / CHECKPOINT_NAME} cannot be read") and "\n" not in message
+
+
+def test_a_truncated_checkpoint_is_refused_naming_the_file_and_what_to_do(tmp_path: Path) -> None:
+    save_checkpoint({"iteration": 3, "weights": torch.arange(1000.0)}, tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match=r"cannot be read .*move it away to start this run over"):
+        load_checkpoint(tmp_path)
+
+
+def test_the_rng_state_survives_a_weights_only_round_trip(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    from rlsweep.training.seeding import rng_state, set_rng_state
+
+    np.random.seed(7)
+    random.seed(7)
+    save_checkpoint({"rng": rng_state()}, tmp_path)
+    expected = (np.random.normal(size=4), random.random(), torch.rand(3))
+    loaded = load_checkpoint(tmp_path)
+    assert loaded is not None
+    set_rng_state(loaded["rng"])
+    assert np.array_equal(np.random.normal(size=4), expected[0]) and random.random() == expected[1]
+    assert torch.equal(torch.rand(3), expected[2])
