@@ -1,8 +1,10 @@
 """The one training loop: PPO with two critic heads plus whatever motivation the config chose.
 
-It reads like the method (method.md §5.1): warm up the observation statistics with random steps, then per
-iteration collect T steps from N envs, compute GAE per stream, run the PPO epochs with the motivation's own
-update in lock-step, log, checkpoint. RND, SND and plain PPO differ only by the motivation object.
+``train`` reads like the method (method.md §5.1): set up (envs, policy, updater, motivation, storage, tracker;
+resume from the checkpoint or warm up the observation statistics with random steps), then per iteration
+``collect`` T steps from N envs, compute the ``advantages`` (GAE per stream), ``update`` (the PPO epochs with
+the motivation's own update in lock-step), ``log``, ``checkpoint``. RND, SND and plain PPO differ only by the
+motivation object. The plumbing (phase timers, metric assembly, checkpoint state, resume) sits below the steps.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,13 +27,130 @@ from rlsweep.agent import PPOUpdater, explained_variance, rollout_batch
 from rlsweep.agent.ppo import Batch
 from rlsweep.config.schema import Config
 from rlsweep.envs import EpisodeInfo, VecEnv, make_env
-from rlsweep.models import build_policy
+from rlsweep.models import PolicyNet, build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
 from rlsweep.training.checkpoint import load_checkpoint, save_checkpoint
 from rlsweep.training.seeding import rng_state, seed_everything, select_device, set_rng_state
+
+
+def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Train one run to its budget, resuming from ``run_dir``'s checkpoint if there is one."""
+    run, resume_from = set_up(cfg, run_dir, info)
+    status = "failed"
+    summary: dict[str, Any] = {}
+    try:
+        obs = resume_or_warm_up(run, resume_from)
+        episodes = EpisodeStats()
+        timer = PhaseTimer(run.global_step)
+        last_log: dict[str, Any] = {}
+
+        while run.iteration < run.iterations:
+            if cfg.debug.crash_at_iteration and run.iteration + 1 == cfg.debug.crash_at_iteration:
+                raise RuntimeError(f"debug.crash_at_iteration={cfg.debug.crash_at_iteration}: crashing on purpose")
+            # 1. Collect T steps from N envs; the intrinsic reward is computed on s_t (method.md §4.3).
+            with timer.phase("collect"):
+                obs, int_rewards = collect(run, obs, episodes, timer)
+            with timer.phase("update"):
+                # 2. GAE per stream, then the 2:1 combination (unnormalised in the seed).
+                batch = advantages(run, obs)
+                # 3. PPO epochs; the motivation (predictor, and SND's target) trains per minibatch (seed) or in one
+                #    pass afterwards (paper).
+                stats = update(run.updater, run.motivation, run.storage, batch, cfg.motivation.predictor_updates)
+            run.iteration += 1
+
+            # 4. Log under fixed names on the global-step axis.
+            if run.due(cfg.budget.log_every):
+                last_log = log(run, iteration_metrics(run, stats, batch, int_rewards, episodes, timer), last_log)
+
+            # 5. Checkpoint atomically; only then may W&B see the lines it covers.
+            if run.due(cfg.budget.checkpoint_every) or run.iteration == cfg.debug.pause_at_iteration:
+                checkpoint(run)
+            if run.iteration == cfg.debug.pause_at_iteration:
+                wait_to_be_stopped(run)
+        status = "completed"
+        summary = {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
+        return summary
+    finally:
+        close(run, status, summary)
+
+
+# ---- the run's parts ---------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One run's parts, built by ``set_up``; ``iteration`` and ``global_step`` advance as it trains."""
+
+    cfg: Config
+    run_dir: Path
+    info: dict[str, Any]
+    envs: VecEnv
+    policy: PolicyNet
+    updater: PPOUpdater
+    motivation: Motivation
+    upload: Uploader
+    storage: RolloutStorage
+    tracker: Tracker
+    iteration: int  # iterations done (of this and earlier attempts)
+    global_step: int  # agent steps done, summed over envs: the x axis of every metric
+    iterations: int  # iterations in the budget
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.ppo.num_envs * self.cfg.ppo.num_steps
+
+    def due(self, every: int) -> bool:
+        """Whether the iteration just done is a multiple of ``every`` or the last one."""
+        return self.iteration % every == 0 or self.iteration == self.iterations
+
+
+# ---- set up ------------------------------------------------------------------------------------------------------
+def set_up(cfg: Config, run_dir: Path, info: dict[str, Any]) -> tuple[Run, dict[str, Any] | None]:
+    """Seed, then build envs, policy, updater, motivation, storage and tracker; also return the checkpoint, if any.
+
+    The order is the order of the seeded RNG draws (network inits), so it fixes a seed's numbers. Nothing here
+    needs closing on failure: the tracker is built last, and ``train`` closes the run from then on.
+    """
+    ppo = cfg.ppo
+    device = select_device(cfg.device)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    torch.autograd.set_detect_anomaly(cfg.debug.detect_anomaly)
+    seed_everything(cfg.seed, cfg.debug.deterministic, device)
+    saved = load_checkpoint(run_dir, device)
+    iteration = 0 if saved is None else int(saved["iteration"])
+    global_step = 0 if saved is None else int(saved["global_step"])
+    batch_size = ppo.num_envs * ppo.num_steps
+    iterations = -(-cfg.budget.total_steps // batch_size)  # ceil: a budget is at least reached
+
+    # A resumed run re-seeds its envs differently, so it does not replay the episodes of the first attempt.
+    env_seed = cfg.seed if saved is None else cfg.seed + 1_000_003 * iteration
+    envs = make_env(cfg.env, ppo.num_envs, env_seed)
+    policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain).to(device)
+    updater = PPOUpdater(policy, ppo, cfg.perf)
+    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, envs.frame_channels, cfg.perf)
+    upload = Uploader(device, cfg.perf.pin_memory)
+    storage = RolloutStorage(ppo.num_steps, ppo.num_envs, envs.obs_shape, device)
+    tracker = Tracker(cfg, run_dir, info, resume_step=global_step if saved else None)
+    run = Run(cfg, run_dir, info, envs, policy, updater, motivation, upload, storage, tracker,
+              iteration, global_step, iterations)  # fmt: skip
+    return run, saved
+
+
+def resume_or_warm_up(run: Run, saved: dict[str, Any] | None) -> torch.Tensor:
+    """Reset the envs, then resume from ``saved`` or warm up the motivation; return s_0 on the device."""
+    envs = run.envs
+    obs_np = envs.reset()
+    if saved is not None:
+        resume(run, saved)
+    elif run.motivation.needs_warmup and run.cfg.motivation.warmup_steps > 0:
+        # Random steps must not count as exploration by the agent: restore the counters afterwards.
+        exploration_before = envs.exploration_state()
+        warm_up(envs, run.motivation, run.cfg.motivation.warmup_steps, run.upload)
+        envs.load_exploration_state(exploration_before)
+        obs_np = envs.reset()
+    return run.upload(obs_np)
 
 
 def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader) -> None:
@@ -40,6 +162,98 @@ def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader) 
         motivation.update_stats(upload(result.obs))
 
 
+# ---- the steps of an iteration ---------------------------------------------------------------------------------
+def collect(
+    run: Run, obs: torch.Tensor, episodes: EpisodeStats, timer: PhaseTimer
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Step the N envs T times from s_0 = ``obs`` into the storage; return s_T and each step's intrinsic reward.
+
+    Owns the acting: sampling actions, stepping the envs, r_int(s_t) and the motivation's observation
+    statistics, the finished episodes, and ``global_step``.
+    """
+    cfg, envs, updater, motivation, storage = run.cfg, run.envs, run.updater, run.motivation, run.storage
+    int_rewards = []
+    for step in range(cfg.ppo.num_steps):
+        with torch.no_grad():
+            out = updater.forward(obs)
+            dist = Categorical(logits=out.logits)
+            action = dist.sample()
+        actions_np = action.cpu().numpy()
+        if cfg.perf.overlap_env:
+            envs.step_async(actions_np)  # the emulators run while the networks compute r_int(s_t)
+        with torch.no_grad():
+            motivation.update_stats(obs)
+            r_int = motivation.reward(obs)
+        with timer.phase("env"):  # time the loop waits for the emulators
+            if not cfg.perf.overlap_env:
+                envs.step_async(actions_np)
+            result = envs.step_wait()
+        storage.insert(step, obs, action, dist.log_prob(action), out.value_ext, out.value_int, r_int)
+        storage.insert_env(step, result.reward, result.done)
+        int_rewards.append(r_int)
+        episodes.add(result.episodes)
+        obs = run.upload(result.obs)
+    storage.finish(obs)  # s_T (the last states' successors, for SND-VIC / SND-STD), rewards and dones
+    run.global_step += run.batch_size
+    return obs, int_rewards
+
+
+def advantages(run: Run, last_obs: torch.Tensor) -> Batch:
+    """GAE per stream (bootstrapped from V(s_T)), then the 2:1 combination (unnormalised in the seed)."""
+    with torch.no_grad():
+        last = run.updater.forward(last_obs)
+    return rollout_batch(run.storage, last.value_ext, last.value_int, run.cfg.ppo)
+
+
+def update(updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage, batch: Batch, schedule: str) -> Stats:
+    """PPO epochs, with the motivation trained per minibatch (seed) or in one pass afterwards (SND paper)."""
+    if schedule == "per_minibatch":
+        return updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
+    stats = updater.update(batch)
+    stats.update(_one_pass(motivation, storage, updater.cfg.minibatch_size))
+    return stats
+
+
+def log(run: Run, metrics: dict[str, Any], last_log: dict[str, Any]) -> dict[str, Any]:
+    """Write one metric line, and the console line every ``logger.console_every`` iterations (and at the end).
+
+    Returns ``last_log`` updated with ``metrics``: the latest value of every metric, which the console line
+    and the run's summary show (a key missing from this line, such as ``episode/*``, keeps its last value).
+    """
+    run.tracker.log(metrics)
+    last_log = {**last_log, **metrics}
+    if run.due(run.cfg.logger.console_every):
+        run.tracker.console(run.iteration, run.iterations, last_log)
+    return last_log
+
+
+def checkpoint(run: Run) -> None:
+    """Save the run's state atomically, then commit the tracker: W&B only gets lines a checkpoint covers."""
+    save_checkpoint(checkpoint_state(run), run.run_dir)
+    run.tracker.commit()
+
+
+def wait_to_be_stopped(run: Run) -> None:
+    """``debug.pause_at_iteration``: hold the run at a known checkpoint until a signal stops it (tests only)."""
+    print(f"[{run.info['run_id']}] paused at iteration {run.iteration} (debug.pause_at_iteration): waiting to be "
+          "stopped", flush=True)  # fmt: skip
+    while True:
+        time.sleep(1.0)  # signal handlers (SIGTERM, SLURM's USR2) run between sleeps
+
+
+def close(run: Run, status: str, summary: dict[str, Any]) -> None:
+    """Close the tracker with the run's status, then the envs."""
+    try:
+        run.tracker.finish(status, summary)
+    except Exception as e:
+        if status == "completed":
+            raise
+        # Already failing (or preempted: SLURM may have killed W&B's service first): keep the first error.
+        print(f"[{run.info['run_id']}] could not close the tracker cleanly: {e!r}", file=sys.stderr, flush=True)
+    run.envs.close()
+
+
+# ---- plumbing ----------------------------------------------------------------------------------------------------
 class EpisodeStats:
     """Finished episodes since the last log line."""
 
@@ -64,155 +278,77 @@ class EpisodeStats:
         return out
 
 
-def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """Train one run to its budget, resuming from ``run_dir``'s checkpoint if there is one."""
-    ppo = cfg.ppo
-    device = select_device(cfg.device)
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    torch.autograd.set_detect_anomaly(cfg.debug.detect_anomaly)
-    seed_everything(cfg.seed, cfg.debug.deterministic, device)
-    checkpoint = load_checkpoint(run_dir, device)
-    iteration = 0 if checkpoint is None else int(checkpoint["iteration"])
-    global_step = 0 if checkpoint is None else int(checkpoint["global_step"])
-    batch_size = ppo.num_envs * ppo.num_steps
-    iterations = -(-cfg.budget.total_steps // batch_size)  # ceil: a budget is at least reached
+class PhaseTimer:
+    """Wall-clock seconds per phase (``perf/time_*``) and agent steps per second, since the last log line."""
 
-    # A resumed run re-seeds its envs differently, so it does not replay the episodes of the first attempt.
-    env_seed = cfg.seed if checkpoint is None else cfg.seed + 1_000_003 * iteration
-    envs = make_env(cfg.env, ppo.num_envs, env_seed)
-    policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain).to(device)
-    updater = PPOUpdater(policy, ppo, cfg.perf)
-    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, envs.frame_channels, cfg.perf)
-    upload = Uploader(device, cfg.perf.pin_memory)
-    storage = RolloutStorage(ppo.num_steps, ppo.num_envs, envs.obs_shape, device)
-    tracker = Tracker(cfg, run_dir, info, resume_step=global_step if checkpoint else None)
-    status = "failed"
-    summary: dict[str, Any] = {}
-    try:
-        obs_np = envs.reset()
-        if checkpoint is not None:
-            policy.load_state_dict(checkpoint["policy"])
-            updater.optimizer.load_state_dict(checkpoint["optimizer"])
-            motivation.load_state_dict(checkpoint["motivation"])
-            envs.load_exploration_state(checkpoint["exploration"])
-            set_rng_state(checkpoint["rng"])
-            print(f"[{info['run_id']}] resumed at iteration {iteration}, step {global_step}", flush=True)
-        elif motivation.needs_warmup and cfg.motivation.warmup_steps > 0:
-            # Random steps must not count as exploration by the agent: restore the counters afterwards.
-            exploration_before = envs.exploration_state()
-            warm_up(envs, motivation, cfg.motivation.warmup_steps, upload)
-            envs.load_exploration_state(exploration_before)
-            obs_np = envs.reset()
-        obs = upload(obs_np)
-        episodes = EpisodeStats()
-        window_start, window_step = time.perf_counter(), global_step
-        phase: dict[str, float] = defaultdict(float)
-        last_log: dict[str, Any] = {}
+    def __init__(self, global_step: int) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.window_start, self.window_step = time.perf_counter(), global_step
 
-        while iteration < iterations:
-            if cfg.debug.crash_at_iteration and iteration + 1 == cfg.debug.crash_at_iteration:
-                raise RuntimeError(f"debug.crash_at_iteration={cfg.debug.crash_at_iteration}: crashing on purpose")
-            # 1. Collect T steps from N envs; the intrinsic reward is computed on s_t (method.md §4.3).
-            t0 = time.perf_counter()
-            int_rewards = []
-            for step in range(ppo.num_steps):
-                with torch.no_grad():
-                    out = updater.forward(obs)
-                    dist = Categorical(logits=out.logits)
-                    action = dist.sample()
-                actions_np = action.cpu().numpy()
-                if cfg.perf.overlap_env:
-                    envs.step_async(actions_np)  # the emulators run while the networks compute r_int(s_t)
-                with torch.no_grad():
-                    motivation.update_stats(obs)
-                    r_int = motivation.reward(obs)
-                t_env = time.perf_counter()
-                if not cfg.perf.overlap_env:
-                    envs.step_async(actions_np)
-                result = envs.step_wait()
-                phase["env"] += time.perf_counter() - t_env  # time the loop waits for the emulators
-                storage.insert(step, obs, action, dist.log_prob(action), out.value_ext, out.value_int, r_int)
-                storage.insert_env(step, result.reward, result.done)
-                int_rewards.append(r_int)
-                episodes.add(result.episodes)
-                obs = upload(result.obs)
-            storage.finish(obs)  # s_T (the last states' successors, for SND-VIC / SND-STD), rewards and dones
-            global_step += batch_size
-            phase["collect"] += time.perf_counter() - t0
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] += time.perf_counter() - t0
 
-            # 2. GAE per stream, then the 2:1 combination (unnormalised in the seed).
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                last = updater.forward(obs)
-            batch = rollout_batch(storage, last.value_ext, last.value_int, ppo)
-
-            # 3. PPO epochs; the motivation (predictor, and SND's target) trains per minibatch (seed) or in one
-            #    pass afterwards (paper).
-            stats = update(updater, motivation, storage, batch, cfg.motivation.predictor_updates)
-            phase["update"] += time.perf_counter() - t0
-            iteration += 1
-
-            # 4. Log under fixed names on the global-step axis.
-            if iteration % cfg.budget.log_every == 0 or iteration == iterations:
-                r_int_all = torch.stack(int_rewards)
-                now = time.perf_counter()
-                metrics: dict[str, Any] = {"global_step": global_step, "iteration": iteration}
-                metrics.update(episodes.flush())
-                metrics.update({f"explore/{k}": float(v) for k, v in envs.exploration().items()})
-                metrics.update(to_floats(stats))
-                metrics["ppo/explained_var_ext"] = explained_variance(storage.values_ext.reshape(-1), batch.returns_ext)
-                metrics["ppo/explained_var_int"] = explained_variance(storage.values_int.reshape(-1), batch.returns_int)
-                metrics["motivation/int_reward_mean"] = float(r_int_all.mean())
-                metrics["motivation/int_reward_std"] = float(r_int_all.std())
-                metrics["motivation/int_reward_max"] = float(r_int_all.max())
-                metrics["perf/sps"] = (global_step - window_step) / max(now - window_start, 1e-9)
-                if cfg.debug.profile:
-                    metrics.update({f"perf/time_{k}": v for k, v in phase.items()})
-                phase.clear()
-                window_start, window_step = now, global_step
-                tracker.log(metrics)
-                last_log = {**last_log, **metrics}
-                if iteration % cfg.logger.console_every == 0 or iteration == iterations:
-                    tracker.console(iteration, iterations, last_log)
-
-            # 5. Checkpoint atomically; only then may W&B see the lines it covers.
-            if iteration % cfg.budget.checkpoint_every == 0 or iteration == iterations:
-                save_checkpoint(
-                    {
-                        "iteration": iteration,
-                        "global_step": global_step,
-                        "policy": policy.state_dict(),
-                        "optimizer": updater.optimizer.state_dict(),
-                        "motivation": motivation.state_dict(),
-                        "exploration": envs.exploration_state(),
-                        "rng": rng_state(),
-                        "wandb_id": tracker.info.get("wandb_id"),
-                    },
-                    run_dir,
-                )
-                tracker.commit()
-        status = "completed"
-        summary = {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
-        return summary
-    finally:
-        try:
-            tracker.finish(status, summary)
-        except Exception as e:
-            if status == "completed":
-                raise
-            # Already failing (or preempted: SLURM may have killed W&B's service first): keep the first error.
-            print(f"[{info['run_id']}] could not close the tracker cleanly: {e!r}", file=sys.stderr, flush=True)
-        envs.close()
+    def window(self, global_step: int, profile: bool) -> dict[str, float]:
+        """``perf/sps`` (and with ``profile`` the phase times) of the window that ends now; the next one starts."""
+        now = time.perf_counter()
+        perf = {"perf/sps": (global_step - self.window_step) / max(now - self.window_start, 1e-9)}
+        if profile:
+            perf.update({f"perf/time_{k}": v for k, v in self.seconds.items()})
+        self.seconds.clear()
+        self.window_start, self.window_step = now, global_step
+        return perf
 
 
-def update(updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage, batch: Batch, schedule: str) -> Stats:
-    """PPO epochs, with the motivation trained per minibatch (seed) or in one pass afterwards (SND paper)."""
-    if schedule == "per_minibatch":
-        return updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
-    stats = updater.update(batch)
-    stats.update(_one_pass(motivation, storage, updater.cfg.minibatch_size))
-    return stats
+def iteration_metrics(
+    run: Run,
+    stats: Stats,
+    batch: Batch,
+    int_rewards: list[torch.Tensor],
+    episodes: EpisodeStats,
+    timer: PhaseTimer,
+) -> dict[str, Any]:
+    """One metric line, its keys in a fixed order; empties the episode statistics and starts a new timing window."""
+    r_int_all = torch.stack(int_rewards)
+    perf = timer.window(run.global_step, run.cfg.debug.profile)
+    storage = run.storage
+    metrics: dict[str, Any] = {"global_step": run.global_step, "iteration": run.iteration}
+    metrics.update(episodes.flush())
+    metrics.update({f"explore/{k}": float(v) for k, v in run.envs.exploration().items()})
+    metrics.update(to_floats(stats))
+    metrics["ppo/explained_var_ext"] = explained_variance(storage.values_ext.reshape(-1), batch.returns_ext)
+    metrics["ppo/explained_var_int"] = explained_variance(storage.values_int.reshape(-1), batch.returns_int)
+    metrics["motivation/int_reward_mean"] = float(r_int_all.mean())
+    metrics["motivation/int_reward_std"] = float(r_int_all.std())
+    metrics["motivation/int_reward_max"] = float(r_int_all.max())
+    metrics.update(perf)
+    return metrics
+
+
+def checkpoint_state(run: Run) -> dict[str, Any]:
+    """Everything a resumed attempt needs to continue where this one is; ``resume`` reads it back."""
+    return {
+        "iteration": run.iteration,
+        "global_step": run.global_step,
+        "policy": run.policy.state_dict(),
+        "optimizer": run.updater.optimizer.state_dict(),
+        "motivation": run.motivation.state_dict(),
+        "exploration": run.envs.exploration_state(),
+        "rng": rng_state(),
+        "wandb_id": run.tracker.info.get("wandb_id"),
+    }
+
+
+def resume(run: Run, saved: dict[str, Any]) -> None:
+    """Restore the state ``checkpoint_state`` saved (``set_up`` already took its iteration and global step)."""
+    run.policy.load_state_dict(saved["policy"])
+    run.updater.optimizer.load_state_dict(saved["optimizer"])
+    run.motivation.load_state_dict(saved["motivation"])
+    run.envs.load_exploration_state(saved["exploration"])
+    set_rng_state(saved["rng"])
+    print(f"[{run.info['run_id']}] resumed at iteration {run.iteration}, step {run.global_step}", flush=True)
 
 
 def _motivation_batch(storage: RolloutStorage, idx: torch.Tensor) -> MotivationBatch:
