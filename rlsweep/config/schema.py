@@ -176,6 +176,8 @@ class DebugConfig:
     detect_anomaly: bool = False  # torch autograd anomaly detection (slow)
     profile: bool = False  # log phase times (perf/*) every iteration
     crash_at_iteration: int = 0  # raise an error when this iteration starts (0 = never): tests crash handling
+    pause_at_iteration: int = 0  # checkpoint this iteration, then wait until stopped from outside (0 = never):
+    #                              tests kill, cancel or preempt a run at a known point, never racing its end
 
 
 @dataclass

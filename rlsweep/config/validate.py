@@ -108,6 +108,7 @@ RANGES: dict[str, Range] = {
     "budget.checkpoint_every": AT_LEAST_1,
     "logger.console_every": AT_LEAST_1,
     "debug.crash_at_iteration": NON_NEGATIVE,
+    "debug.pause_at_iteration": NON_NEGATIVE,
     "seed": NON_NEGATIVE,
     "torch_threads": NON_NEGATIVE,
 }

@@ -51,8 +51,21 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def checkpointed(run_dir: Path, rows: int) -> bool:
-    return (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.jsonl").exists() and len(steps(run_dir)) >= rows
+def paused(log: Path) -> bool:
+    """The run checkpointed iteration ``debug.pause_at_iteration`` and now waits to be stopped (it says so)."""
+    return log.exists() and "(debug.pause_at_iteration): waiting to be stopped" in log.read_text(errors="ignore")
+
+
+def job_paused(sweep_dir: Path, run_id: str) -> bool:
+    """``paused`` for a SLURM job: its log is where the record says, once the launcher has written it."""
+    log = ledger(sweep_dir).get(run_id, {}).get("log")
+    return bool(log) and paused(Path(log))
+
+
+# 10 iterations of 64 agent steps; a run pauses after its checkpoint of iteration 4 until it is stopped from outside,
+# so a test never races the end of the run it kills.
+PAUSED = ["budget.total_steps=640", "budget.checkpoint_every=2", "debug.pause_at_iteration=4"]
+STEPS = list(range(64, 640 + 1, 64))
 
 
 def status(sweep_dir: Path) -> str:
@@ -105,12 +118,13 @@ def test_local_crash_is_recorded_others_finish_and_only_failed_reruns(tmp_path: 
 
 
 def test_local_sigkill_midway_then_rerun_resumes_without_losing_steps(tmp_path: Path) -> None:
-    args = ["model=A", "seed=1,2", "budget.total_steps=3200", "budget.checkpoint_every=2", "sweep_name=kill",
-            "hydra.launcher.max_parallel=2", *TINY]  # fmt: skip
+    args = ["model=A", "seed=1", "budget.total_steps=640", "budget.checkpoint_every=2", "debug.pause_at_iteration=4,0",
+            "sweep_name=kill", "hydra.launcher.max_parallel=2", *TINY]  # fmt: skip
     launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
     sweep_dir = tmp_path / "sweeps" / "kill"
-    victim = sweep_dir / "ppo_rnd_a0-env_fake-s1"
-    wait_for(lambda: checkpointed(victim, 3), 180, "a checkpoint of the first point")
+    victim = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    other = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=0-s1"
+    wait_for(lambda: paused(victim / "log.txt"), 180, "the first point to pause after its checkpoint")
     pid = ledger(sweep_dir)[victim.name]["pid"]
     os.kill(pid, signal.SIGKILL)
     out, _ = launcher.communicate(timeout=600)
@@ -120,21 +134,20 @@ def test_local_sigkill_midway_then_rerun_resumes_without_losing_steps(tmp_path: 
 
     rerun = run(tmp_path, *args)
     assert rerun.returncode == 0, rerun.stdout[-2000:]
-    assert "resumed at iteration" in (victim / "log.txt").read_text()
-    for run_dir in (victim, sweep_dir / "ppo_rnd_a0-env_fake-s2"):
-        assert steps(run_dir) == list(range(64, 3200 + 1, 64))
-    assert ledger(sweep_dir)[victim.name]["attempts"] == 2
+    assert "resumed at iteration 4, step 256" in (victim / "log.txt").read_text()
+    for run_dir in (victim, other):
+        assert steps(run_dir) == STEPS
+    assert ledger(sweep_dir)[victim.name]["attempts"] == 2 and ledger(sweep_dir)[other.name]["attempts"] == 1
 
 
 def test_local_ctrl_c_stops_and_records_the_points_then_rerun_resumes(tmp_path: Path) -> None:
     """SIGINT to the launcher (a Ctrl-C): it stops its running points, each records itself as cancelled, the
     sweep exits 130; nothing is left running, and the rerun resumes both from their checkpoints."""
-    args = ["seed=1,2", "budget.total_steps=3200", "budget.checkpoint_every=2", "sweep_name=ctrlc",
-            "hydra.launcher.max_parallel=2", *TINY]  # fmt: skip
+    args = ["seed=1,2", *PAUSED, "sweep_name=ctrlc", "hydra.launcher.max_parallel=2", *TINY]
     launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
     sweep_dir = tmp_path / "sweeps" / "ctrlc"
-    runs = [sweep_dir / f"ppo_rnd_a0-env_fake-s{i}" for i in (1, 2)]
-    wait_for(lambda: all(checkpointed(r, 3) for r in runs), 180, "a checkpoint of both points")
+    runs = [sweep_dir / f"ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s{i}" for i in (1, 2)]
+    wait_for(lambda: all(paused(r / "log.txt") for r in runs), 180, "both points to pause after a checkpoint")
     pids = [ledger(sweep_dir)[r.name]["pid"] for r in runs]
     launcher.send_signal(signal.SIGINT)
     out, _ = launcher.communicate(timeout=120)
@@ -149,7 +162,7 @@ def test_local_ctrl_c_stops_and_records_the_points_then_rerun_resumes(tmp_path: 
     rerun = run(tmp_path, *args)
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     for r in runs:
-        assert steps(r) == list(range(64, 3200 + 1, 64))
+        assert steps(r) == STEPS
         assert ledger(sweep_dir)[r.name]["attempts"] == 2
 
 
@@ -196,12 +209,11 @@ def test_slurm_grid_completes(tmp_path: Path) -> None:
 @pytest.mark.slurm
 @slurm
 def test_slurm_preempted_job_resumes_same_wandb_run_without_gaps(tmp_path: Path) -> None:
-    args = ["budget.total_steps=3200", "budget.checkpoint_every=2", "logger=wandb", "logger.mode=offline",
-            "sweep_name=preempt", *SLURM, "env=fake", "debug=smoke"]  # fmt: skip
+    args = [*PAUSED, "logger=wandb", "logger.mode=offline", "sweep_name=preempt", *SLURM, "env=fake", "debug=smoke"]
     launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
     sweep_dir = tmp_path / "sweeps" / "preempt"
-    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-s1"
-    wait_for(lambda: checkpointed(run_dir, 3), 240, "the job's first checkpoints")
+    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
     record = ledger(sweep_dir)[run_dir.name]
     wandb_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
     subprocess.run(["scancel", "--signal=USR2", record["job_id"]], check=True)  # what SLURM sends on preemption
@@ -211,19 +223,19 @@ def test_slurm_preempted_job_resumes_same_wandb_run_without_gaps(tmp_path: Path)
     record = ledger(sweep_dir)[run_dir.name]
     assert record["status"] == "completed" and record["attempts"] == 2
     assert [h[1] for h in record["history"]][-3:] == ["preempted", "running", "completed"]
-    assert steps(run_dir) == list(range(64, 3200 + 1, 64))
+    assert steps(run_dir) == STEPS
     assert json.loads((run_dir / "run.json").read_text())["wandb_id"] == wandb_id == record["wandb_id"]
 
 
 @pytest.mark.slurm
 @slurm
 def test_slurm_scancel_is_recorded_and_rerun_resumes(tmp_path: Path) -> None:
-    args = ["budget.total_steps=3200", "budget.checkpoint_every=2", "sweep_name=cancel", *SLURM, *TINY]
+    args = [*PAUSED, "sweep_name=cancel", *SLURM, *TINY]
     submit = run(tmp_path, *args, "hydra.launcher.wait=false")
     assert submit.returncode == 0 and "not waiting" in submit.stdout, submit.stdout[-2000:] + submit.stderr[-2000:]
     sweep_dir = tmp_path / "sweeps" / "cancel"
-    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-s1"
-    wait_for(lambda: checkpointed(run_dir, 3), 240, "the job's first checkpoints")
+    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
     subprocess.run(["scancel", ledger(sweep_dir)[run_dir.name]["job_id"]], check=True)
     wait_for(lambda: ledger(sweep_dir)[run_dir.name]["status"] == "cancelled", 60, "the cancelled record")
     assert "cancelled" in status(sweep_dir)
@@ -231,7 +243,7 @@ def test_slurm_scancel_is_recorded_and_rerun_resumes(tmp_path: Path) -> None:
     rerun = run(tmp_path, *args)
     assert rerun.returncode == 0, rerun.stdout[-2000:]
     assert ledger(sweep_dir)[run_dir.name]["status"] == "completed"
-    assert steps(run_dir) == list(range(64, 3200 + 1, 64))
+    assert steps(run_dir) == STEPS
 
 
 @pytest.mark.slurm

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -79,43 +78,39 @@ def test_plain_ppo_smoke_and_same_seed_same_numbers(tmp_path: Path) -> None:
 
 
 def test_killed_run_resumes_without_gaps_or_duplicates(tmp_path: Path) -> None:
-    """SIGKILL a run after its second checkpoint; the rerun continues the step counter and the W&B run."""
+    """SIGKILL a run paused after its checkpoint of iteration 4; the rerun continues the step counter and the
+    W&B run."""
     args = [
         str(REPO / "sweep.py"),
         "env=fake",
         "debug=smoke",
         "logger=wandb",
         "logger.mode=offline",
-        "budget.total_steps=3200",  # 50 iterations of 64 steps
+        "budget.total_steps=640",  # 10 iterations of 64 steps
         "budget.checkpoint_every=2",
+        "debug.pause_at_iteration=4",  # waits there to be killed: the test never races the run's end
     ]
     env = {**os.environ, "WANDB_SILENT": "true"}
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    run_dir = None
-    while time.time() < deadline:
-        found = list((tmp_path / "runs").glob("*/checkpoint.pt"))
-        if found:
-            run_dir = found[0].parent
-            rows = metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else []
-            if len(rows) >= 3:
-                break
-        time.sleep(0.05)
-    assert run_dir is not None, "no checkpoint appeared"
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "waiting to be stopped" in line:
+            break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    (run_dir,) = (tmp_path / "runs").iterdir()
     import torch
 
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     first_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
-    assert ckpt["global_step"] < 3200
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    assert (ckpt["iteration"], ckpt["global_step"]) == (4, 256)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # it could not record its death
 
     rerun = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"resumed at iteration {ckpt['iteration']}, step {ckpt['global_step']}" in rerun.stdout
+    assert "resumed at iteration 4, step 256" in rerun.stdout
     steps = [r["global_step"] for r in metrics(run_dir)]
-    assert steps == list(range(64, 3200 + 1, 64))  # every iteration exactly once
+    assert steps == list(range(64, 640 + 1, 64))  # every iteration exactly once
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["attempts"] == 2
     assert info["wandb_id"] == first_id
@@ -144,24 +139,6 @@ def test_ppo_solves_the_chain(tmp_path: Path) -> None:
     last = rows[-3:]
     assert all(r["episode/return"] >= 0.95 for r in last), last
     assert all(r["episode/length"] <= 12 for r in last), last
-
-
-@pytest.mark.slow
-def test_rnd_explores_more_cells_than_ppo_on_the_maze(tmp_path: Path) -> None:
-    """No extrinsic reward: plain PPO is a random walk; RND must reach clearly more cells, seed for seed."""
-    common = [
-        "env=maze", "logger=none", "ppo.num_envs=8", "ppo.num_steps=64", "ppo.minibatch_size=128",
-        "ppo.learning_rate=5e-4", "motivation.learning_rate=5e-4", "motivation.warmup_steps=16",
-        "budget.total_steps=16384", "seed=1,2,3",
-    ]  # fmt: skip
-    sweep_inline(tmp_path, "motivation=none,rnd", *common, sweep_name="maze")
-    cells: dict[str, list[float]] = {"none": [], "rnd": []}
-    for run_json in sorted((tmp_path / "sweeps" / "maze").glob("*/run.json")):
-        info = json.loads(run_json.read_text())
-        cells[info["choices"]["motivation"]].append(metrics(run_json.parent)[-1]["explore/cells"])
-    assert len(cells["none"]) == len(cells["rnd"]) == 3
-    assert sum(cells["rnd"]) >= 1.2 * sum(cells["none"]), cells
-    assert sum(r > n for r, n in zip(sorted(cells["rnd"]), sorted(cells["none"]), strict=True)) >= 2, cells
 
 
 def test_montezuma_smoke_on_real_envpool(tmp_path: Path) -> None:

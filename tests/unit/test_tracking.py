@@ -14,7 +14,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,26 +271,20 @@ def test_real_offline_run_killed_and_resumed(tmp_path: Path) -> None:
     A single run (no ``-m``) with ``sweep_name`` set: it lands in ``runs/`` but its W&B group is the sweep.
     """
     args = [
-        str(REPO / "sweep.py"), "sweep_name=wb", "seed=5", "env=fake", "debug=smoke",
-        "logger=wandb", "logger.mode=offline", "budget.total_steps=640", "budget.checkpoint_every=2",
+        str(REPO / "sweep.py"), "sweep_name=wb", "seed=5", "env=fake", "debug=smoke", "logger=wandb",
+        "logger.mode=offline", "budget.total_steps=640", "budget.checkpoint_every=2", "debug.pause_at_iteration=4",
     ]  # fmt: skip
     env = subprocess_env()
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    run_dir: Path | None = None
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            found = list((tmp_path / "runs").glob("*/checkpoint.pt"))
-            if found and len(read_metrics(found[0].parent / "metrics.jsonl")) >= 3:
-                run_dir = found[0].parent
-                break
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert run_dir is not None, "no checkpoint appeared before the run ended"
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    # The run waits after its checkpoint of iteration 4 until it is killed: no race with its end.
+    for line in proc.stdout:
+        if "waiting to be stopped" in line:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert len(read_metrics(run_dir / "metrics.jsonl")) == 4
     first = json.loads((run_dir / "run.json").read_text())
     assert first["status"] == "running"
 
