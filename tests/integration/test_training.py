@@ -38,8 +38,6 @@ METRIC_KEYS = {
 }
 
 
-
-
 def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
     sweep_inline(tmp_path, "model=A,B,C,D", "motivation=rnd", *SMOKE, sweep_name="smoke")
     runs = sorted((tmp_path / "sweeps" / "smoke").glob("*/run.json"))
