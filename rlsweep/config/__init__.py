@@ -1,13 +1,12 @@
 """Configuration: the typed schema, its registration with Hydra, validation, run naming.
 
-Knows nothing about torch or environments (env ids are looked up lazily for validation only).
+Knows nothing about torch or environments (env ids are looked up lazily for validation only), and imports
+Hydra only to compose (``register_configs``): a job reads its resolved config.yaml without it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from hydra.core.config_store import ConfigStore
 
 from rlsweep.config.naming import config_name, run_id
 from rlsweep.config.schema import (
@@ -45,6 +44,9 @@ __all__ = [
 
 def register_configs() -> None:
     """Register the root schema with Hydra's ConfigStore (idempotent)."""
+    # Imported here: a job loads its config.yaml without Hydra; only the planner composes.
+    from hydra.core.config_store import ConfigStore
+
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     from rlsweep.config.presets import register_presets  # the generated experiment options (paper_*)

@@ -137,3 +137,13 @@ def test_eta_from_the_running_points_throughput(tmp_path: Path) -> None:
         (run_dir / "metrics.jsonl").write_text(json.dumps({"global_step": 3200, "perf/sps": 32.0}) + "\n")
     # 2 x 1,600 steps left at 2 x 32 steps/s: 50 s
     assert "2 running; ETA 50 s at 64 steps/s" in status_table(Ledger(sweep_dir))
+
+
+def test_the_job_entry_point_imports_no_hydra() -> None:
+    """A job loads its resolved config.yaml; composing is the planner's business alone."""
+    import subprocess
+    import sys
+
+    code = "import sys, rlsweep.launching.job; print(sorted(m for m in sys.modules if m.split('.')[0] == 'hydra'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
