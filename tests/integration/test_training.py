@@ -1,17 +1,13 @@
 """End-to-end runs on the synthetic envs and the real Atari emulator.
 
 Runs go through the launch path in this process (``inline``: plan, config.yaml and record, ``run_point``), in
-a temporary directory, so they land in ``tmp/runs`` and ``tmp/sweeps`` exactly where a user would find them;
-the one test about a signal (SIGKILL, then resume) starts ``python sweep.py`` as a real process.
+a temporary directory, so they land in ``tmp/runs`` and ``tmp/sweeps`` exactly where a user would find them.
+A run killed by SIGKILL and resumed through ``python sweep.py`` is tests/unit/test_tracking.py's (with W&B).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,47 +69,6 @@ def test_plain_ppo_smoke_and_same_seed_same_numbers(tmp_path: Path) -> None:
         assert strip == [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in second]
     none_rows = metrics(tmp_path / "sweeps" / "first" / "ppo_none_a-nir_false-ci_0.1-env_fake-s1")
     assert all(r["motivation/int_reward_mean"] == 0 for r in none_rows)
-
-
-def test_killed_run_resumes_without_gaps_or_duplicates(tmp_path: Path) -> None:
-    """SIGKILL a run paused after its checkpoint of iteration 4; the rerun continues the step counter and the
-    W&B run."""
-    args = [
-        str(REPO / "sweep.py"),
-        "env=fake",
-        "debug=smoke",
-        "logger=wandb",
-        "logger.mode=offline",
-        "budget.total_steps=640",  # 10 iterations of 64 steps
-        "budget.checkpoint_every=2",
-        "debug.pause_at_iteration=4",  # waits there to be killed: the test never races the run's end
-    ]
-    env = {**os.environ, "WANDB_SILENT": "true"}
-    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if "waiting to be stopped" in line:
-            break
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    import torch
-
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    first_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
-    assert (ckpt["iteration"], ckpt["global_step"]) == (4, 256)
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # it could not record its death
-
-    rerun = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "resumed at iteration 4, step 256" in rerun.stdout
-    steps = [r["global_step"] for r in metrics(run_dir)]
-    assert steps == list(range(64, 640 + 1, 64))  # every iteration exactly once
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "completed" and info["attempts"] == 2
-    assert info["wandb_id"] == first_id
-    offline = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
-    assert len(offline) == 2 and all(name.endswith(first_id) for name in offline)
 
 
 def test_report_on_a_real_sweep(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Path, tm
     module, conf = out.stdout.split()
     assert str(REPO) not in module and "site-packages" in module
     assert Path(conf, "config.yaml").is_file() and Path(conf, "experiment", "ppo_rnd_b1.yaml").is_file()
-    profiles = _run(installed, tmp_path, "-c", "from rlsweep.launching.slurm import PROFILE_DIR as p; print(p)")
+    profiles = _run(installed, tmp_path, "-c", "from rlsweep.config.launchers import PROFILE_DIR as p; print(p)")
     assert Path(profiles.stdout.strip(), "local.yaml").is_file(), profiles.stderr
 
 

@@ -290,8 +290,10 @@ def test_real_offline_run_killed_and_resumed(tmp_path: Path) -> None:
 
     rerun = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resumed at iteration 4, step 256" in rerun.stdout
     meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["wandb_id"] == first["wandb_id"]
+    assert meta["status"] == "completed" and meta["wandb_id"] == first["wandb_id"] and meta["attempts"] == 2
+    assert [r["global_step"] for r in read_metrics(run_dir / "metrics.jsonl")] == list(range(64, 641, 64))
     segments = offline_runs(run_dir)
     dirs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(dirs) == 2 and all(d.name.endswith("-" + meta["wandb_id"]) for d in dirs)

@@ -1,0 +1,103 @@
+"""The sweep lifecycle through a real SLURM, the one-node cluster that ``launchers/slurm-local.sh start`` brings up
+(the README's test command and CI start it): arrays, preemption, scancel, failures, submit-and-exit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from procs import ENV, PAUSED, STEPS, TINY, cmd, job_paused, ledger, run, status, steps, wait_for
+
+# --------------------------------------------------------------------------------------------- SLURM
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return out.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in out.stdout.split())
+
+
+slurm = pytest.mark.skipif(
+    not _slurm_up(), reason="no SLURM cluster is up: start the local one with `launchers/slurm-local.sh start`"
+)
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.profile=local", "hydra.launcher.poll_every=1"]
+
+
+@pytest.mark.slurm
+@slurm
+def test_slurm_preempted_job_resumes_same_wandb_run_without_gaps(tmp_path: Path) -> None:
+    args = [*PAUSED, "logger=wandb", "logger.mode=offline", "sweep_name=preempt", *SLURM, "env=fake", "debug=smoke"]
+    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
+    sweep_dir = tmp_path / "sweeps" / "preempt"
+    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
+    record = ledger(sweep_dir)[run_dir.name]
+    wandb_id = json.loads((run_dir / "run.json").read_text())["wandb_id"]
+    subprocess.run(["scancel", "--signal=USR2", record["job_id"]], check=True)  # what SLURM sends on preemption
+    wait_for(lambda: ledger(sweep_dir)[run_dir.name]["status"] == "preempted", 60, "the preempted record")
+    out, _ = launcher.communicate(timeout=600)
+    assert launcher.returncode == 0, out[-3000:]
+    record = ledger(sweep_dir)[run_dir.name]
+    assert record["status"] == "completed" and record["attempts"] == 2
+    assert [h[1] for h in record["history"]][-3:] == ["preempted", "running", "completed"]
+    assert steps(run_dir) == STEPS
+    assert json.loads((run_dir / "run.json").read_text())["wandb_id"] == wandb_id == record["wandb_id"]
+
+
+@pytest.mark.slurm
+@slurm
+def test_slurm_scancel_is_recorded_and_rerun_resumes(tmp_path: Path) -> None:
+    args = [*PAUSED, "sweep_name=cancel", *SLURM, *TINY]
+    submit = run(tmp_path, *args, "hydra.launcher.wait=false")
+    assert submit.returncode == 0 and "not waiting" in submit.stdout, submit.stdout[-2000:] + submit.stderr[-2000:]
+    sweep_dir = tmp_path / "sweeps" / "cancel"
+    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
+    subprocess.run(["scancel", ledger(sweep_dir)[run_dir.name]["job_id"]], check=True)
+    wait_for(lambda: ledger(sweep_dir)[run_dir.name]["status"] == "cancelled", 60, "the cancelled record")
+    assert "cancelled" in status(sweep_dir)
+
+    rerun = run(tmp_path, *args)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    assert ledger(sweep_dir)[run_dir.name]["status"] == "completed"
+    assert steps(run_dir) == STEPS
+
+
+@pytest.mark.slurm
+@slurm
+def test_slurm_python_failure_is_failed_in_the_ledger(tmp_path: Path) -> None:
+    proc = run(tmp_path, "debug.crash_at_iteration=2", "budget=smoke", "sweep_name=sfail", *SLURM, *TINY)
+    assert proc.returncode == 1
+    record = next(iter(ledger(tmp_path / "sweeps" / "sfail").values()))
+    assert record["status"] == "failed" and "crashing on purpose" in record["error"]
+
+
+@pytest.mark.slurm
+@slurm
+def test_slurm_grid_in_arrays_submit_and_exit_then_status_reports_completion(tmp_path: Path) -> None:
+    """4 points at MaxArraySize 3 go out as two arrays; with wait=false the shell returns while they run."""
+    t0 = time.time()
+    proc = run(tmp_path, "motivation=none,rnd", "seed=1,2", "budget=smoke", "sweep_name=later",
+               "hydra.launcher.max_array_size=3", "hydra.launcher.wait=false", *SLURM, *TINY)  # fmt: skip
+    assert proc.returncode == 0 and "rlsweep status" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    submitted_in = time.time() - t0
+    assert proc.stdout.count("submitted") == 2
+    sweep_dir = tmp_path / "sweeps" / "later"
+    records = ledger(sweep_dir)
+    assert len(records) == 4 and {r["status"] for r in records.values()} <= {"pending", "running", "completed"}
+    assert all(r["job_id"] and r["launcher"] == "slurm" for r in records.values())
+    assert len({r["job_id"].split("_")[0] for r in records.values()}) == 2
+
+    def finished() -> str | None:
+        table = status(sweep_dir)
+        return table if "4 completed" in table else None
+
+    table = wait_for(finished, 300, "the four points to finish")
+    assert table.count("256/256 (100%)") == 4
+    assert submitted_in < 60  # the shell came back while the jobs ran
