@@ -61,8 +61,8 @@ def finished_rerun(points: int, cwd: Path) -> float:
     from rlsweep.record import RunRecord
 
     args = [*grid(points), *TINY, "sweep_name=done"]
-    os.chdir(cwd)
     p = plan(quote_group_values(args, GROUPS), multirun=True)
+    p.out_dir = cwd / "sweeps" / "done"
     ledger = Ledger(p.out_dir)
     ledger.record_launch("local", len(p.points))
     for point in prepare(p, ledger, "local"):
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="also write the numbers as JSON here")
     args = parser.parse_args()
+    out = args.out.absolute() if args.out else None
 
     results: dict[str, list[float]] = {"dry_run": [], "finished_rerun": [], "first_start": []}
     for _ in range(args.repeats):
@@ -110,11 +111,11 @@ def main() -> None:
     for key, xs in results.items():
         print(f"{labels[key]:48s} median {statistics.median(xs):6.2f} s  min {min(xs):6.2f}  max {max(xs):6.2f}  "
               f"(n={len(xs)})")  # fmt: skip
-    if args.out:
+    if out:
         machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         load = os.getloadavg()
         data = {"machine": machine, "load_before": load, "labels": labels, "seconds": results}
-        args.out.write_text(json.dumps(data, indent=2) + "\n")
+        out.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

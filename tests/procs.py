@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -67,3 +68,20 @@ def status(sweep_dir: Path) -> str:
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def stop_leftovers(root: Path) -> None:
+    """After a test: end whatever its sweeps left running (a failed assertion must not leave a paused run)."""
+    import signal
+    import subprocess as sp
+
+    jobs: set[str] = set()
+    for sweep_dir in (root / "sweeps").glob("*"):
+        for record in ledger(sweep_dir).values():
+            if record.get("job_id"):
+                jobs.add(str(record["job_id"]).split("_")[0])
+            elif record.get("pid") and record.get("status") in ("pending", "running"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(record["pid"]), signal.SIGKILL)
+    if jobs:
+        sp.run(["scancel", *sorted(jobs)], capture_output=True, timeout=60)

@@ -233,12 +233,17 @@ def checkpoint(run: Run) -> None:
     run.tracker.commit()
 
 
+PAUSE_LIMIT_S = 600.0  # a paused run nobody stops (a test that failed first) must not hold its slot for ever
+
+
 def wait_to_be_stopped(run: Run) -> None:
     """``debug.pause_at_iteration``: hold the run at a known checkpoint until a signal stops it (tests only)."""
     print(f"[{run.info['run_id']}] paused at iteration {run.iteration} (debug.pause_at_iteration): waiting to be "
           "stopped", flush=True)  # fmt: skip
-    while True:
+    deadline = time.monotonic() + PAUSE_LIMIT_S
+    while time.monotonic() < deadline:
         time.sleep(1.0)  # signal handlers (SIGTERM, SLURM's USR2) run between sleeps
+    raise RuntimeError(f"debug.pause_at_iteration={run.iteration}: nothing stopped the run in {PAUSE_LIMIT_S:.0f} s")
 
 
 def close(run: Run, status: str, summary: dict[str, Any]) -> None:

@@ -10,12 +10,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import ENV, PAUSED, STEPS, TINY, cmd, ledger, paused, run, status, steps, wait_for
+from procs import ENV, PAUSED, STEPS, TINY, cmd, ledger, paused, run, status, steps, stop_leftovers, wait_for
 
 # --------------------------------------------------------------------------------------------- local
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    yield
+    stop_leftovers(tmp_path)
 
 
 def test_local_grid_runs_in_parallel_skips_completed_and_runs_only_new_points(tmp_path: Path) -> None:

@@ -8,12 +8,19 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import ENV, PAUSED, STEPS, TINY, cmd, job_paused, ledger, run, status, steps, wait_for
+from procs import ENV, PAUSED, STEPS, TINY, cmd, job_paused, ledger, run, status, steps, stop_leftovers, wait_for
 
 # --------------------------------------------------------------------------------------------- SLURM
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    yield
+    stop_leftovers(tmp_path)
 
 
 def _slurm_up() -> bool:
@@ -81,23 +88,23 @@ def test_slurm_python_failure_is_failed_in_the_ledger(tmp_path: Path) -> None:
 @pytest.mark.slurm
 @slurm
 def test_slurm_grid_in_arrays_submit_and_exit_then_status_reports_completion(tmp_path: Path) -> None:
-    """4 points at MaxArraySize 3 go out as two arrays; with wait=false the shell returns while they run."""
+    """3 points at MaxArraySize 2 go out as two arrays; with wait=false the shell returns while they run."""
     t0 = time.time()
-    proc = run(tmp_path, "motivation=none,rnd", "seed=1,2", "budget=smoke", "sweep_name=later",
-               "hydra.launcher.max_array_size=3", "hydra.launcher.wait=false", *SLURM, *TINY)  # fmt: skip
+    proc = run(tmp_path, "seed=1,2,3", "budget=smoke", "sweep_name=later", "hydra.launcher.max_array_size=2",
+               "hydra.launcher.wait=false", *SLURM, *TINY)  # fmt: skip
     assert proc.returncode == 0 and "rlsweep status" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     submitted_in = time.time() - t0
     assert proc.stdout.count("submitted") == 2
     sweep_dir = tmp_path / "sweeps" / "later"
     records = ledger(sweep_dir)
-    assert len(records) == 4 and {r["status"] for r in records.values()} <= {"pending", "running", "completed"}
+    assert len(records) == 3 and {r["status"] for r in records.values()} <= {"pending", "running", "completed"}
     assert all(r["job_id"] and r["launcher"] == "slurm" for r in records.values())
     assert len({r["job_id"].split("_")[0] for r in records.values()}) == 2
 
     def finished() -> str | None:
         table = status(sweep_dir)
-        return table if "4 completed" in table else None
+        return table if "3 completed" in table else None
 
-    table = wait_for(finished, 300, "the four points to finish")
-    assert table.count("256/256 (100%)") == 4
+    table = wait_for(finished, 300, "the three points to finish")
+    assert table.count("256/256 (100%)") == 3
     assert submitted_in < 60  # the shell came back while the jobs ran
