@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-import rlsweep.config
 from rlsweep.config import CONF_DIR, ConfigError, validate
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.config.presets import generated_experiments
@@ -212,15 +210,6 @@ def _option_node(group: str, option: str) -> tuple[dict[str, Any], bool]:
 
 
 GROUP_OPTIONS = _group_options()
-
-
-@pytest.fixture
-def hydra_ctx() -> Iterator[None]:
-    rlsweep.config.register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def _compose(overrides: list[str]) -> dict[str, Any]:

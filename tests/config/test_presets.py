@@ -8,16 +8,14 @@ comparison, so a value the generator adds or drops shows up as a difference.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-import rlsweep.config
 from rlsweep.config import CONF_DIR, validate
 from rlsweep.config.naming import config_name
 from rlsweep.config.presets import generated_experiments
@@ -50,15 +48,6 @@ def paper_values(variant: str, game: str) -> dict[str, Any]:
     if variant == "snd_std":
         values["motivation.reward_scale"] = SND_STD_ETA[game]
     return values
-
-
-@pytest.fixture(scope="module")
-def hydra_ctx() -> Iterator[None]:
-    rlsweep.config.register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def _compose(overrides: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
