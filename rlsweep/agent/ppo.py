@@ -41,7 +41,9 @@ def ppo_loss(
     vf_coef: float,
 ) -> PPOLossTerms:
     """L = L_actor + vf_coef * (MSE_ext + MSE_int) - ent_coef * entropy (method.md §4.1)."""
-    dist = Categorical(logits=logits)
+    # No argument check: a diverged minibatch makes the losses non-finite, which the training loop reports once per
+    # iteration in one line (rlsweep.training.loop.check_finite) instead of torch's check failing with a tensor dump.
+    dist = Categorical(logits=logits, validate_args=False)
     logprobs = dist.log_prob(actions)
     log_ratio = logprobs - old_logprobs
     ratio = log_ratio.exp()

@@ -66,14 +66,12 @@ def launch(p: Plan) -> int:
 
     ledger = Ledger(p.out_dir)
     if not p.multirun:
-        from rlsweep.launching.job import run_point
+        from rlsweep.launching.job import run_point_reporting
 
         (point,) = p.points
         print(f"[rlsweep] run {point.run_id} in {p.run_dir(point)}", flush=True)
         todo = prepare(p, ledger, "inline")
-        if todo:
-            run_point(p.run_dir(point))
-        return 0
+        return run_point_reporting(p.run_dir(point)) if todo else 0
     print(f"[rlsweep] sweep {p.sweep_name}: {len(p.points)} point(s) in {p.out_dir}", flush=True)
     ledger.record_launch(p.launcher, len(p.points))
     todo = prepare(p, ledger, p.launcher)

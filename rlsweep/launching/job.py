@@ -125,7 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m rlsweep.launching.job <run_dir>", file=sys.stderr)
         return 2
-    run_point(Path(args[0]))
+    return run_point_reporting(Path(args[0]))
+
+
+def run_point_reporting(run_dir: Path) -> int:
+    """``run_point`` for a command line: an end the run explains itself (divergence, an unreadable checkpoint) is
+    one line on stderr and exit status 1, not a traceback; anything else keeps its traceback."""
+    from rlsweep.training.checkpoint import CheckpointError
+    from rlsweep.training.loop import DivergenceError
+
+    try:
+        run_point(run_dir)
+    except (DivergenceError, CheckpointError) as e:
+        print(f"rlsweep: {run_dir.name}: error: {e}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -60,6 +60,8 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 #    pass afterwards (paper).
                 stats = update(run.updater, run.motivation, run.storage, batch, cfg.motivation.predictor_updates)
             run.iteration += 1
+            # A diverged update stops here, before anything of it is checkpointed: the last good checkpoint stays.
+            check_finite(run, stats, batch)
 
             # 4. Log under fixed names on the global-step axis.
             if run.due(cfg.budget.log_every):
@@ -234,6 +236,25 @@ def checkpoint(run: Run) -> None:
 
 
 PAUSE_LIMIT_S = 600.0  # a paused run nobody stops (a test that failed first) must not hold its slot for ever
+
+
+class DivergenceError(RuntimeError):
+    """The update produced a non-finite loss, gradient norm or value; the message says where and what."""
+
+
+def check_finite(run: Run, stats: Stats, batch: Batch) -> None:
+    """Raise :class:`DivergenceError` naming the iteration and every non-finite quantity (one device read)."""
+    checked = {k: v.detach().reshape(()) for k, v in stats.items() if k.startswith(("loss/", "ppo/grad"))}
+    checked.update(
+        {"value/ext": run.storage.values_ext, "value/int": run.storage.values_int, "advantages": batch.advantages}
+    )
+    finite = torch.stack([torch.isfinite(v).all() for v in checked.values()]).tolist()
+    if all(finite):
+        return
+    bad = ", ".join(k for k, ok in zip(checked, finite, strict=True) if not ok)
+    raise DivergenceError(
+        f"non-finite {bad} at iteration {run.iteration}; the run stopped there and its last checkpoint is kept"
+    )
 
 
 def wait_to_be_stopped(run: Run) -> None:

@@ -147,3 +147,31 @@ def test_the_job_entry_point_imports_no_hydra() -> None:
     code = "import sys, rlsweep.launching.job; print(sorted(m for m in sys.modules if m.split('.')[0] == 'hydra'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp_path: Path) -> None:
+    """Two good iterations (checkpointed), then the same run with a loss weight that makes the loss infinite."""
+    p = plan(quote_group_values([*TINY, "name=div", "budget.checkpoint_every=1", "debug.crash_at_iteration=3"],
+                                GROUPS), multirun=False)  # fmt: skip
+    p.out_dir = tmp_path / "runs"
+    (point,) = p.points
+    prepare(p, Ledger(p.out_dir), "inline")
+    run_dir = p.run_dir(point)
+    with pytest.raises(RuntimeError, match="crashing on purpose"):
+        run_point(run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["debug"]["crash_at_iteration"] = 0
+    config["ppo"]["vf_coef"] = float("inf")  # (the learning rate would not do: Adam's state restores its own)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+
+    from rlsweep.launching.job import run_point_reporting
+    from rlsweep.training.checkpoint import load_checkpoint
+
+    assert run_point_reporting(run_dir) == 1
+    failed = RunRecord.read(run_dir)
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error.startswith("DivergenceError: non-finite ") and "at iteration 3" in failed.error
+    assert "loss/total" in failed.error
+    saved = load_checkpoint(run_dir)
+    assert saved is not None and saved["iteration"] == 2  # the diverged iteration was never saved
+    assert [r["global_step"] for r in metrics(run_dir)] == [64, 128]  # nor logged
