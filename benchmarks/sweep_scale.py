@@ -65,7 +65,7 @@ def finished_rerun(points: int, cwd: Path) -> float:
     p.out_dir = cwd / "sweeps" / "done"
     ledger = Ledger(p.out_dir)
     ledger.record_launch("local", len(p.points))
-    for point in prepare(p, ledger, "local"):
+    for point in prepare(p, "local"):
         record = RunRecord.read(p.run_dir(point))
         record.global_step = point.total_steps
         record.update(status="completed")

@@ -119,23 +119,24 @@ class RunRecord:
         write_json_atomic(self.path(Path(self.run_dir)), self.to_dict())
 
     # ---- changes
-    def set_status(self, status: str, error: str | None = None) -> None:
+    def set_status(self, status: str) -> None:
+        """A change of status enters the history and starts without the previous status's error."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}; allowed: {', '.join(STATUSES)}")
         if status != self.status:
             self.history = [*self.history, [time.time(), status]][-self.HISTORY_LIMIT :]
+            self.error = None
         self.status = status
-        self.error = error
 
     def update(self, **fields: Any) -> RunRecord:
-        """Set ``fields`` (``status`` through :meth:`set_status`, so it enters the history) and write."""
+        """Set ``fields`` (``status`` first, through :meth:`set_status`) and write."""
         status = fields.pop("status", None)
+        if status is not None:
+            self.set_status(status)
         for key, value in fields.items():
             if not hasattr(self, key) or key == "HISTORY_LIMIT":
                 raise AttributeError(f"RunRecord has no field {key!r}")
             setattr(self, key, value)
-        if status is not None:
-            self.set_status(status, fields.get("error", self.error if status == self.status else None))
         self.write()
         return self
 

@@ -27,7 +27,7 @@ def run_inline(cwd: Path, *overrides: str) -> Path:
     p = plan(quote_group_values(list(overrides), GROUPS), multirun=False)
     p.out_dir = cwd / "runs"
     (point,) = p.points
-    if prepare(p, Ledger(p.out_dir), "inline"):
+    if prepare(p, "inline"):
         run_point(p.run_dir(point))
     return p.run_dir(point)
 
@@ -38,7 +38,7 @@ def sweep_inline(cwd: Path, *overrides: str, sweep_name: str) -> Path:
     p.out_dir = cwd / "sweeps" / sweep_name
     ledger = Ledger(p.out_dir)
     ledger.record_launch("inline", len(p.points))
-    for point in prepare(p, ledger, "inline"):
+    for point in prepare(p, "inline"):
         run_point(p.run_dir(point))
     return p.out_dir
 

@@ -51,9 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return launch(p)
-    except ConfigError as e:  # launcher settings that need the cluster to check (a profile file)
-        print(f"rlsweep: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("[rlsweep] stopped; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -70,11 +67,11 @@ def launch(p: Plan) -> int:
 
         (point,) = p.points
         print(f"[rlsweep] run {point.run_id} in {p.run_dir(point)}", flush=True)
-        todo = prepare(p, ledger, "inline")
+        todo = prepare(p, "inline")
         return run_point_reporting(p.run_dir(point)) if todo else 0
     print(f"[rlsweep] sweep {p.sweep_name}: {len(p.points)} point(s) in {p.out_dir}", flush=True)
     ledger.record_launch(p.launcher, len(p.points))
-    todo = prepare(p, ledger, p.launcher)
+    todo = prepare(p, p.launcher)
     ids = [pt.run_id for pt in p.points]
     if p.launcher == "slurm":
         from rlsweep.config.launchers import SlurmSettings

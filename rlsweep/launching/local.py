@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class _Running:
     run_dir: Path
     proc: subprocess.Popen[bytes]
     slot: int
-    started: float = field(default_factory=time.time)
 
 
 def parallelism(settings: LocalSettings, gpus: list[int], points: int) -> int:
@@ -55,15 +54,14 @@ def parallelism(settings: LocalSettings, gpus: list[int], points: int) -> int:
     return max(1, min(points, os.cpu_count() or 1))
 
 
-def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: LocalSettings) -> list[Point]:
-    """Run ``points``; returns the ones that did not complete."""
+def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: LocalSettings) -> None:
+    """Run ``points`` to their ends; each record says how it ended."""
     gpus = settings.gpus if settings.gpus is not None else visible_gpus()
     slots: list[int | None] = [g for g in gpus for _ in range(settings.runs_per_gpu)] or [None]
     parallel = parallelism(settings, gpus, len(points))
     threads = max(1, (os.cpu_count() or 1) // parallel)
     pending = list(points)
     running: list[_Running] = []
-    failed: list[Point] = []
     last_progress = time.time()
     print(
         f"[rlsweep] {len(points)} point(s), {parallel} at a time"
@@ -84,8 +82,7 @@ def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: Lo
                 if code is None:
                     continue
                 running.remove(r)
-                if not _finished(r, code):
-                    failed.append(r.point)
+                _finished(r, code)
             if time.time() - last_progress >= settings.progress_every and running:
                 last_progress = time.time()
                 print(status_table(ledger, [p.run_id for p in points]), flush=True)
@@ -95,7 +92,6 @@ def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: Lo
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return failed
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -116,8 +112,8 @@ def _stop(running: list[_Running]) -> None:
         _finished(r, code)
 
 
-def _finished(r: _Running, code: int) -> bool:
-    """Make the record tell how the process ended (a SIGKILLed child could not write it); True if completed."""
+def _finished(r: _Running, code: int) -> None:
+    """Make the record tell how the process ended (a SIGKILLed child could not write it)."""
     record = RunRecord.read_or_none(r.run_dir)
     status = record.status if record else "?"
     if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):
@@ -130,7 +126,6 @@ def _finished(r: _Running, code: int) -> bool:
         record.update(status="failed", error=f"process {how}; see {record.log_path}")
         status = "failed"
     print(f"[rlsweep] {r.point.run_id}: {status}", flush=True)
-    return code == 0 and status == "completed"
 
 
 def _start(point: Point, sweep_dir: Path, slot: int, slots: list[int | None], threads: int) -> _Running:

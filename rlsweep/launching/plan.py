@@ -95,7 +95,6 @@ def plan(args: Sequence[str], multirun: bool) -> Plan:
 
 class _Planner:
     def __init__(self, loader: Any) -> None:
-        self.loader = loader
         self.parser = OverridesParser.create(config_loader=loader)
         # get_group_options copies Hydra's repository (milliseconds): ask once per group, not per point.
         self.options = {g: set(loader.get_group_options(g)) for g in GROUPS}
@@ -268,7 +267,8 @@ def _launcher_settings(overrides: list[Override]) -> tuple[str, LocalSettings | 
     assert isinstance(settings, LocalSettings | SlurmSettings)
     check_settings(settings)
     if isinstance(settings, SlurmSettings):
-        load_profile(settings)  # a missing or malformed profile is bad input too: refuse it before anything starts
+        # The cluster profile fills the keys left null; a missing or malformed one is bad input like any other.
+        settings = load_profile(settings)
     return launcher, settings, dirs
 
 

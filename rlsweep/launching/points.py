@@ -31,7 +31,7 @@ def alive_here(record: RunRecord) -> bool:
     return record.status == "running" and record.host == socket.gethostname() and pid_alive(record.pid)
 
 
-def prepare(plan: Plan, ledger: Ledger, launcher: str) -> list[Point]:
+def prepare(plan: Plan, launcher: str) -> list[Point]:
     """Record every point (writing configs only for those about to run) and return those to run now."""
     only = plan.settings.only
     todo: list[Point] = []
@@ -131,7 +131,7 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
         progress = f"{step}/{total} ({100 * step / total:.0f}%)" if total else "-"
         metric = _headline(last)
         status = r.status
-        if status == "running" and r.host == here and r.launcher != "slurm" and not pid_alive(r.pid):
+        if status == "running" and r.host == here and r.launcher != "slurm" and not alive_here(r):
             status = "stopped"
         if status == "running":
             rate += float(last.get("perf/sps") or 0.0)

@@ -26,7 +26,7 @@ from typing import Any
 
 import submitit
 
-from rlsweep.config.launchers import SlurmSettings, load_profile
+from rlsweep.config.launchers import SlurmSettings
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Point
 from rlsweep.launching.points import status_table
@@ -109,9 +109,9 @@ def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> None:
             r.update(status="cancelled", error=f"SLURM job {r.job_id} left the queue unfinished")
 
 
-def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, raw: SlurmSettings) -> bool:
-    """Submit ``todo``; with ``wait`` follow it to the end. Returns False when a point did not complete."""
-    s = load_profile(raw)
+def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings) -> bool:
+    """Submit ``todo`` with ``s`` (its profile already applied by the planner); with ``wait`` follow it to the end.
+    Returns False when a point did not complete."""
     queued = queued_job_ids() or set()
     records = {p.run_id: ledger.get(p.run_id) for p in todo}
     still_queued = [p for p in todo if (r := records[p.run_id]) is not None and r.job_id in queued]

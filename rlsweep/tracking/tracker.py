@@ -221,7 +221,7 @@ class Tracker:
             parts.append(f"eta {eta / 60:.1f} min")
         print("  ".join(parts), file=sys.stdout, flush=True)
 
-    def finish(self, status: str, summary: dict[str, Any] | None = None) -> None:
+    def finish(self, status: str) -> None:
         """Close the local store and the W&B run (exit code 0 only for a completed run)."""
         self._file.close()
         if self._wandb is not None:

@@ -40,7 +40,6 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
     """Train one run to its budget, resuming from ``run_dir``'s checkpoint if there is one."""
     run, resume_from = set_up(cfg, run_dir, info)
     status = "failed"
-    summary: dict[str, Any] = {}
     try:
         obs = resume_or_warm_up(run, resume_from)
         episodes = EpisodeStats()
@@ -73,10 +72,9 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
             if run.iteration == cfg.debug.pause_at_iteration:
                 wait_to_be_stopped(run)
         status = "completed"
-        summary = {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
-        return summary
+        return {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
     finally:
-        close(run, status, summary)
+        close(run, status)
 
 
 # ---- the run's parts ---------------------------------------------------------------------------------------------
@@ -267,10 +265,10 @@ def wait_to_be_stopped(run: Run) -> None:
     raise RuntimeError(f"debug.pause_at_iteration={run.iteration}: nothing stopped the run in {PAUSE_LIMIT_S:.0f} s")
 
 
-def close(run: Run, status: str, summary: dict[str, Any]) -> None:
+def close(run: Run, status: str) -> None:
     """Close the tracker with the run's status, then the envs."""
     try:
-        run.tracker.finish(status, summary)
+        run.tracker.finish(status)
     except Exception as e:
         if status == "completed":
             raise

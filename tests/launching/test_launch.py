@@ -67,7 +67,7 @@ def test_the_job_runs_what_config_yaml_says_and_the_record_tells_its_life(tmp_pa
     p = plan(quote_group_values([*TINY, "model=B"], GROUPS), multirun=False)
     p.out_dir = tmp_path / "runs"
     (point,) = p.points
-    assert prepare(p, Ledger(p.out_dir), "inline") == [point]
+    assert prepare(p, "inline") == [point]
     run_dir = p.run_dir(point)
     written = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert written == point.config and written["model"]["name"] == "B"
@@ -105,7 +105,7 @@ def test_prepare_skips_completed_and_live_points_and_only_failed_reruns_failed(
     def todo(*extra: str) -> list[str]:
         p = plan(quote_group_values(["seed=1,2,3,4", *TINY, "sweep_name=sel", *extra], GROUPS), multirun=True)
         p.out_dir = sweep_dir
-        return [pt.run_id for pt in prepare(p, Ledger(sweep_dir), "local")]
+        return [pt.run_id for pt in prepare(p, "local")]
 
     assert todo() == [ids[0], ids[2].replace("-s3", "-s4")]  # failed reruns, the live one is left, s4 is new
     assert "skipping 2 point(s): 1 completed, 1 still running" in capsys.readouterr().out
@@ -155,7 +155,7 @@ def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp
                                 GROUPS), multirun=False)  # fmt: skip
     p.out_dir = tmp_path / "runs"
     (point,) = p.points
-    prepare(p, Ledger(p.out_dir), "inline")
+    prepare(p, "inline")
     run_dir = p.run_dir(point)
     with pytest.raises(RuntimeError, match="crashing on purpose"):
         run_point(run_dir)
