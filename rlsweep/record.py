@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 RUN_FILE = "run.json"
-STATUSES = ("pending", "running", "completed", "failed", "preempted", "cancelled")
+STATUSES = ("pending", "running", "completed", "failed", "preempted", "requeued", "cancelled")
 # Statuses after which the job's process is gone; anything but completed is resumed by a rerun.
 ENDED = ("completed", "failed", "preempted", "cancelled")
 
