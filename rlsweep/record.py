@@ -50,6 +50,7 @@ class RunRecord:
     overrides: list[str] = field(default_factory=list)  # the command-line overrides of this point
     total_steps: int = 0
     run_dir: str = ""
+    fingerprint: str | None = None  # of the config that decides training (rlsweep.config.fingerprint)
     # where it stands
     status: str = "pending"
     attempts: int = 0  # job starts so far (a resume after preemption is one more)
@@ -58,6 +59,7 @@ class RunRecord:
     error: str | None = None
     global_step: int = 0  # agent steps covered by the last checkpoint
     final: dict[str, Any] = field(default_factory=dict)  # the last logged metrics of a completed run
+    changes: list[list[Any]] = field(default_factory=list)  # [time, what]: restarts, config changes, rebuilds
     # where it runs
     launcher: str = ""  # local | slurm | inline (a single run in the calling process)
     job_id: str | None = None  # SLURM job (array-aware: 123_4)
@@ -155,14 +157,3 @@ def job_identity() -> dict[str, Any]:
         job_id = env.get("SLURM_JOB_ID")
     return {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid()}
 
-
-def pid_alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rlsweep.config.schema import CONTROL_KEYS
 from rlsweep.record import RUN_FILE, RunRecord
 
 METRICS_FILE = "metrics.jsonl"
@@ -57,7 +58,7 @@ UNSET = "(unset)"
 _PROGRESS_TOLERANCE = 0.999
 _SEED_IN_RUN_ID = re.compile(r"^(?P<name>.+)-s(?P<seed>-?\d+)$")
 # Command-line value overrides that identify a run rather than vary its configuration.
-_NOT_FACTORS = frozenset({"seed", "sweep_name", "name", "dry_run", "device"})
+_NOT_FACTORS = frozenset({"seed", *CONTROL_KEYS})
 
 
 def value_overrides(overrides: Iterable[str], choices: dict[str, str]) -> dict[str, str]:

@@ -36,13 +36,15 @@ from typing import Any
 
 import yaml
 
+from rlsweep.config.schema import CONTROL_KEYS
+
 # The factors a configuration name is made of, in this order.
 NAME_FACTORS = ("motivation", "model", "normalise_int_reward", "critic_init")
 # Groups whose choice changes the run but is not part of the configuration's name unless non-default.
 EXTRA_GROUPS = ("env", "ppo")
 NAMING_GROUPS = (*NAME_FACTORS, *EXTRA_GROUPS)
 # Overrides that never change what is computed (or are the seed, which closes the id).
-NOT_NAMING_KEYS = {"seed", "name", "sweep_name", "dry_run", "device", "torch_threads", "experiment"}
+NOT_NAMING_KEYS = {"seed", "experiment", *CONTROL_KEYS}
 NOT_NAMING_PREFIXES = ("hydra", "logger", "budget", "hydra/")
 
 

@@ -25,6 +25,10 @@ SQRT2 = math.sqrt(2.0)
 MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D")  # PPO actor-critics, rlsweep.models.build_policy
 MOTIVATION_NAMES: tuple[str, ...] = ("none", "rnd", "snd_v", "snd_vic", "snd_std")  # rlsweep.motivation
 DISTILLATION_NETWORKS: tuple[str, ...] = ("a", "c", "std", "vic")  # rlsweep.models.build_distillation_nets
+RESUME_CHOICES: tuple[str, ...] = ("check", "continue", "restart", "previous")  # rlsweep.launching.points
+# Top-level keys that say how to run a point, not what it trains: never part of a run's name, its factors in a
+# report, its sweep's default name or its config fingerprint (rlsweep.config.fingerprint).
+CONTROL_KEYS = frozenset({"name", "sweep_name", "dry_run", "device", "torch_threads", "resume"})
 
 _CHOICES = "choices"  # dataclass field metadata key: the words a string field allows
 
@@ -216,3 +220,8 @@ class Config:
     name: str = ""  # configuration name; empty = derived from the group choices (see rlsweep.config.naming)
     sweep_name: str = ""  # W&B group; empty = the sweep directory's name
     dry_run: bool = False  # print the job table and start nothing
+    # What a rerun does with a point that has progress: check = resume its checkpoint if the config that decides
+    # training is unchanged, else refuse naming the keys | continue = resume under the changed config |
+    # restart = set its files aside (discarded/) and start over in a new W&B run | previous = set an unreadable
+    # checkpoint aside and resume the one before it
+    resume: str = one_of("check", RESUME_CHOICES)

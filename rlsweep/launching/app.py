@@ -7,7 +7,8 @@ prints the job table instead of launching. Then each point to run gets its direc
 :func:`rlsweep.launching.job.run_point` on it. Without ``-m`` the one point runs here, in ``runs/<run>/``.
 
 Exit status: 0 when every point of the grid is completed (or, with ``hydra.launcher.wait=false``, submitted),
-1 when some point failed or was stopped, 2 for bad input, 130 after Ctrl-C.
+1 when some point failed or was stopped, 2 for bad input (a changed training config included), 3 when every
+point not completed is still running or queued elsewhere (another launch, a SLURM job), 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -63,12 +64,14 @@ def launch(p: Plan) -> int:
 
     ledger = Ledger(p.out_dir)
     if not p.multirun:
-        from rlsweep.launching.job import run_point_reporting
+        from rlsweep.launching.job import EXIT_BUSY, run_point_reporting
 
         (point,) = p.points
         print(f"[rlsweep] run {point.run_id} in {p.run_dir(point)}", flush=True)
-        todo = prepare(p, "inline")
-        return run_point_reporting(p.run_dir(point)) if todo else 0
+        if prepare(p, "inline"):
+            code = run_point_reporting(p.run_dir(point))
+            return 3 if code == EXIT_BUSY else code
+        return exit_status(p)
     print(f"[rlsweep] sweep {p.sweep_name}: {len(p.points)} point(s) in {p.out_dir}", flush=True)
     ledger.record_launch(p.launcher, len(p.points))
     todo = prepare(p, p.launcher)
@@ -89,12 +92,26 @@ def launch(p: Plan) -> int:
         if todo:
             run_local(todo, p.out_dir, ledger, p.settings)
         print(status_table(ledger, ids), flush=True)
-    records = [ledger.get(i) for i in ids]
-    done = sum(1 for r in records if r is not None and r.status == "completed")
-    if done < len(ids):
-        print(f"[rlsweep] {done}/{len(ids)} point(s) completed; rerun the same command to resume the rest", flush=True)
-        return 1
-    return 0
+    return exit_status(p)
+
+
+def exit_status(p: Plan) -> int:
+    """0: every point completed; 3: the others all run (or wait in SLURM's queue) elsewhere; else 1."""
+    from rlsweep.launching.ledger import Ledger
+    from rlsweep.launching.points import running_elsewhere
+
+    ledger = Ledger(p.out_dir)
+    unfinished = [pt for pt in p.points if (r := ledger.get(pt.run_id)) is None or r.status != "completed"]
+    if not unfinished:
+        return 0
+    away = running_elsewhere([p.run_dir(pt) for pt in unfinished])
+    done = len(p.points) - len(unfinished)
+    if len(away) == len(unfinished):
+        print(f"[rlsweep] {done}/{len(p.points)} point(s) completed; the other {len(away)} are still running or "
+              f"queued elsewhere: follow them with rlsweep status {p.out_dir}", flush=True)  # fmt: skip
+        return 3
+    print(f"[rlsweep] {done}/{len(p.points)} point(s) completed; rerun the same command to resume the rest", flush=True)
+    return 1
 
 
 def format_table(p: Plan) -> str:

@@ -5,7 +5,8 @@ The launcher composed and checked the point and wrote its resolved ``config.yaml
 The local launcher starts it as ``python -m rlsweep.launching.job <run_dir>``, SLURM runs it as the callable
 handed to submitit, the tests call it in-process.
 
-The job keeps its record true: running (with host, pid and scheduler job id) when it starts, completed when
+The job first takes the point's lock (:mod:`rlsweep.lock`), so a point never trains twice at once,
+then keeps its record true: running (with host, pid and scheduler job id) when it starts, completed when
 the budget is reached, failed with the error otherwise. An interruption from outside records itself first:
 SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal as preempted (in
 :mod:`rlsweep.launching.slurm`); both resume from the last checkpoint when the point runs again.
@@ -24,9 +25,12 @@ import yaml
 from omegaconf import OmegaConf
 
 from rlsweep.config import Config
+from rlsweep.config.fingerprint import fingerprint, training_config
+from rlsweep.lock import LockHeld, LockLost, PointLock
 from rlsweep.record import RunRecord, job_identity
 
 CONFIG_FILE = "config.yaml"
+EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: the point is running elsewhere; try again later
 # Metrics kept in the record of a completed run (timings and losses stay in metrics.jsonl).
 _NOT_FINAL = ("perf/time", "loss/")
 
@@ -42,8 +46,14 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
 
 def load_config(run_dir: Path) -> Config:
     """``<run_dir>/config.yaml`` as the typed :class:`Config` (types checked again by OmegaConf's schema)."""
-    data = yaml.load((Path(run_dir) / CONFIG_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return typed_config(data)
+    return typed_config(read_config(run_dir))
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """``<run_dir>/config.yaml`` as written: the resolved config its fingerprint is taken of."""
+    data: dict[str, Any] = yaml.load((Path(run_dir) / CONFIG_FILE).read_text(),
+                                     Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # fmt: skip
+    return data
 
 
 def typed_config(data: dict[str, Any]) -> Config:
@@ -55,13 +65,32 @@ def typed_config(data: dict[str, Any]) -> Config:
 
 
 def run_point(run_dir: Path) -> dict[str, Any]:
-    """Train the point in ``run_dir`` to its budget (resuming its checkpoint); returns the final metrics."""
+    """Train the point in ``run_dir`` to its budget (resuming its checkpoint); returns the final metrics.
+
+    The point's lock comes first (:mod:`rlsweep.lock`): a second attempt while one is alive, from
+    whatever launcher, raises :class:`LockHeld` before it has touched anything of the run.
+    """
     run_dir = Path(run_dir).absolute()
-    cfg = load_config(run_dir)
+    raw = read_config(run_dir)
+    identity = job_identity()
+    lock = PointLock(run_dir, identity["job_id"])
+    lock.acquire()
+    try:
+        return _run_locked(run_dir, raw, lock, identity)
+    finally:
+        lock.release()
+
+
+def _run_locked(run_dir: Path, raw: dict[str, Any], lock: PointLock, identity: dict[str, Any]) -> dict[str, Any]:
+    cfg = typed_config(raw)
     record = RunRecord.read(run_dir)
+    if record.status == "completed" and record.global_step >= cfg.budget.total_steps:
+        # Finished by another attempt since this one was launched (a SLURM job queued before a local run).
+        print(f"[{record.run_id}] already completed ({record.global_step} steps); nothing to do", flush=True)
+        return dict(record.final)
     record.attempts += 1
-    record.update(status="running", error=None, **job_identity())
-    info = {
+    record.update(status="running", error=None, **identity)
+    info: dict[str, Any] = {
         "run_id": record.run_id,
         "name": record.name,
         "seed": record.seed,
@@ -70,11 +99,15 @@ def run_point(run_dir: Path) -> dict[str, Any]:
         "overrides": record.overrides,
         "total_steps": record.total_steps,
     }
+    info["training"] = training = training_config(raw)
+    info["fingerprint"] = fingerprint(training)
     from rlsweep.training import train  # imported here: torch and the envs are not needed to plan a sweep
 
     previous_handler = signal.signal(signal.SIGTERM, partial(_terminated, run_dir))
     try:
-        result = train(cfg, run_dir, info)
+        result = train(cfg, run_dir, info, guard=lock.check)
+    except LockLost:
+        raise  # the point is another attempt's now: its record is not this one's to write
     except BaseException as e:
         record_failure(run_dir, e)
         raise
@@ -130,13 +163,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_point_reporting(run_dir: Path) -> int:
     """``run_point`` for a command line: an end the run explains itself (divergence, an unreadable checkpoint) is
-    one line on stderr and exit status 1, not a traceback; anything else keeps its traceback."""
+    one line on stderr and exit status 1, not a traceback; anything else keeps its traceback. A point that
+    another live attempt holds is one line and :data:`EXIT_BUSY`: nothing of it was touched."""
     from rlsweep.training.checkpoint import CheckpointError
     from rlsweep.training.loop import DivergenceError
 
     try:
         run_point(run_dir)
-    except (DivergenceError, CheckpointError) as e:
+    except LockHeld as e:
+        print(f"rlsweep: {e}", file=sys.stderr, flush=True)
+        return EXIT_BUSY
+    except (DivergenceError, CheckpointError, LockLost) as e:
         print(f"rlsweep: {run_dir.name}: error: {e}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -23,7 +23,7 @@ SWEEP_FILE = "sweep.json"
 class Ledger:
     def __init__(self, sweep_dir: Path) -> None:
         self.sweep_dir = Path(sweep_dir)
-        self.damaged: list[str] = []  # run.json files that could not be read, filled by records()
+        self.damaged: list[tuple[Path, str]] = []  # (run dir, why) of unreadable run.json files, by records()
 
     def exists(self) -> bool:
         return (self.sweep_dir / SWEEP_FILE).exists()
@@ -41,7 +41,7 @@ class Ledger:
             try:
                 yield RunRecord.read(path.parent)
             except ValueError as e:
-                self.damaged.append(str(e))
+                self.damaged.append((path.parent, str(e)))
 
     def update(self, run_id: str, **fields: Any) -> RunRecord:
         """Merge ``fields`` into the point's record (creating a bare one) and write it atomically."""

@@ -2,10 +2,11 @@
 
 Each point runs as ``python -m rlsweep.launching.job <run_dir>`` (no command line to parse, no Hydra): a
 crash (or a SIGKILL) takes down only that point; its traceback lands in ``<run>/log.txt`` and its record says
-failed, the others go on, and the sweep exits non-zero at the end. GPUs are split into slots
-(``runs_per_gpu`` per GPU); a run sees only its GPU through CUDA_VISIBLE_DEVICES. Without GPUs the runs share
-the cores, each with an equal share of threads. Ctrl-C (or a SIGTERM to the launcher) stops the running
-points, which record themselves as cancelled, and a rerun resumes them.
+failed, the others go on, and the sweep exits non-zero at the end. A point that another attempt holds (its
+lock is live) is not started, and a job that finds it so at its start exits without touching it. GPUs are
+split into slots (``runs_per_gpu`` per GPU); a run sees only its GPU through CUDA_VISIBLE_DEVICES. Without
+GPUs the runs share the cores, each with an equal share of threads. Ctrl-C (or a SIGTERM to the launcher)
+stops the running points, which record themselves as cancelled, and a rerun resumes them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.config.launchers import LocalSettings
+from rlsweep.launching.job import EXIT_BUSY
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Point
 from rlsweep.launching.points import status_table
+from rlsweep.lock import live_holder
 from rlsweep.record import RunRecord
 
 
@@ -73,9 +76,15 @@ def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: Lo
         while pending or running:
             busy = {r.slot for r in running}
             while pending and len(running) < parallel:
+                point = pending.pop(0)
+                # Checked again right before the start: another launch may have started it since prepare().
+                holder = live_holder(sweep_dir / point.run_id)
+                if holder is not None:
+                    print(f"[rlsweep] {point.run_id}: already running ({holder.describe()}); left alone", flush=True)
+                    continue
                 slot = next(i for i in range(parallel) if i not in busy)
                 busy.add(slot)
-                running.append(_start(pending.pop(0), sweep_dir, slot, slots, threads))
+                running.append(_start(point, sweep_dir, slot, slots, threads))
             time.sleep(0.2)
             for r in list(running):
                 code = r.proc.poll()
@@ -114,6 +123,10 @@ def _stop(running: list[_Running]) -> None:
 
 def _finished(r: _Running, code: int) -> None:
     """Make the record tell how the process ended (a SIGKILLed child could not write it)."""
+    if code == EXIT_BUSY:
+        # Another attempt took the point between our check and the job's start; its record is its own.
+        print(f"[rlsweep] {r.point.run_id}: already running elsewhere; left alone", flush=True)
+        return
     record = RunRecord.read_or_none(r.run_dir)
     status = record.status if record else "?"
     if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):

@@ -30,12 +30,13 @@ from omegaconf.errors import OmegaConfBaseException
 from rlsweep.config import CONF_DIR, ConfigError, check_value, register_configs, run_id, validate
 from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings, load_profile
 from rlsweep.config.naming import config_name
+from rlsweep.config.schema import CONTROL_KEYS
 
 # The config groups: every directory of the config tree.
 GROUPS = tuple(sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir()))
 # Top-level keys that identify a run without changing what it computes: a point differing from another only
 # in these validates once (a 10,000-seed grid is one check, not 10,000).
-IDENTITY_KEYS = frozenset({"seed", "name", "sweep_name", "dry_run"})
+IDENTITY_KEYS = frozenset({"seed", "name", "sweep_name", "dry_run", "resume"})
 # Hydra-style keys that place the output (kept so that commands written for Hydra keep working).
 DIR_KEYS = ("hydra.sweep.dir", "hydra.run.dir")
 
@@ -74,11 +75,15 @@ class Plan:
         return self.out_dir / point.run_id
 
 
+# Overrides that say how to launch, not what: the same grid run with them is the same sweep.
+_NOT_IN_SWEEP_NAME = ("dry_run=", "resume=", "hydra/launcher", "hydra.launcher")
+
+
 def sweep_name_for(task_overrides: Sequence[str], explicit: str = "") -> str:
     """The explicit ``sweep_name``, else a digest of the overrides, so rerunning a command finds its runs."""
     if explicit:
         return explicit
-    keep = sorted(o for o in task_overrides if not o.startswith(("dry_run", "hydra/launcher", "hydra.launcher")))
+    keep = sorted(o for o in task_overrides if not o.startswith(_NOT_IN_SWEEP_NAME))
     return "sweep-" + hashlib.sha1(" ".join(keep).encode()).hexdigest()[:8]
 
 
@@ -277,7 +282,7 @@ def _first_line(e: Exception) -> str:
 
 
 def check_key_or_group(key: str) -> None:
-    if "." not in key and key not in ("seed", "device", "torch_threads", "name", "sweep_name", "dry_run"):
+    if "." not in key and key != "seed" and key not in CONTROL_KEYS:
         from rlsweep.config.validate import known_keys
 
         top = sorted({k.partition(".")[0] for k in known_keys()})

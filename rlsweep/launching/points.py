@@ -1,66 +1,236 @@
 """What every launcher does before it runs anything, and the sweep's status table.
 
-``prepare`` gives each planned point its directory, its resolved ``config.yaml`` and its record, then the
-records decide what runs: completed points are skipped, a point whose process is still alive is left alone,
-interrupted ones (preempted, cancelled, failed, or running without a live process) run again and resume
-from their checkpoints, and ``only=failed`` reruns just the failed ones. A grid extended by new values
-therefore runs only its new points, and rerunning a finished 10,000-point sweep touches no file.
+``prepare`` decides, from each point's record and files, what runs now:
+- a point another attempt runs (its lock is live: :mod:`rlsweep.lock`), or whose SLURM job is still queued,
+  is left alone, whichever launcher started it;
+- a completed point is skipped while its budget is reached (raising ``budget.total_steps`` continues it);
+- a point with progress made under another training config is refused, all such points in one message
+  naming the keys that differ, before anything starts, unless ``resume=continue`` (go on under the new
+  config) or ``resume=restart`` (set its files aside in ``discarded/`` and start over in a new W&B run);
+  ``resume=previous`` sets an unreadable newest checkpoint aside and resumes the one before it;
+- anything else (pending, interrupted, failed, stopped) runs and resumes its checkpoint; ``only=failed``
+  reruns just the failed ones. A damaged record is rebuilt from the run's own files (the damaged file kept).
+Only then does it write the configs and records of the points that run, so a refused grid changes nothing,
+and rerunning a finished 10,000-point sweep touches no file.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import socket
+import shutil
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlsweep.launching.job import write_config
+from rlsweep.config import ConfigError
+from rlsweep.config.fingerprint import differences, fingerprint, training_config
+from rlsweep.launching.job import CONFIG_FILE, read_config, write_config
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point
-from rlsweep.record import RunRecord, pid_alive
+from rlsweep.lock import live_holder
+from rlsweep.record import RUN_FILE, RunRecord
+from rlsweep.training.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME
 
 # Columns of the status table are cut to these widths so that a line fits in 120 columns.
 _RUN_WIDTH = 44
 _METRIC_WIDTH = 22
+# What a restart sets aside: everything a run produced (its log stays and goes on).
+_RUN_FILES = (CHECKPOINT_NAME, PREVIOUS_NAME, "metrics.jsonl", "wandb", CONFIG_FILE)
+# Statuses in which a point may have a job in the SLURM queue.
+_MAYBE_QUEUED = ("pending", "running", "preempted", "requeued")
 
 
-def alive_here(record: RunRecord) -> bool:
-    """A running record whose process lives on this host (a pid alone says nothing about another host)."""
-    return record.status == "running" and record.host == socket.gethostname() and pid_alive(record.pid)
+@dataclass
+class _Start:
+    point: Point
+    record: RunRecord | None
+    fingerprint: str
+    action: str  # resume | restart | previous | continue (under a changed config)
+    change: str = ""
 
 
 def prepare(plan: Plan, launcher: str) -> list[Point]:
-    """Record every point (writing configs only for those about to run) and return those to run now."""
+    """Decide what runs (refusing changed configs in one ConfigError), then write its configs and records."""
     only = plan.settings.only
-    todo: list[Point] = []
+    starts: list[_Start] = []
     skipped: dict[str, int] = {}
+    refused: list[str] = []
+    queue = _SlurmQueue()
     for p in plan.points:
         run_dir = plan.run_dir(p)
-        record = RunRecord.read_or_none(run_dir)
-        if record is not None:
-            alive = alive_here(record)
-            if record.status == "completed" or alive or (only == "failed" and record.status != "failed"):
-                reason = "still running" if alive else record.status
-                skipped[reason] = skipped.get(reason, 0) + 1
+        record = _record_or_rebuilt(run_dir, p)
+        fp = fingerprint(training_config(p.config))
+        resume = str(p.config.get("resume", "check"))
+        reason = _leave_alone(record, run_dir, queue)
+        if reason is None and record is not None:
+            change = _training_change(record, run_dir, p, fp)
+            if change and resume == "check":
+                refused.append(f"{p.run_id} ({change})")
                 continue
-        elif only == "failed":
-            skipped["not started"] = skipped.get("not started", 0) + 1
-            continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, p.config)
-        if record is None:
-            record = RunRecord(run_id=p.run_id, run_dir=str(run_dir), log=str(run_dir / "log.txt"))
-        record.name, record.seed, record.sweep = p.name, p.seed, plan.sweep_name
-        record.choices, record.overrides, record.total_steps = p.choices, p.overrides, p.total_steps
-        record.launcher = launcher
-        record.write()
-        todo.append(p)
+            restarting = resume == "restart" and _has_progress(record, run_dir)
+            if record.status == "completed" and record.global_step >= p.total_steps and not (restarting or change):
+                reason = "completed"
+            elif only == "failed" and record.status != "failed":
+                reason = record.status
+            else:
+                action = "restart" if restarting else "continue" if change else resume
+                starts.append(_Start(p, record, fp, action, change))
+                continue
+        elif reason is None and only == "failed":
+            reason = "not started"
+        if reason is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+        else:
+            starts.append(_Start(p, record, fp, "resume"))
+    if refused:
+        raise ConfigError(
+            f"{len(refused)} point(s) have progress made under another training config: {refused[0]}"
+            + (f" and {len(refused) - 1} more" if len(refused) > 1 else "")
+            + "; run them under a new sweep_name= or name=, or rerun with resume=continue to go on under the new "
+            "config, or resume=restart to start them over (their files are kept in discarded/)"
+        )
     if skipped:
         parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
         print(f"[rlsweep] skipping {sum(skipped.values())} point(s): {parts}", flush=True)
-    return todo
+    for s in starts:
+        _write_start(plan, s, launcher)
+    return [s.point for s in starts]
+
+
+def _leave_alone(record: RunRecord | None, run_dir: Path, queue: _SlurmQueue) -> str | None:
+    """Why a point must not be started now (another attempt runs it, or its SLURM job is queued), else None."""
+    if record is None or record.status == "completed":
+        return None
+    if live_holder(run_dir) is not None:
+        return "still running"
+    if record.launcher == "slurm" and record.status in _MAYBE_QUEUED and record.job_id in queue.ids():
+        return "queued in SLURM"
+    return None
+
+
+def running_elsewhere(run_dirs: Sequence[Path]) -> list[Path]:
+    """The points another attempt runs now, or whose SLURM job waits in the queue."""
+    queue = _SlurmQueue()
+    return [d for d in run_dirs if _leave_alone(RunRecord.read_or_none(d), d, queue) is not None]
+
+
+def _has_progress(record: RunRecord, run_dir: Path) -> bool:
+    return record.global_step > 0 or record.status == "completed" or (run_dir / CHECKPOINT_NAME).exists()
+
+
+def _training_change(record: RunRecord, run_dir: Path, p: Point, fp: str) -> str:
+    """The keys that decide training and differ from those the point's progress was made under ('' if none)."""
+    if not _has_progress(record, run_dir):
+        return ""
+    if record.fingerprint is not None and record.fingerprint == fp:
+        return ""
+    try:
+        old = training_config(read_config(run_dir))
+    except (OSError, ValueError):
+        return ""  # no config to compare (a rebuilt record of a run from an older version): the job checks
+    if record.fingerprint is None and fingerprint(old) == fp:
+        return ""
+    return differences(old, training_config(p.config))
+
+
+def _write_start(plan: Plan, s: _Start, launcher: str) -> None:
+    p, record = s.point, s.record
+    run_dir = plan.run_dir(p)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if record is not None and s.action == "restart":
+        where = _set_aside(run_dir, _RUN_FILES)
+        record.global_step, record.final, record.status, record.error = 0, {}, "pending", None
+        record.wandb_id, record.wandb_step = None, 0  # a new W&B run: the old one's history stays as it was
+        record.changes = [*record.changes, [time.time(), f"restarted; the old files are in {where}"]]
+        print(f"[rlsweep] {p.run_id}: starting over; the old files are in {where}", flush=True)
+    elif record is not None and s.action == "previous" and (run_dir / PREVIOUS_NAME).exists():
+        where = _set_aside(run_dir, (CHECKPOINT_NAME,))
+        (run_dir / PREVIOUS_NAME).replace(run_dir / CHECKPOINT_NAME)
+        # The metrics after that checkpoint are recomputed; a new W&B run gets the kept ones again (no overlap).
+        record.wandb_id, record.wandb_step = None, 0
+        record.changes = [*record.changes, [time.time(), f"resumed from the previous checkpoint; newest in {where}"]]
+        print(f"[rlsweep] {p.run_id}: resuming from the previous checkpoint; the newest is in {where}", flush=True)
+    elif record is not None and s.action == "continue":
+        record.changes = [*record.changes, [time.time(), f"continued under a changed config: {s.change}"]]
+        print(f"[rlsweep] {p.run_id}: continuing under a changed config ({s.change})", flush=True)
+    write_config(run_dir, p.config)
+    if record is None:
+        record = RunRecord(run_id=p.run_id, run_dir=str(run_dir), log=str(run_dir / "log.txt"))
+    record.name, record.seed, record.sweep = p.name, p.seed, plan.sweep_name
+    record.choices, record.overrides, record.total_steps = p.choices, p.overrides, p.total_steps
+    record.fingerprint = s.fingerprint
+    record.launcher = launcher
+    record.write()
+
+
+def _set_aside(run_dir: Path, names: Sequence[str]) -> Path:
+    """Move a run's files into ``discarded/<time>/`` (nothing is deleted); return that folder."""
+    where = run_dir / "discarded" / time.strftime("%Y%m%d-%H%M%S")
+    where.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (run_dir / name).exists():
+            shutil.move(str(run_dir / name), str(where / name))
+    return where
+
+
+def _record_or_rebuilt(run_dir: Path, p: Point) -> RunRecord | None:
+    """The point's record; a damaged one is kept aside as ``run.json.damaged`` and rebuilt from the run's files."""
+    try:
+        return RunRecord.read(run_dir)
+    except FileNotFoundError:
+        return None
+    except ValueError as e:
+        damaged = run_dir / f"{RUN_FILE}.damaged"
+        (run_dir / RUN_FILE).replace(damaged)
+        record = rebuild_record(run_dir, p.run_id)
+        record.name, record.seed, record.choices, record.overrides = p.name, p.seed, p.choices, p.overrides
+        record.changes = [[time.time(), f"record rebuilt from the run's files ({e}); the damaged one is {damaged}"]]
+        record.write()
+        print(f"[rlsweep] {p.run_id}: damaged record rebuilt from the run's files (kept as {damaged})", flush=True)
+        return record
+
+
+def rebuild_record(run_dir: Path, run_id: str) -> RunRecord:
+    """A record from what a run leaves besides it: config.yaml (identity, budget), metrics.jsonl (progress,
+    final metrics), the W&B folder (the run's W&B id). Completed if the metrics reach the budget, else failed
+    (a rerun resumes its checkpoint)."""
+    record = RunRecord(run_id=run_id, run_dir=str(run_dir), log=str(run_dir / "log.txt"))
+    try:
+        raw = read_config(run_dir)
+        record.seed, record.name = int(raw.get("seed", 0)), str(raw.get("name") or "")
+        record.total_steps = int(raw["budget"]["total_steps"])
+        record.fingerprint = fingerprint(training_config(raw))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    last = last_metrics(run_dir)
+    record.global_step = int(last.get("global_step", 0))
+    runs = sorted((run_dir / "wandb").glob("*run-*-*"))
+    if runs:
+        record.wandb_id = runs[-1].name.rsplit("-", 1)[-1]
+    if record.total_steps and record.global_step >= record.total_steps and (run_dir / CHECKPOINT_NAME).exists():
+        record.status = "completed"
+        record.final = {k: v for k, v in last.items() if not k.startswith(("perf/time", "loss/"))}
+    else:
+        record.status = "failed"
+        record.error = "record rebuilt from the run's files; a rerun resumes its checkpoint"
+    return record
+
+
+class _SlurmQueue:
+    """SLURM's queue, asked once per launch and only if a record points to a SLURM job."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] | None = None
+
+    def ids(self) -> set[str]:
+        if self._ids is None:
+            from rlsweep.launching.slurm import queued_job_ids
+
+            self._ids = queued_job_ids() or set()
+        return self._ids
 
 
 def last_metrics(run_dir: Path) -> dict[str, Any]:
@@ -113,15 +283,15 @@ def _headline(last: dict[str, Any]) -> str:
 def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
     """One line per point (status, attempts, progress, last metric, job), the counts and the sweep's ETA.
 
-    A record that says running although its process is gone from this host is shown as ``stopped``: the
-    process died without recording its end (SIGKILL, out of memory); a rerun resumes it.
+    A record that says running although nobody holds the point's lock (no live process on its host, no
+    heartbeat from another) is shown as ``stopped``: the process died without recording its end (SIGKILL,
+    out of memory, a lost node); a rerun resumes it. Damaged records are rows too, and listed at the end.
     """
     wanted = None if run_ids is None else set(run_ids)
     rows = [["run", "status", "att", "progress", "last metric", "job"]]
     counts: dict[str, int] = {}
     remaining, rate = 0, 0.0
     failed: list[RunRecord] = []
-    here = socket.gethostname()
     for r in ledger.records():
         if wanted is not None and r.run_id not in wanted:
             continue
@@ -131,7 +301,7 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
         progress = f"{step}/{total} ({100 * step / total:.0f}%)" if total else "-"
         metric = _headline(last)
         status = r.status
-        if status == "running" and r.host == here and r.launcher != "slurm" and not alive_here(r):
+        if status == "running" and live_holder(Path(r.run_dir)) is None:
             status = "stopped"
         if status == "running":
             rate += float(last.get("perf/sps") or 0.0)
@@ -142,6 +312,12 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
         counts[status] = counts.get(status, 0) + 1
         rows.append([_cut(r.run_id, _RUN_WIDTH), status, str(r.attempts), progress, _cut(metric, _METRIC_WIDTH),
                      str(r.job_id or r.pid or "-")])  # fmt: skip
+    damaged = [(d, why) for d, why in ledger.damaged if wanted is None or d.name in wanted]
+    for run_dir, _ in damaged:
+        last = last_metrics(run_dir)
+        counts["damaged"] = counts.get("damaged", 0) + 1
+        rows.append([_cut(run_dir.name, _RUN_WIDTH), "damaged", "?", f"{int(last.get('global_step', 0))}/?",
+                     _cut(_headline(last), _METRIC_WIDTH), "-"])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no points"
@@ -151,6 +327,7 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
     for r in failed:
         lines.append(_cut(f"FAILED {r.run_id} (log: {r.log_path})", 120))
         lines.append(_cut(f"  {r.error or '?'}", 120))
-    for problem in ledger.damaged:
-        lines.append(f"DAMAGED {problem}")
+    for run_dir, why in damaged:
+        lines.append(_cut(f"DAMAGED {why}", 120))
+        lines.append(f"  the next launch of this sweep rebuilds {run_dir.name}'s record from its files")
     return "\n".join(lines)

@@ -221,8 +221,9 @@ class Tracker:
             parts.append(f"eta {eta / 60:.1f} min")
         print("  ".join(parts), file=sys.stdout, flush=True)
 
-    def finish(self, status: str) -> None:
-        """Close the local store and the W&B run (exit code 0 only for a completed run)."""
+    def finish(self, status: str, save: bool = True) -> None:
+        """Close the local store and the W&B run (exit code 0 only for a completed run); ``save=False`` leaves the
+        run record alone (another attempt owns it now)."""
         self._file.close()
         if self._wandb is not None:
             if status == "completed":
@@ -230,4 +231,5 @@ class Tracker:
             self._wandb.finish(exit_code=0 if status == "completed" else 1)
             self._wandb = None
             self.info["wandb_step"] = self._sent_step  # finish() returned: everything sent is on disk
-        self._save()
+        if save:
+            self._save()

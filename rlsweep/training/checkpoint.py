@@ -1,7 +1,9 @@
 """Atomic checkpoints: write a temporary file, fsync it, rename it over the old one, fsync the directory.
 
 A crash (or a full disk) while writing leaves the previous checkpoint intact: the rename is the only moment
-the checkpoint changes, and it is atomic on POSIX filesystems, NFS and Lustre included.
+the checkpoint changes, and it is atomic on POSIX filesystems, NFS and Lustre included. The checkpoint before
+the newest is kept as ``checkpoint.prev.pt`` (a hard link, so at every moment ``checkpoint.pt`` is the newest
+complete one): if the newest turns out unreadable, ``resume=previous`` resumes from that one instead.
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch  # imported where used: the launcher reads these file names without loading torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_NAME = "checkpoint.prev.pt"
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
+    import torch
+
     path = run_dir / CHECKPOINT_NAME
     tmp = run_dir / f".{CHECKPOINT_NAME}.tmp"
     try:
@@ -24,6 +30,8 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        if path.exists():
+            _keep_previous(path)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
@@ -40,7 +48,18 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
     return path
 
 
+def _keep_previous(path: Path) -> None:
+    """``checkpoint.prev.pt`` := the current checkpoint, by a link renamed into place (never a moment without)."""
+    link = path.with_name(f".{PREVIOUS_NAME}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    os.link(path, link)
+    os.replace(link, path.with_name(PREVIOUS_NAME))
+
+
 def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[str, Any] | None:
+    import torch
+
     path = run_dir / CHECKPOINT_NAME
     if not path.exists():
         return None
@@ -48,9 +67,11 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[s
     try:
         state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # a truncated or foreign file: torch raises zip, pickle or unpickler errors
+        previous = path.with_name(PREVIOUS_NAME)
+        choices = "resume=previous resumes from the one before it, " if previous.exists() else ""
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({str(e).strip().splitlines()[0][:200]}); move it away to start "
-            "this run over, or put back a copy"
+            f"checkpoint {path} cannot be read ({str(e).strip().splitlines()[0][:160]}); rerun with {choices}"
+            "resume=restart to start this run over (its files are kept in discarded/)"
         ) from None
     return state
 

@@ -9,10 +9,11 @@ motivation object. The plumbing (phase timers, metric assembly, checkpoint state
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -25,19 +26,25 @@ from torch.distributions import Categorical
 
 from rlsweep.agent import PPOUpdater, explained_variance, rollout_batch
 from rlsweep.agent.ppo import Batch
+from rlsweep.config.fingerprint import differences, fingerprint, training_config
 from rlsweep.config.schema import Config
 from rlsweep.envs import EpisodeInfo, VecEnv, make_env
+from rlsweep.lock import LockLost
 from rlsweep.models import PolicyNet, build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
-from rlsweep.training.checkpoint import load_checkpoint, save_checkpoint
+from rlsweep.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from rlsweep.training.seeding import rng_state, seed_everything, select_device, set_rng_state
 
 
-def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """Train one run to its budget, resuming from ``run_dir``'s checkpoint if there is one."""
+def train(cfg: Config, run_dir: Path, info: dict[str, Any], guard: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Train one run to its budget, resuming from ``run_dir``'s checkpoint if there is one.
+
+    ``guard`` is called before anything of an iteration is written; it raises to stop a run that must not write
+    any more (the job's :meth:`PointLock.check <rlsweep.lock.PointLock.check>`: the point was taken over).
+    """
     run, resume_from = set_up(cfg, run_dir, info)
     status = "failed"
     try:
@@ -61,6 +68,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
             run.iteration += 1
             # A diverged update stops here, before anything of it is checkpointed: the last good checkpoint stays.
             check_finite(run, stats, batch)
+            guard()
 
             # 4. Log under fixed names on the global-step axis.
             if run.due(cfg.budget.log_every):
@@ -73,6 +81,9 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
                 wait_to_be_stopped(run)
         status = "completed"
         return {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
+    except LockLost:
+        status = "superseded"
+        raise
     finally:
         close(run, status)
 
@@ -119,6 +130,11 @@ def set_up(cfg: Config, run_dir: Path, info: dict[str, Any]) -> tuple[Run, dict[
     torch.autograd.set_detect_anomaly(cfg.debug.detect_anomaly)
     seed_everything(cfg.seed, cfg.debug.deterministic, device)
     saved = load_checkpoint(run_dir, device)
+    # What this run trains (the job passes it from config.yaml; a bare train() call derives it from cfg).
+    info.setdefault("training", training_config(dataclasses.asdict(cfg)))
+    info.setdefault("fingerprint", fingerprint(info["training"]))
+    if saved is not None:
+        check_same_training(saved, info, cfg.resume, run_dir)
     iteration = 0 if saved is None else int(saved["iteration"])
     global_step = 0 if saved is None else int(saved["global_step"])
     batch_size = ppo.num_envs * ppo.num_steps
@@ -136,6 +152,18 @@ def set_up(cfg: Config, run_dir: Path, info: dict[str, Any]) -> tuple[Run, dict[
     run = Run(cfg, run_dir, info, envs, policy, updater, motivation, upload, storage, tracker,
               iteration, global_step, iterations)  # fmt: skip
     return run, saved
+
+
+def check_same_training(saved: dict[str, Any], info: dict[str, Any], resume: str, run_dir: Path) -> None:
+    """A checkpoint continues only under the config it was made with, unless ``resume=continue`` says so."""
+    made_under = saved.get("fingerprint")
+    if made_under is None or made_under == info["fingerprint"] or resume == "continue":
+        return
+    raise CheckpointError(
+        f"checkpoint {run_dir / CHECKPOINT_NAME} was made under another config "
+        f"({differences(saved.get('training') or {}, info['training'])}); rerun under a new name, or with "
+        "resume=continue to go on under this config, or resume=restart to start over"
+    )
 
 
 def resume_or_warm_up(run: Run, saved: dict[str, Any] | None) -> torch.Tensor:
@@ -266,9 +294,9 @@ def wait_to_be_stopped(run: Run) -> None:
 
 
 def close(run: Run, status: str) -> None:
-    """Close the tracker with the run's status, then the envs."""
+    """Close the tracker with the run's status, then the envs. A superseded run leaves the record alone."""
     try:
-        run.tracker.finish(status)
+        run.tracker.finish(status, save=status != "superseded")
     except Exception as e:
         if status == "completed":
             raise
@@ -362,6 +390,9 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
         "exploration": run.envs.exploration_state(),
         "rng": rng_state(),
         "wandb_id": run.tracker.info.get("wandb_id"),
+        # what the checkpoint was trained under: a resume under another config is refused (check_same_training)
+        "fingerprint": run.info["fingerprint"],
+        "training": run.info["training"],
     }
 
 

@@ -20,6 +20,7 @@ from rlsweep.launching.job import load_config, run_point
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import GROUPS, plan
 from rlsweep.launching.points import prepare, status_table
+from rlsweep.lock import PointLock
 from rlsweep.record import RunRecord
 
 
@@ -100,6 +101,8 @@ def test_prepare_skips_completed_and_live_points_and_only_failed_reruns_failed(
     assert [record(sweep_dir / i)["status"] for i in ids] == ["completed"] * 3
     RunRecord.read(sweep_dir / ids[0]).update(status="failed", error="boom")
     RunRecord.read(sweep_dir / ids[1]).update(status="running", host=socket.gethostname(), pid=os.getpid())
+    live = PointLock(sweep_dir / ids[1])  # held by this live process: the point runs elsewhere
+    live.acquire()
     config_mtime = (sweep_dir / ids[2] / "config.yaml").stat().st_mtime_ns
 
     def todo(*extra: str) -> list[str]:
@@ -111,6 +114,8 @@ def test_prepare_skips_completed_and_live_points_and_only_failed_reruns_failed(
     assert "skipping 2 point(s): 1 completed, 1 still running" in capsys.readouterr().out
     assert (sweep_dir / ids[2] / "config.yaml").stat().st_mtime_ns == config_mtime  # a completed run is not touched
     assert todo("hydra.launcher.only=failed") == [ids[0]]
+    live.release()
+    assert todo() == [ids[0], ids[1], ids[2].replace("-s3", "-s4")]  # released: the record's "running" was stale
 
 
 def test_status_table_fits_120_columns_shows_eta_stopped_and_failures(tmp_path: Path) -> None:
@@ -135,6 +140,8 @@ def test_eta_from_the_running_points_throughput(tmp_path: Path) -> None:
     for run_dir in (first, second):
         RunRecord.read(run_dir).update(status="running", host="another-host", pid=1, global_step=0, total_steps=4800)
         (run_dir / "metrics.jsonl").write_text(json.dumps({"global_step": 3200, "perf/sps": 32.0}) + "\n")
+        # alive by its heartbeat: a lock on another host, renewed just now
+        (run_dir / ".lock-1.json").write_text(json.dumps({"host": "another-host", "pid": 1}))
     # 2 x 1,600 steps left at 2 x 32 steps/s: 50 s
     assert "2 running; ETA 50 s at 64 steps/s" in status_table(Ledger(sweep_dir))
 
@@ -162,6 +169,7 @@ def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["debug"]["crash_at_iteration"] = 0
     config["ppo"]["vf_coef"] = float("inf")  # (the learning rate would not do: Adam's state restores its own)
+    config["resume"] = "continue"  # a changed training config resumes only when told to
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
 
     from rlsweep.launching.job import run_point_reporting

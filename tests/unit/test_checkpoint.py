@@ -4,6 +4,7 @@ crafted or damaged file is refused in one line, and the RNG state survives the r
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlsweep.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from rlsweep.training.checkpoint import (
+    CHECKPOINT_NAME,
+    PREVIOUS_NAME,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def test_save_then_load_round_trip(tmp_path: Path) -> None:
@@ -74,7 +81,18 @@ def test_a_truncated_checkpoint_is_refused_naming_the_file_and_what_to_do(tmp_pa
     save_checkpoint({"iteration": 3, "weights": torch.arange(1000.0)}, tmp_path)
     path = tmp_path / CHECKPOINT_NAME
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(CheckpointError, match=r"cannot be read .*move it away to start this run over"):
+    with pytest.raises(CheckpointError, match=r"cannot be read .*rerun with resume=restart to start this run over"):
+        load_checkpoint(tmp_path)
+
+
+def test_the_checkpoint_before_the_newest_is_kept_and_offered_when_the_newest_is_unreadable(tmp_path: Path) -> None:
+    save_checkpoint({"iteration": 3}, tmp_path)
+    save_checkpoint({"iteration": 6}, tmp_path)
+    previous = tmp_path / PREVIOUS_NAME
+    assert torch.load(previous, weights_only=True) == {"iteration": 3}
+    assert os.stat(tmp_path / CHECKPOINT_NAME).st_ino != os.stat(previous).st_ino  # two files, not one linked twice
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match=r"resume=previous resumes from the one before it, resume=restart"):
         load_checkpoint(tmp_path)
 
 
