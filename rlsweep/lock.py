@@ -9,8 +9,8 @@ Taking the lock means creating generation ``n + 1`` while ``n`` is free, release
 created by ``link(2)`` of a fully written private file, which is atomic on local filesystems and on NFS
 (where ``O_EXCL`` has not always been; the link count settles a reply lost in transit), so of two contenders
 for a stale lock exactly one wins, and the loser sees the winner's lock. The owner of a superseded generation
-learns it at its next heartbeat and must stop writing (:meth:`PointLock.check`), which fences a process that
-only looked dead (hung for minutes on a network filesystem, say).
+learns it before its next write (:meth:`PointLock.check`, called by the training loop every iteration) and
+stops, which fences a process that only looked dead (hung for minutes on a network filesystem, say).
 
 Whether an owner is alive: on this host, from its pid *and* the process's start time, so a pid reused by
 another process does not count; on another host, from the heartbeat, which must be younger than
@@ -83,7 +83,9 @@ class LockLost(RuntimeError):
 def process_matches(pid: int, process_start: float) -> bool:
     """Whether ``pid`` is alive and is the same process (not a later one that reused the pid)."""
     try:
-        return abs(psutil.Process(pid).create_time() - process_start) < 1.0
+        process = psutil.Process(pid)
+        # A zombie (killed, not yet reaped: an orphan in a container whose init does not reap) is dead too.
+        return abs(process.create_time() - process_start) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:
@@ -201,19 +203,23 @@ class PointLock:
 
     def beat(self) -> None:
         """Renew the heartbeat, unless a newer generation took the point over (then ``lost`` is set)."""
-        if self.generation is None or self.lost.is_set():
-            return
-        newest = _generations(self.run_dir)
-        if not self.path.exists() or (newest and newest[-1][0] > self.generation):
-            self.lost.set()
+        if self.generation is None or self._superseded():
             return
         with contextlib.suppress(FileNotFoundError):
             now = time.time()
             os.utime(self.path, (now, now))
 
+    def _superseded(self) -> bool:
+        """Whether our generation's file is gone or the next one exists (two stats; sets ``lost`` for good)."""
+        if self.lost.is_set() or self.generation is None:
+            return self.lost.is_set()
+        if not self.path.exists() or (self.run_dir / f".lock-{self.generation + 1}.json").exists():
+            self.lost.set()
+        return self.lost.is_set()
+
     def check(self) -> None:
         """Raise :class:`LockLost` if another attempt took the point over: called before each write of a run."""
-        if self.lost.is_set():
+        if self._superseded():
             raise LockLost(f"{self.run_dir.name}: another attempt took this point over; this one stops writing")
 
     def release(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from rlsweep.config import ConfigError, register_configs
 from rlsweep.config.overrides import quote_group_values
+from rlsweep.launching.job import DISK_FULL
 from rlsweep.launching.plan import GROUPS, Plan, plan
 
 USAGE = """usage: python sweep.py [-m] [override ...]
@@ -52,9 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return launch(p)
+    except ConfigError as e:  # found while deciding what runs (a changed training config): nothing started
+        print(f"rlsweep: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("[rlsweep] stopped; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        print(f"rlsweep: error: {e}; free space, then rerun the same command to resume", file=sys.stderr)
+        return 1
 
 
 def launch(p: Plan) -> int:

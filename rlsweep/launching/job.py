@@ -14,6 +14,7 @@ SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal 
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import traceback
@@ -30,6 +31,7 @@ from rlsweep.lock import LockHeld, LockLost, PointLock
 from rlsweep.record import RunRecord, job_identity
 
 CONFIG_FILE = "config.yaml"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full filesystem or quota: the run stops in one line, resumable
 EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: the point is running elsewhere; try again later
 # Metrics kept in the record of a completed run (timings and losses stay in metrics.jsonl).
 _NOT_FINAL = ("perf/time", "loss/")
@@ -140,10 +142,14 @@ def record_failure(run_dir: Path, e: BaseException) -> None:
     record = RunRecord.read_or_none(run_dir)
     if record is None or record.status in ("preempted", "cancelled"):
         return
-    if isinstance(e, KeyboardInterrupt):
-        record.update(status="cancelled", error="interrupted (Ctrl-C); rerun resumes it")
-    else:
-        record.update(status="failed", error=error_summary(e))
+    try:
+        if isinstance(e, KeyboardInterrupt):
+            record.update(status="cancelled", error="interrupted (Ctrl-C); rerun resumes it")
+        else:
+            record.update(status="failed", error=error_summary(e))
+    except OSError as write_error:
+        # A full disk can refuse the record too: say so; the lock's end makes status show the run as stopped.
+        print(f"rlsweep: {run_dir.name}: could not record the failure ({write_error})", file=sys.stderr, flush=True)
 
 
 def error_summary(e: BaseException) -> str:
@@ -162,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_point_reporting(run_dir: Path) -> int:
-    """``run_point`` for a command line: an end the run explains itself (divergence, an unreadable checkpoint) is
-    one line on stderr and exit status 1, not a traceback; anything else keeps its traceback. A point that
+    """``run_point`` for a command line: an end the run explains itself (divergence, an unreadable checkpoint, a
+    full disk) is one line on stderr and exit status 1, not a traceback; anything else keeps its traceback. A point that
     another live attempt holds is one line and :data:`EXIT_BUSY`: nothing of it was touched."""
     from rlsweep.training.checkpoint import CheckpointError
     from rlsweep.training.loop import DivergenceError
@@ -175,6 +181,12 @@ def run_point_reporting(run_dir: Path) -> int:
         return EXIT_BUSY
     except (DivergenceError, CheckpointError, LockLost) as e:
         print(f"rlsweep: {run_dir.name}: error: {e}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        print(f"rlsweep: {run_dir.name}: error: {e}; free space, then rerun to resume from the last checkpoint",
+              file=sys.stderr, flush=True)  # fmt: skip
         return 1
     return 0
 

@@ -129,15 +129,19 @@ def _finished(r: _Running, code: int) -> None:
         return
     record = RunRecord.read_or_none(r.run_dir)
     status = record.status if record else "?"
-    if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):
-        record.update(
-            status="cancelled", error="terminated by SIGTERM before the job could record it; rerun resumes it"
-        )
-        status = "cancelled"
-    elif code != 0 and record is not None and status in ("pending", "running"):
-        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        record.update(status="failed", error=f"process {how}; see {record.log_path}")
-        status = "failed"
+    try:
+        if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):
+            record.update(
+                status="cancelled", error="terminated by SIGTERM before the job could record it; rerun resumes it"
+            )
+            status = "cancelled"
+        elif code != 0 and record is not None and status in ("pending", "running"):
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            record.update(status="failed", error=f"process {how}; see {record.log_path}")
+            status = "failed"
+    except OSError as e:  # a full disk: the lock, released or dead, still tells status that it stopped
+        print(f"[rlsweep] {r.point.run_id}: could not record its end ({e})", flush=True)
+        status = "stopped"
     print(f"[rlsweep] {r.point.run_id}: {status}", flush=True)
 
 

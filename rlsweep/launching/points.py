@@ -328,6 +328,6 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
         lines.append(_cut(f"FAILED {r.run_id} (log: {r.log_path})", 120))
         lines.append(_cut(f"  {r.error or '?'}", 120))
     for run_dir, why in damaged:
-        lines.append(_cut(f"DAMAGED {why}", 120))
-        lines.append(f"  the next launch of this sweep rebuilds {run_dir.name}'s record from its files")
+        lines.append(_cut(f"DAMAGED {run_dir.name}: the next launch rebuilds its record from the run's files", 120))
+        lines.append(_cut(f"  {why.replace(str(run_dir / RUN_FILE), RUN_FILE)}", 120))
     return "\n".join(lines)

@@ -139,8 +139,11 @@ class Tracker:
             return
         rows = [r for r in read_metrics(self.metrics_path) if r.get("global_step", 0) <= keep_until]
         tmp = self.metrics_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, self.metrics_path)
+        try:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            os.replace(tmp, self.metrics_path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk: the old file stays whole, no half copy beside it
 
     def _start_wandb(self) -> None:
         import wandb

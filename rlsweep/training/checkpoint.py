@@ -9,6 +9,7 @@ complete one): if the newest turns out unreadable, ``resume=previous`` resumes f
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,20 +26,25 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
 
     path = run_dir / CHECKPOINT_NAME
     tmp = run_dir / f".{CHECKPOINT_NAME}.tmp"
+    # Serialised in memory first: a full disk then fails in a plain file write, as an OSError that says so
+    # (torch's zip writer would report it as an "unexpected pos" RuntimeError).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
             _keep_previous(path)
         os.replace(tmp, path)
-    except BaseException as e:
+    except OSError as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # never leave half a checkpoint behind; the old one is untouched
-        if isinstance(e, Exception) and not isinstance(e, OSError):
-            # A full disk surfaces from torch's zip writer as a RuntimeError: report it as the I/O error it is.
-            raise OSError(f"checkpoint not written to {path} ({e}); the previous checkpoint is kept") from e
+        raise OSError(e.errno, f"checkpoint not written to {path} ({e.strerror}); the previous one is kept") from e
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
         raise
     dir_fd = os.open(run_dir, os.O_RDONLY)
     try:
