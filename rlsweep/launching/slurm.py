@@ -13,7 +13,11 @@
 3. SLURM reports an array task whose Python raised as COMPLETED; the record is what the job itself wrote
    (failed, with the error), and a job that left the queue without writing anything (``scancel`` before
    it started, a dead node) is recorded as cancelled by the waiting launcher or by ``rlsweep status``.
-4. ``wait=false`` submits and returns the shell at once; ``rlsweep status <sweep>`` follows the sweep.
+4. ``scontrol requeue`` stops a job with the same SIGTERM as ``scancel``, so the job records cancelled; the queue
+   tells them apart (:func:`reconcile`): a requeued job is PENDING again once it has finished COMPLETING, and its
+   record then says requeued until the next attempt runs. The waiting launcher takes an end as final only once
+   the job has left the queue for good.
+5. ``wait=false`` submits and returns the shell at once; ``rlsweep status <sweep>`` follows the sweep.
 """
 
 from __future__ import annotations
@@ -43,8 +47,13 @@ class PointJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> None:
         from rlsweep.launching.job import run_point
+        from rlsweep.lock import LockHeld
 
-        run_point(Path(self.run_dir))
+        try:
+            run_point(Path(self.run_dir))
+        except LockHeld as e:
+            # Another attempt runs this point (a local launch of the same sweep, say): leave it and its record.
+            print(f"rlsweep: {e}", flush=True)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         # The training loop checkpoints itself every few iterations; requeueing the same point resumes there.
@@ -81,32 +90,60 @@ def executor_for(sweep_dir: Path, s: SlurmSettings) -> submitit.AutoExecutor:
     return ex
 
 
-def queued_job_ids() -> set[str] | None:
-    """Ids of the jobs and array tasks SLURM still knows (pending, running, requeued); None without squeue."""
+# SLURM job states (squeue's %T). A job in ALIVE will run (again); one that is ENDING has been signalled and its
+# processes are on their way out, after which it either ends for good or, requeued, is PENDING again; any other
+# state (CANCELLED, COMPLETED, FAILED, TIMEOUT, NODE_FAIL, ...), or no longer being listed, means it is gone.
+ALIVE = ("PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING")
+ENDING = ("COMPLETING", "STAGE_OUT")
+# A requeued job waiting for its next start: its last process is gone and the next has not begun, so the launcher
+# may write the record (once RUNNING, the next attempt writes it itself).
+QUEUED = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+
+
+def job_states() -> dict[str, str] | None:
+    """State of every job and array task SLURM still knows, ended ones included (for MinJobAge seconds after their
+    end); None without squeue or when it fails."""
     if shutil.which("squeue") is None:
         return None
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i %T"], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         return None
-    # A cancelled job lingers as COMPLETING for a few seconds: it will not run again, so it does not count.
-    alive = ("PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING")
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
-    return {row[0] for row in rows if len(row) == 2 and row[1] in alive}
+    return {row[0]: row[1] for row in rows if len(row) == 2}
 
 
-def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> None:
-    """Mark points whose job left the queue without recording an end (scancel, dead node) as cancelled."""
-    queued = queued_job_ids()
-    if queued is None:
-        return
+def queued_job_ids() -> set[str] | None:
+    """Ids of the jobs and array tasks that will still run (pending, running, requeued); None without squeue."""
+    states = job_states()
+    return None if states is None else {job for job, state in states.items() if state in ALIVE}
+
+
+def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> set[str] | None:
+    """Bring SLURM points' records in line with the queue; returns the run ids whose job has not ended for good yet
+    (queued, running, or ending), or None when the queue cannot be read.
+
+    A job that left the queue without recording an end (scancel before it started, a dead node) is cancelled. A
+    record that says cancelled while its job is queued again was a requeue (``scontrol requeue``): SLURM ends the
+    job with the same SIGTERM as ``scancel``, so the job cannot tell the two apart and records cancelled; the
+    queue can, once the job has finished COMPLETING: a requeued job is PENDING again, a cancelled one is not.
+    """
+    states = job_states()
+    if states is None:
+        return None
     wanted = None if run_ids is None else set(run_ids)
+    unsettled: set[str] = set()
     for r in ledger.records():
-        if wanted is not None and r.run_id not in wanted:
+        if r.launcher != "slurm" or not r.job_id or (wanted is not None and r.run_id not in wanted):
             continue
-        waiting = r.status in ("pending", "running", "preempted") and r.launcher == "slurm"
-        # 5 s of grace: a requeued job briefly leaves squeue's list before it is pending again
-        if waiting and r.job_id and r.job_id not in queued and time.time() - r.updated > 5:
+        state = states.get(r.job_id)
+        if state in ALIVE or state in ENDING:
+            unsettled.add(r.run_id)
+            if r.status == "cancelled" and state in QUEUED:
+                r.update(status="requeued", error=None)
+        # 5 s of grace: a record written after the squeue above (a submission racing `rlsweep status`)
+        elif r.status in ("pending", "running", "preempted", "requeued") and time.time() - r.updated > 5:
             r.update(status="cancelled", error=f"SLURM job {r.job_id} left the queue unfinished")
+    return unsettled
 
 
 def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings) -> bool:
@@ -140,10 +177,12 @@ def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: L
     last_progress = time.time()
     while waiting:
         time.sleep(s.poll_every)
-        reconcile(ledger, sorted(waiting))
+        unsettled = reconcile(ledger, sorted(waiting))
         for rid in list(waiting):
             record = ledger.get(rid)
-            if record is not None and record.status in TERMINAL:
+            # An end counts once the job is gone (a record says cancelled during a requeue, too); a round without
+            # the queue decides nothing.
+            if record is not None and record.status in TERMINAL and unsettled is not None and rid not in unsettled:
                 waiting.discard(rid)
         if time.time() - last_progress >= s.progress_every:
             last_progress = time.time()
