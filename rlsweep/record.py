@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 RUN_FILE = "run.json"
+# The checkpoint files of a run directory (written by rlsweep.training.checkpoint; named here so that the
+# launcher can look at them without importing torch).
+CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_NAME = "checkpoint.prev.pt"
 STATUSES = ("pending", "running", "completed", "failed", "preempted", "requeued", "cancelled")
 # Statuses after which the job's process is gone; anything but completed is resumed by a rerun.
 ENDED = ("completed", "failed", "preempted", "cancelled")

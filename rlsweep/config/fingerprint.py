@@ -26,24 +26,39 @@ NOT_TRAINING = frozenset({"env.num_threads"})
 def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The keys of a resolved config that decide what is trained, flattened to dotted names."""
     flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif prefix not in NOT_TRAINING:
-            flat[prefix] = list(value) if isinstance(value, tuple) else value
-
     for section in TRAINING_SECTIONS:
         if section in config:
-            walk(section, config[section])
+            flat.update(_flat(section, config[section]))
     return flat
 
 
-def fingerprint(training: Mapping[str, Any]) -> str:
-    """A short digest of :func:`training_config`'s result (stable across processes and Python versions)."""
-    text = json.dumps(training, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return {k2: v2 for k, v in value.items() for k2, v2 in _flat(f"{prefix}.{k}", v).items()}
+    if prefix in NOT_TRAINING:
+        return {}
+    return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+def fingerprint(config: Mapping[str, Any], cache: dict[tuple[str, int], tuple[Any, str]] | None = None) -> str:
+    """A short digest of the training part of a resolved config (stable across processes and Python versions).
+
+    With ``cache``, a section that many points share (one object: the planner copies only what an override
+    changes, so a seed grid shares every section) is serialised once.
+    """
+    parts = []
+    for section in TRAINING_SECTIONS:
+        value = config.get(section)
+        key = (section, id(value))
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None and hit[0] is value:
+            text = hit[1]
+        else:
+            text = json.dumps(_flat(section, value), sort_keys=True, default=str)
+            if cache is not None:
+                cache[key] = (value, text)
+        parts.append(text)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
@@ -52,4 +67,4 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) 
     changed = [f"{k} {old.get(k, '(unset)')} -> {new.get(k, '(unset)')}" for k in keys if old.get(k) != new.get(k)]
     if len(changed) > limit:
         changed = [*changed[:limit], f"and {len(changed) - limit} more"]
-    return ", ".join(changed) or "no key differs (the fingerprint's definition changed)"
+    return ", ".join(changed)

@@ -101,8 +101,8 @@ def _run_locked(run_dir: Path, raw: dict[str, Any], lock: PointLock, identity: d
         "overrides": record.overrides,
         "total_steps": record.total_steps,
     }
-    info["training"] = training = training_config(raw)
-    info["fingerprint"] = fingerprint(training)
+    info["training"] = training_config(raw)
+    info["fingerprint"] = fingerprint(raw)
     from rlsweep.training import train  # imported here: torch and the envs are not needed to plan a sweep
 
     previous_handler = signal.signal(signal.SIGTERM, partial(_terminated, run_dir))

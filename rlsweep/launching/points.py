@@ -31,8 +31,7 @@ from rlsweep.launching.job import CONFIG_FILE, read_config, write_config
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point
 from rlsweep.lock import live_holder
-from rlsweep.record import RUN_FILE, RunRecord
-from rlsweep.training.checkpoint import CHECKPOINT_NAME, PREVIOUS_NAME
+from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME, RUN_FILE, RunRecord
 
 # Columns of the status table are cut to these widths so that a line fits in 120 columns.
 _RUN_WIDTH = 44
@@ -59,10 +58,11 @@ def prepare(plan: Plan, launcher: str) -> list[Point]:
     skipped: dict[str, int] = {}
     refused: list[str] = []
     queue = _SlurmQueue()
+    shared: dict[tuple[str, int], tuple[Any, str]] = {}  # config sections the points share, serialised once
     for p in plan.points:
         run_dir = plan.run_dir(p)
         record = _record_or_rebuilt(run_dir, p)
-        fp = fingerprint(training_config(p.config))
+        fp = fingerprint(p.config, shared)
         resume = str(p.config.get("resume", "check"))
         reason = _leave_alone(record, run_dir, queue)
         if reason is None and record is not None:
@@ -70,6 +70,9 @@ def prepare(plan: Plan, launcher: str) -> list[Point]:
             if change and resume == "check":
                 refused.append(f"{p.run_id} ({change})")
                 continue
+            if not change and record.fingerprint != fp and _has_progress(record, run_dir):
+                record.fingerprint = fp  # the same training config, fingerprinted anew: once, then never read again
+                record.write()
             restarting = resume == "restart" and _has_progress(record, run_dir)
             if record.status == "completed" and record.global_step >= p.total_steps and not (restarting or change):
                 reason = "completed"
@@ -123,17 +126,15 @@ def _has_progress(record: RunRecord, run_dir: Path) -> bool:
 
 def _training_change(record: RunRecord, run_dir: Path, p: Point, fp: str) -> str:
     """The keys that decide training and differ from those the point's progress was made under ('' if none)."""
-    if not _has_progress(record, run_dir):
-        return ""
-    if record.fingerprint is not None and record.fingerprint == fp:
+    if record.fingerprint == fp or not _has_progress(record, run_dir):
         return ""
     try:
         old = training_config(read_config(run_dir))
     except (OSError, ValueError):
         return ""  # no config to compare (a rebuilt record of a run from an older version): the job checks
-    if record.fingerprint is None and fingerprint(old) == fp:
-        return ""
-    return differences(old, training_config(p.config))
+    new = training_config(p.config)
+    # Equal keys under another fingerprint: a record from before the fingerprint, or a YAML 1 read back as 1.0.
+    return "" if old == new else differences(old, new)
 
 
 def _write_start(plan: Plan, s: _Start, launcher: str) -> None:
@@ -202,7 +203,7 @@ def rebuild_record(run_dir: Path, run_id: str) -> RunRecord:
         raw = read_config(run_dir)
         record.seed, record.name = int(raw.get("seed", 0)), str(raw.get("name") or "")
         record.total_steps = int(raw["budget"]["total_steps"])
-        record.fingerprint = fingerprint(training_config(raw))
+        record.fingerprint = fingerprint(raw)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     last = last_metrics(run_dir)

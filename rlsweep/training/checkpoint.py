@@ -12,18 +12,17 @@ import contextlib
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch  # imported where used: the launcher reads these file names without loading torch
+import torch
 
-CHECKPOINT_NAME = "checkpoint.pt"
-PREVIOUS_NAME = "checkpoint.prev.pt"
+from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME
+
+__all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
-    import torch
-
     path = run_dir / CHECKPOINT_NAME
     tmp = run_dir / f".{CHECKPOINT_NAME}.tmp"
     # Serialised in memory first: a full disk then fails in a plain file write, as an OSError that says so
@@ -64,8 +63,6 @@ def _keep_previous(path: Path) -> None:
 
 
 def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[str, Any] | None:
-    import torch
-
     path = run_dir / CHECKPOINT_NAME
     if not path.exists():
         return None

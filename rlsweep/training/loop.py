@@ -131,8 +131,9 @@ def set_up(cfg: Config, run_dir: Path, info: dict[str, Any]) -> tuple[Run, dict[
     seed_everything(cfg.seed, cfg.debug.deterministic, device)
     saved = load_checkpoint(run_dir, device)
     # What this run trains (the job passes it from config.yaml; a bare train() call derives it from cfg).
-    info.setdefault("training", training_config(dataclasses.asdict(cfg)))
-    info.setdefault("fingerprint", fingerprint(info["training"]))
+    if "fingerprint" not in info:
+        resolved = dataclasses.asdict(cfg)
+        info["training"], info["fingerprint"] = training_config(resolved), fingerprint(resolved)
     if saved is not None:
         check_same_training(saved, info, cfg.resume, run_dir)
     iteration = 0 if saved is None else int(saved["iteration"])
