@@ -1,11 +1,11 @@
 """The run record: one typed file, ``<run_dir>/run.json``, that says what a run is and how far it got.
 
 The launcher writes it when it plans the point (pending), the job while it runs (running, progress, W&B id),
-the tracker at each checkpoint, and whoever sees the end (completed, failed, preempted, cancelled). The sweep
-status, the launchers' decisions (what to skip, what to resume) and the analysis all read this one record, so
-they cannot disagree. At any moment a record has one writer: the launcher before it starts the point, the job
-while it runs (or the scheduler's preemption handler inside the job), the launcher again once the job's
-process is gone. Every write replaces the file atomically (temporary file, fsync, rename), which also holds on
+the tracker at each checkpoint, and whoever sees the end (completed, failed, preempted, requeued, cancelled).
+The sweep status, the launchers' decisions (what to skip, what to resume) and the analysis all read this one
+record, so they cannot disagree. At any moment a record has one writer: the launcher before it starts the
+point, the job while it runs and holds the point's lock (:mod:`rlsweep.lock`; or the scheduler's preemption
+handler inside the job), the launcher again once the job's process is gone. Every write replaces the file atomically (temporary file, fsync, rename), which also holds on
 a shared network filesystem where ``flock`` is unreliable.
 """
 
