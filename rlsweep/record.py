@@ -5,8 +5,9 @@ the tracker at each checkpoint, and whoever sees the end (completed, failed, pre
 The sweep status, the launchers' decisions (what to skip, what to resume) and the analysis all read this one
 record, so they cannot disagree. At any moment a record has one writer: the launcher before it starts the
 point, the job while it runs and holds the point's lock (:mod:`rlsweep.lock`; or the scheduler's preemption
-handler inside the job), the launcher again once the job's process is gone. Every write replaces the file atomically (temporary file, fsync, rename), which also holds on
-a shared network filesystem where ``flock`` is unreliable.
+handler inside the job), the launcher again once the job's process is gone. Every write replaces the file
+atomically (temporary file, fsync, rename), which also holds on a shared network filesystem where ``flock`` is
+unreliable.
 """
 
 from __future__ import annotations

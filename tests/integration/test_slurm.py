@@ -76,15 +76,21 @@ def test_slurm_scancel_is_recorded_and_rerun_resumes(tmp_path: Path) -> None:
     assert steps(run_dir) == STEPS
 
 
+def _waiting_launcher_with_a_paused_job(tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """A 1-point SLURM sweep whose launcher waits (``wait=true``) while its job is paused after a checkpoint."""
+    args = [*PAUSED, f"sweep_name={name}", *SLURM, *TINY]
+    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
+    sweep_dir = tmp_path / "sweeps" / name
+    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
+    return launcher, sweep_dir, run_dir
+
+
 @pytest.mark.slurm
 @slurm
 def test_slurm_requeue_is_recorded_and_the_waiting_launcher_follows_it_to_completion(tmp_path: Path) -> None:
     """``scontrol requeue`` SIGTERMs the job like ``scancel`` does, but the job comes back and resumes."""
-    args = [*PAUSED, "sweep_name=requeue", *SLURM, *TINY]
-    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
-    sweep_dir = tmp_path / "sweeps" / "requeue"
-    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
-    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
+    launcher, sweep_dir, run_dir = _waiting_launcher_with_a_paused_job(tmp_path, "requeue")
     subprocess.run(["scontrol", "requeue", ledger(sweep_dir)[run_dir.name]["job_id"]], check=True)
     wait_for(lambda: ledger(sweep_dir)[run_dir.name]["status"] == "requeued", 60, "the requeued record")
     assert "cancelled" not in status(sweep_dir)
@@ -103,11 +109,7 @@ def test_slurm_requeue_is_recorded_and_the_waiting_launcher_follows_it_to_comple
 @slurm
 def test_slurm_scancel_ends_the_waiting_launcher_with_the_point_cancelled(tmp_path: Path) -> None:
     """The same SIGTERM as a requeue, but the job does not come back: the waiting launcher stops at its end."""
-    args = [*PAUSED, "sweep_name=waitcancel", *SLURM, *TINY]
-    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
-    sweep_dir = tmp_path / "sweeps" / "waitcancel"
-    run_dir = sweep_dir / "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
-    wait_for(lambda: job_paused(sweep_dir, run_dir.name), 240, "the job's pause")
+    launcher, sweep_dir, run_dir = _waiting_launcher_with_a_paused_job(tmp_path, "waitcancel")
     subprocess.run(["scancel", ledger(sweep_dir)[run_dir.name]["job_id"]], check=True)
     out, _ = launcher.communicate(timeout=120)
     assert launcher.returncode == 1, out[-3000:]
