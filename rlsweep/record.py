@@ -161,4 +161,3 @@ def job_identity() -> dict[str, Any]:
     else:
         job_id = env.get("SLURM_JOB_ID")
     return {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid()}
-

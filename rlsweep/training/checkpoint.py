@@ -21,7 +21,6 @@ from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME
 __all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "CheckpointError", "load_checkpoint", "save_checkpoint"]
 
 
-
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
     path = run_dir / CHECKPOINT_NAME
     tmp = run_dir / f".{CHECKPOINT_NAME}.tmp"
