@@ -7,7 +7,8 @@
 - a point with progress made under another training config is refused, all such points in one message
   naming the keys that differ, before anything starts, unless ``resume=continue`` (go on under the new
   config) or ``resume=restart`` (set its files aside in ``discarded/`` and start over in a new W&B run);
-  ``resume=previous`` sets an unreadable newest checkpoint aside and resumes the one before it;
+  ``resume=previous`` sets an unreadable newest checkpoint aside and resumes the one before it (only where
+  the last attempt failed on it);
 - anything else (pending, interrupted, failed, stopped) runs and resumes its checkpoint; ``only=failed``
   reruns just the failed ones. A damaged record is rebuilt from the run's own files (the damaged file kept).
 Only then does it write the configs and records of the points that run, so a refused grid changes nothing,
@@ -147,7 +148,7 @@ def _write_start(plan: Plan, s: _Start, launcher: str) -> None:
         record.wandb_id, record.wandb_step = None, 0  # a new W&B run: the old one's history stays as it was
         record.changes = [*record.changes, [time.time(), f"restarted; the old files are in {where}"]]
         print(f"[rlsweep] {p.run_id}: starting over; the old files are in {where}", flush=True)
-    elif record is not None and s.action == "previous" and (run_dir / PREVIOUS_NAME).exists():
+    elif record is not None and s.action == "previous" and _unreadable_checkpoint(record, run_dir):
         where = _set_aside(run_dir, (CHECKPOINT_NAME,))
         (run_dir / PREVIOUS_NAME).replace(run_dir / CHECKPOINT_NAME)
         # The metrics after that checkpoint are recomputed; a new W&B run gets the kept ones again (no overlap).
@@ -165,6 +166,13 @@ def _write_start(plan: Plan, s: _Start, launcher: str) -> None:
     record.fingerprint = s.fingerprint
     record.launcher = launcher
     record.write()
+
+
+def _unreadable_checkpoint(record: RunRecord, run_dir: Path) -> bool:
+    """``resume=previous`` acts only where the last attempt failed on an unreadable newest checkpoint (the job
+    recorded an UnreadableCheckpoint) and an older one is there: the grid's other points resume as usual."""
+    failed_on_it = record.status == "failed" and (record.error or "").startswith("UnreadableCheckpoint")
+    return failed_on_it and (run_dir / PREVIOUS_NAME).exists()
 
 
 def _set_aside(run_dir: Path, names: Sequence[str]) -> Path:

@@ -18,7 +18,14 @@ import torch
 
 from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME
 
-__all__ = ["CHECKPOINT_NAME", "PREVIOUS_NAME", "CheckpointError", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "PREVIOUS_NAME",
+    "CheckpointError",
+    "UnreadableCheckpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
@@ -71,7 +78,7 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[s
     except Exception as e:  # a truncated or foreign file: torch raises zip, pickle or unpickler errors
         previous = path.with_name(PREVIOUS_NAME)
         choices = "resume=previous resumes from the one before it, " if previous.exists() else ""
-        raise CheckpointError(
+        raise UnreadableCheckpoint(
             f"checkpoint {path} cannot be read ({str(e).strip().splitlines()[0][:160]}); rerun with {choices}"
             "resume=restart to start this run over (its files are kept in discarded/)"
         ) from None
@@ -79,4 +86,8 @@ def load_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[s
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that exists but cannot be loaded; the message says which file and what to do."""
+    """A checkpoint that exists but cannot be resumed; the message says which file and what to do."""
+
+
+class UnreadableCheckpoint(CheckpointError):
+    """The newest checkpoint cannot be read (truncated, foreign, damaged): ``resume=previous`` is for this."""

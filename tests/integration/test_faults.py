@@ -232,13 +232,14 @@ def test_continue_under_a_changed_config_is_recorded_in_the_run(tmp_path: Path) 
 
 
 def test_a_corrupt_checkpoint_is_one_line_then_resume_previous_goes_on_from_the_one_before(tmp_path: Path) -> None:
-    sweep_dir = sweep_inline(tmp_path, *INLINE_TINY, "budget.checkpoint_every=2", "logger=wandb",
+    """One point's newest checkpoint is damaged; the other point of the grid is healthy and must not be rolled back."""
+    sweep_dir = sweep_inline(tmp_path, "seed=1,2", *INLINE_TINY, "budget.checkpoint_every=2", "logger=wandb",
                              "logger.mode=offline", sweep_name="corrupt")  # fmt: skip
-    (run_dir,) = (p for p in sweep_dir.iterdir() if p.is_dir())
+    run_dir, healthy = sweep_dir / "ppo_rnd_a0-env_fake-s1", sweep_dir / "ppo_rnd_a0-env_fake-s2"
     first_wandb = RunRecord.read(run_dir).wandb_id
     (run_dir / "checkpoint.pt").write_bytes(b"\x00" * 100)  # the newest (step 256) is damaged; step 128 is kept
-    args = [*TINY, "budget.total_steps=384", "budget.checkpoint_every=2", "logger=wandb", "logger.mode=offline",
-            "sweep_name=corrupt"]  # fmt: skip
+    args = ["seed=1,2", *TINY, "budget.total_steps=384", "budget.checkpoint_every=2", "logger=wandb",
+            "logger.mode=offline", "sweep_name=corrupt"]  # fmt: skip
     failed = run(tmp_path, *args)
     assert failed.returncode == 1
     log = (run_dir / "log.txt").read_text()
@@ -254,6 +255,8 @@ def test_a_corrupt_checkpoint_is_one_line_then_resume_previous_goes_on_from_the_
     assert r.status == "completed" and r.wandb_id not in (None, first_wandb)  # a new W&B run, the old one untouched
     (aside,) = (run_dir / "discarded").iterdir()
     assert (aside / "checkpoint.pt").read_bytes() == b"\x00" * 100  # set aside, not deleted
+    assert RunRecord.read(healthy).attempts == 2 and not (healthy / "discarded").exists()
+    assert steps(healthy) == [64, 128, 192, 256, 320, 384]
 
 
 # ---- the ledger -----------------------------------------------------------------------------------------------------
