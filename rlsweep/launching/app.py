@@ -28,7 +28,11 @@ USAGE = """usage: python sweep.py [-m] [override ...]
 
 overrides:  group=option (model=B), key=value (ppo.learning_rate=3e-4), sweeps a,b,c | range(1,4) | glob(ppo_rnd_*)
 launcher:   hydra/launcher=local|slurm, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
-preview:    dry_run=true prints the job table and starts nothing"""
+preview:    dry_run=true prints the job table and starts nothing
+rerun:      resume=check (default: resume each point's checkpoint if its training config is unchanged, else refuse)
+            | continue (resume under the changed config) | restart (set the old files aside, start over)
+            | previous (resume the checkpoint before an unreadable newest one)
+exit:       0 all completed, 1 some failed or stopped, 2 bad input, 3 the rest runs elsewhere, 130 Ctrl-C"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
