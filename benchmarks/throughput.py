@@ -273,7 +273,7 @@ def build_parts(cfg: Any, obs_shape: tuple[int, int, int], num_actions: int, fra
     ppo = cfg.ppo
     policy = build_policy(cfg.model.name, obs_shape, num_actions, cfg.model.critic_init_gain).to(device)
     updater = PPOUpdater(policy, ppo, cfg.perf)
-    motivation = build_motivation(cfg.motivation, obs_shape, device, frame_channels, cfg.perf)
+    motivation = build_motivation(cfg.motivation, obs_shape, device, frame_channels, cfg.perf, cfg.ppo.num_envs)
     storage = RolloutStorage(ppo.num_steps, ppo.num_envs, obs_shape, device)
     return policy, updater, motivation, storage
 

@@ -43,7 +43,8 @@ def collect(run_dir: Path, steps: int, num_envs: int, seed: int) -> dict[str, np
     try:
         policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain)
         policy.load_state_dict(checkpoint["policy"])
-        motivation = build_motivation(cfg.motivation, envs.obs_shape, device, frame_channels=envs.frame_channels)
+        motivation = build_motivation(cfg.motivation, envs.obs_shape, device, frame_channels=envs.frame_channels,
+                                      num_envs=cfg.ppo.num_envs)  # fmt: skip
         motivation.load_state_dict(checkpoint["motivation"])
         assert isinstance(motivation, Distillation)
         rooms_of = getattr(envs, "current_rooms", None)

@@ -1,11 +1,15 @@
 """The SND paper's presets ``paper_<variant>_<game>``: one base configuration plus a row of data per game.
 
 The paper (Pechac et al., [SND] config/ppo.config.json, method.md §3.4) runs one configuration on every game:
-model C (the paper's PPOAtariNetwork), Adam 1e-4, PPO minibatches of 512 from one permutation, the motivation
+its PPOAtariNetwork, Adam 1e-4, PPO minibatches of 512 from one permutation, the motivation
 trained in one pass over the rollout after PPO, 128 M agent steps on Atari and 64 M on Procgen. What changes
 from game to game is the env, the budget and the intrinsic reward scale ``motivation_eta``; the baseline on
 Montezuma alone also uses a single discount 0.99. That is :data:`PAPER_BASE`, :data:`PAPER_VARIANTS` and
 :data:`PAPER_GAMES` below.
+
+The network is where these presets depart from the paper: they build rlsweep's model C, the *author's* version
+of that network (ReLU after the feature FC 512; method.md §2.3), because the paper's variant (a linear feature
+layer, the actor's extra ReLU) is not implemented. Every other value is the paper's.
 
 :func:`register_presets` offers the 5 x 10 combinations to Hydra as options of the ``experiment`` group
 (package ``_global_``), built exactly as a YAML experiment file would be (a defaults list of group overrides,
@@ -28,8 +32,9 @@ from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSou
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
-# Group choices and values every paper preset shares (the seed's model C with its 0.1 critic gain and no
-# int-reward normalisation; the motivation options snd_vic / snd_std already train in one pass).
+# Group choices and values every paper preset shares (model C: the author's version of the paper's network, see
+# above; its 0.1 critic gain and no int-reward normalisation; the motivation options snd_vic / snd_std already
+# train in one pass).
 PAPER_BASE: dict[str, Any] = {
     "groups": {"model": "C", "normalise_int_reward": "false", "critic_init": "0.1"},
     "values": {"ppo": {"minibatch_sampling": "permutation"}},
@@ -46,6 +51,7 @@ PAPER_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                 "obs_norm": "mean",  # RunningStatsSimple: running mean subtracted, no warm-up
                 "warmup_steps": 0,
                 "predictor_updates": "one_pass",
+                "update_proportion": 0.25,  # the paper's fixed keep probability (the seed's scales with the envs)
             }
         },
     ),

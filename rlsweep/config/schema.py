@@ -98,7 +98,9 @@ class MotivationConfig:
     #                                                                    mean: SND, OpenAI
     reward_clip: float = 1.0  # r_int clipped to [0, reward_clip]; 0 disables the clip
     normalise_int_reward: bool = False  # divide r_int by its running std (seed variants b2/b3); set by group
-    update_proportion: float = 0.25  # predictor-loss mask keep probability (32 / num_envs at 128 envs)
+    # predictor-loss mask keep probability; null = the seed's rule min(1, 32 / ppo.num_envs): 0.25 at 128 envs,
+    # 1 at 32 or fewer (rlsweep.motivation.distillation.keep_fraction); a number fixes it (SND paper: 0.25)
+    update_proportion: float | None = None
     mask: str = one_of("element", ("element", "sample"))  # element: seed | sample: CleanRL/OpenAI
     obs_norm: str = one_of("mean", ("mean", "mean_std", "none"))  # mean: seed RND, subtract the running mean |
     #                                     mean_std: standardise, clip +-obs_norm_clip | none: the raw frame

@@ -101,11 +101,13 @@ def build_motivation(
     device: torch.device,
     frame_channels: int = 1,
     perf: PerfConfig | None = None,
+    num_envs: int = 128,
 ) -> Motivation:
-    """The motivation ``cfg.name`` for observations of ``obs_shape`` whose frames have ``frame_channels``."""
+    """The motivation ``cfg.name`` for observations of ``obs_shape`` whose frames have ``frame_channels``, trained
+    on rollouts of ``num_envs`` envs (the seed's predictor mask scales with it)."""
     if cfg.name == "none":
         return NoMotivation()
     cls = _CLASSES.get(cfg.name)
     if cls is None:
         raise ValueError(f"motivation.name={cfg.name!r} is not known; allowed: {', '.join(MOTIVATION_NAMES)}")
-    return cls(cfg, obs_shape, device, frame_channels, perf)
+    return cls(cfg, obs_shape, device, frame_channels, perf, num_envs)

@@ -18,6 +18,16 @@ from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.perf import Stats, adam, autocast, prepare_modules
 
+# The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
+SEED_MASK_ENVS = 32
+
+
+def keep_fraction(update_proportion: float | None, num_envs: int) -> float:
+    """The predictor mask's keep probability: fixed when set, else the seed's min(1, 32 / num_envs)."""
+    if update_proportion is not None:
+        return update_proportion
+    return min(1.0, SEED_MASK_ENVS / num_envs)
+
 
 class Distillation:
     """Target and predictor on the newest frame; r_int = scale * error, optionally / running std, clipped."""
@@ -32,6 +42,7 @@ class Distillation:
         device: torch.device,
         frame_channels: int = 1,
         perf: PerfConfig | None = None,
+        num_envs: int = 128,
     ) -> None:
         if frame_channels < 1 or obs_shape[0] % frame_channels:
             raise ValueError(f"frame_channels={frame_channels} does not divide the observation's {obs_shape[0]}")
@@ -39,6 +50,7 @@ class Distillation:
         self.device = device
         self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
+        self.keep = keep_fraction(cfg.update_proportion, num_envs)
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
         self.needs_warmup = cfg.obs_norm != "none"
         self.frame_shape = (frame_channels, obs_shape[1], obs_shape[2])
@@ -111,7 +123,7 @@ class Distillation:
         """Masked mean squared error and the mask's kept fraction."""
         err = self._error(obs, self.perf.autocast)
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
-        mask = (torch.rand(shape, device=err.device) < self.cfg.update_proportion).float()
+        mask = (torch.rand(shape, device=err.device) < self.keep).float()
         mask = mask.expand_as(err)
         loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
         return loss, mask.mean()

@@ -37,8 +37,9 @@ class SND(Distillation, ABC):
         device: torch.device,
         frame_channels: int = 1,
         perf: PerfConfig | None = None,
+        num_envs: int = 128,
     ) -> None:
-        super().__init__(cfg, obs_shape, device, frame_channels, perf)
+        super().__init__(cfg, obs_shape, device, frame_channels, perf, num_envs)
         self.heads = self._heads().to(device)
         params = [*self.target.parameters(), *self.heads.parameters()]
         self.target_optimizer = adam(params, cfg.target_learning_rate, fused=self.perf.fused_adam)

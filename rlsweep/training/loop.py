@@ -146,7 +146,7 @@ def set_up(cfg: Config, run_dir: Path, info: dict[str, Any]) -> tuple[Run, dict[
     envs = make_env(cfg.env, ppo.num_envs, env_seed)
     policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain).to(device)
     updater = PPOUpdater(policy, ppo, cfg.perf)
-    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, envs.frame_channels, cfg.perf)
+    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, envs.frame_channels, cfg.perf, ppo.num_envs)
     upload = Uploader(device, cfg.perf.pin_memory)
     storage = RolloutStorage(ppo.num_steps, ppo.num_envs, envs.obs_shape, device)
     tracker = Tracker(cfg, run_dir, info, resume_step=global_step if saved else None)

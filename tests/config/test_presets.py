@@ -38,7 +38,12 @@ def paper_values(variant: str, game: str) -> dict[str, Any]:
     if variant == "baseline" and game == "montezuma":
         values["ppo.gamma_ext"] = 0.99  # the baseline's single discount on Montezuma
     if variant == "rnd":
-        values |= {"motivation.network": "a", "motivation.obs_norm": "mean", "motivation.warmup_steps": 0}
+        values |= {
+            "motivation.network": "a",
+            "motivation.obs_norm": "mean",
+            "motivation.warmup_steps": 0,
+            "motivation.update_proportion": 0.25,  # fixed in the paper, scaled with the envs in the seed
+        }
     if variant in ("rnd", "snd_v", "snd_vic", "snd_std"):
         values["motivation.predictor_updates"] = "one_pass"
     if variant == "snd_v":

@@ -132,6 +132,19 @@ def test_rnd_element_mask_keeps_a_quarter_of_the_elements() -> None:
     assert any(abs(f * 64 - round(f * 64)) > 1e-6 for f in fractions)
 
 
+@pytest.mark.parametrize(("num_envs", "keep"), [(8, 1.0), (32, 1.0), (64, 0.5), (128, 0.25), (256, 0.125)])
+def test_the_seeds_mask_keeps_32_envs_worth_whatever_the_number_of_envs(num_envs: int, keep: float) -> None:
+    """Seed: keep = min(1, 32 / num_envs) by default (25 % at 128 envs, all at 32); a set value stays fixed."""
+    torch.manual_seed(0)
+    rnd = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, num_envs=num_envs)
+    fixed = build_motivation(MotivationConfig(update_proportion=0.25), OBS_SHAPE, CPU, num_envs=num_envs)
+    assert isinstance(rnd, RND) and isinstance(fixed, RND)
+    obs = _obs(64, 3)  # 32,768 Bernoulli draws per loss: sd of the kept fraction <= 0.003
+    torch.manual_seed(1)
+    assert rnd.predictor_loss(obs)[1].item() == pytest.approx(keep, abs=0.02)
+    assert fixed.predictor_loss(obs)[1].item() == pytest.approx(0.25, abs=0.02)
+
+
 def test_rnd_sample_mask_keeps_whole_rows() -> None:
     rnd = _rnd(replace(RAW, mask="sample", update_proportion=0.5))
     obs = _obs(3, 4)
