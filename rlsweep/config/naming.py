@@ -41,7 +41,7 @@ from rlsweep.config.schema import CONTROL_KEYS
 # The factors a configuration name is made of, in this order.
 NAME_FACTORS = ("motivation", "model", "normalise_int_reward", "critic_init")
 # Groups whose choice changes the run but is not part of the configuration's name unless non-default.
-EXTRA_GROUPS = ("env", "ppo")
+EXTRA_GROUPS = ("env", "ppo", "fidelity")
 NAMING_GROUPS = (*NAME_FACTORS, *EXTRA_GROUPS)
 # Overrides that never change what is computed (or are the seed, which closes the id).
 NOT_NAMING_KEYS = {"seed", "experiment", *CONTROL_KEYS}

@@ -106,6 +106,11 @@ class MotivationConfig:
     #                                     mean_std: standardise, clip +-obs_norm_clip | none: the raw frame
     obs_norm_clip: float = 5.0  # |standardised input| clip for obs_norm=mean_std (OpenAI 5; author CND 1)
     warmup_steps: int = 256  # random-action steps per env that fill the observation statistics before training
+    # which state updates the observation statistics during training: input = s_t, just before r_int(s_t) (paper,
+    # author CND/SND) | author = what the author's agent used: s_{t+1} after the step for RND, s_t for SND
+    stats_state: str = one_of("input", ("input", "author"))
+    obs_var_floor: float = 0.0  # obs_norm=mean_std divides by sqrt(max(var, floor)); 0 = by std + 1e-8 instead
+    #                             (the author's RunningStats floors the variance at 1e-3)
     predictor_updates: str = one_of("per_minibatch", ("per_minibatch", "one_pass"))  # per_minibatch: seed |
     #                                     one_pass: SND paper; SND's target follows the same schedule
 

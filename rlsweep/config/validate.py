@@ -78,6 +78,7 @@ RANGES: dict[str, Range] = {
     "motivation.reward_scale": NON_NEGATIVE,
     "motivation.reward_clip": NON_NEGATIVE,
     "motivation.update_proportion": Range(0, 1, low_open=True),
+    "motivation.obs_var_floor": Range(0, None),
     "motivation.warmup_steps": NON_NEGATIVE,
     "motivation.obs_norm_clip": POSITIVE,
     "motivation.target_learning_rate": POSITIVE,

@@ -17,6 +17,8 @@ and rerunning a finished 10,000-point sweep touches no file.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -133,9 +135,19 @@ def _training_change(record: RunRecord, run_dir: Path, p: Point, fp: str) -> str
         old = training_config(read_config(run_dir))
     except (OSError, ValueError):
         return ""  # no config to compare (a rebuilt record of a run from an older version): the job checks
-    new = training_config(p.config)
+    # A key the old config does not have yet (added by a later rlsweep) at its default is no change: defaults of
+    # new keys keep what runs did before them.
+    defaults = _training_defaults()
+    new = {k: v for k, v in training_config(p.config).items() if k in old or k not in defaults or v != defaults[k]}
     # Equal keys under another fingerprint: a record from before the fingerprint, or a YAML 1 read back as 1.0.
     return "" if old == new else differences(old, new)
+
+
+@functools.cache
+def _training_defaults() -> dict[str, Any]:
+    from rlsweep.config.schema import Config
+
+    return training_config(dataclasses.asdict(Config()))
 
 
 def _write_start(plan: Plan, s: _Start, launcher: str) -> None:

@@ -40,6 +40,7 @@ class MotivationBatch:
 class Motivation(Protocol):
     name: str
     needs_warmup: bool  # whether observation statistics must be filled with random steps first
+    stats_from_next: bool  # statistics fed s_{t+1} after the step (the author's RND) instead of s_t before r_int
 
     def update_stats(self, obs: torch.Tensor) -> None:
         """Feed one agent step's observations (uint8 (N, C, H, W)) to the running statistics."""

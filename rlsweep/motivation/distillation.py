@@ -34,6 +34,7 @@ class Distillation:
 
     name = "distillation"
     frozen_target = True
+    author_stats_from_next = False  # the author's agent fed s_{t+1} to its statistics (RND) or s_t (CND/SND)
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class Distillation:
         self.keep = keep_fraction(cfg.update_proportion, num_envs)
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
         self.needs_warmup = cfg.obs_norm != "none"
+        self.stats_from_next = cfg.stats_state == "author" and self.author_stats_from_next
         self.frame_shape = (frame_channels, obs_shape[1], obs_shape[2])
         target, predictor = build_distillation_nets(cfg.network, self.frame_shape, coupled_init=cfg.coupled_init)
         self.target = target.to(device)
@@ -77,7 +79,11 @@ class Distillation:
         if self.cfg.obs_norm == "mean":
             return centred
         clip = self.cfg.obs_norm_clip
-        return (centred / (self.obs_rms.std.float() + 1e-8)).clamp(-clip, clip)
+        if self.cfg.obs_var_floor > 0:
+            std = self.obs_rms.var.clamp(min=self.cfg.obs_var_floor).sqrt().float()
+        else:
+            std = self.obs_rms.std.float() + 1e-8
+        return (centred / std).clamp(-clip, clip)
 
     def inputs(self, obs: torch.Tensor) -> torch.Tensor:
         """What both networks read: the newest frame of uint8 observations, normalised as configured."""

@@ -13,6 +13,7 @@ from rlsweep.perf import Stats
 class NoMotivation:
     name = "none"
     needs_warmup = False
+    stats_from_next = False
 
     def update_stats(self, obs: torch.Tensor) -> None:
         return None

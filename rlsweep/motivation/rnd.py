@@ -12,3 +12,4 @@ from rlsweep.motivation.distillation import Distillation
 class RND(Distillation):
     name = "rnd"
     frozen_target = True
+    author_stats_from_next = True  # the author's RND agent updates its RunningStats with s_{t+1}

@@ -211,7 +211,8 @@ def collect(
         if cfg.perf.overlap_env:
             envs.step_async(actions_np)  # the emulators run while the networks compute r_int(s_t)
         with torch.no_grad():
-            motivation.update_stats(obs)
+            if not motivation.stats_from_next:
+                motivation.update_stats(obs)
             r_int = motivation.reward(obs)
         with timer.phase("env"):  # time the loop waits for the emulators
             if not cfg.perf.overlap_env:
@@ -222,6 +223,9 @@ def collect(
         int_rewards.append(r_int)
         episodes.add(result.episodes)
         obs = run.upload(result.obs)
+        if motivation.stats_from_next:
+            with torch.no_grad():
+                motivation.update_stats(obs)  # the author's RND: s_{t+1}, after r_int(s_t)
     storage.finish(obs)  # s_T (the last states' successors, for SND-VIC / SND-STD), rewards and dones
     run.global_step += run.batch_size
     return obs, int_rewards

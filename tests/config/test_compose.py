@@ -57,6 +57,16 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("debug", "none"): {"ppo.num_envs": 128, "ppo.minibatch_size": 512, "debug.profile": False},
     ("debug", "small"): {"ppo.num_envs": 8, "ppo.num_steps": 64, "ppo.minibatch_size": 128, "debug.profile": True},
     ("debug", "smoke"): {"ppo.num_envs": 4, "ppo.num_steps": 16, "ppo.minibatch_size": 32, "debug.profile": True},
+    ("fidelity", "rlsweep"): {
+        "ppo.bootstrap_last": True,
+        "motivation.stats_state": "input",
+        "motivation.obs_var_floor": 0.0,
+    },
+    ("fidelity", "author"): {
+        "ppo.bootstrap_last": False,
+        "motivation.stats_state": "author",
+        "motivation.obs_var_floor": 1e-3,
+    },
     ("env", "chain"): {"env.id": "chain", "env.frame_stack": 1},
     ("env", "fake"): {"env.id": "fake", "env.frame_size": 32},
     ("env", "maze"): {"env.id": "maze", "env.frame_size": 32},

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from inline import TINY as INLINE_TINY
 from inline import sweep_inline
 from procs import ENV, PAUSED, STEPS, TINY, cmd, ledger, paused, run, status, steps, stop_leftovers, wait_for
@@ -206,6 +207,20 @@ def test_a_changed_training_config_is_refused_for_the_grid_then_restarted_or_con
     again = run(tmp_path, *args)  # the restarted runs are now under the new config: a rerun finds them done
     assert again.returncode == 0 and "skipping 2 point(s): 2 completed" in again.stdout
     assert all(RunRecord.read(p).attempts == 2 for p in sweep_dir.iterdir() if p.is_dir())
+
+
+def test_a_key_added_by_a_later_rlsweep_at_its_default_is_not_a_change(tmp_path: Path) -> None:
+    """A sweep made before ``motivation.stats_state`` existed: its config lacks the key, whose default keeps what
+    the runs did, so the rerun finds its points completed instead of refusing them."""
+    sweep_dir = sweep_inline(tmp_path, *INLINE_TINY, sweep_name="older")
+    (run_dir,) = (p for p in sweep_dir.iterdir() if p.is_dir())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    del config["motivation"]["stats_state"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    RunRecord.read(run_dir).update(fingerprint="from-before")
+    sweep_inline(tmp_path, *INLINE_TINY, sweep_name="older")
+    r = RunRecord.read(run_dir)
+    assert r.attempts == 1 and r.fingerprint != "from-before"  # not rerun; fingerprinted anew
 
 
 def test_completed_means_the_budget_was_reached_and_a_raised_budget_continues_the_run(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ A run killed by SIGKILL and resumed through ``python sweep.py`` is tests/unit/te
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,27 @@ def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
         "ppo_rnd_c0-env_fake",
         "ppo_rnd_d0-env_fake",
     }
+
+
+@pytest.mark.parametrize("motivation", ["rnd", "snd_v"])
+def test_the_seeds_runs_train_under_fidelity_author(tmp_path: Path, motivation: str) -> None:
+    """The author's choices (no last-step bootstrap, RND statistics on s_{t+1}, the variance floor) train too."""
+    run_dir = run_inline(tmp_path, *SMOKE, f"motivation={motivation}", "fidelity=author", "name=author")
+    assert [m["global_step"] for m in metrics(run_dir)] == [64, 128, 192, 256]
+    assert all(math.isfinite(m["loss/policy"]) for m in metrics(run_dir))
+
+
+def test_rnd_statistics_fed_s_t_plus_1_see_each_rollouts_last_state_one_rollout_earlier(tmp_path: Path) -> None:
+    """Same seed, same run, only motivation.stats_state: the same number of states enter the statistics, but with
+    ``author`` each rollout's s_T enters before its update (and s_0 of the first rollout never), so they differ."""
+    import torch
+
+    saved = {}
+    for state in ("input", "author"):
+        run_dir = run_inline(tmp_path, *SMOKE, f"motivation.stats_state={state}", f"name=stats_{state}")
+        saved[state] = torch.load(run_dir / "checkpoint.pt", weights_only=True)["motivation"]["obs_rms"]
+    assert saved["input"]["count"] == saved["author"]["count"]
+    assert not torch.equal(saved["input"]["mean"], saved["author"]["mean"])
 
 
 def test_plain_ppo_smoke_and_same_seed_same_numbers(tmp_path: Path) -> None:

@@ -287,3 +287,23 @@ def test_no_motivation_gives_zero_reward_and_trains_nothing() -> None:
 def test_build_motivation_refuses_an_unknown_name() -> None:
     with pytest.raises(ValueError, match="none, rnd"):
         build_motivation(MotivationConfig(name="icm"), OBS_SHAPE, CPU)
+
+
+def test_the_authors_statistics_state_is_s_t_plus_1_for_rnd_only() -> None:
+    """fidelity=author sets stats_state=author: the author's RND fed s_{t+1} to its statistics, its CND/SND s_t."""
+    assert build_motivation(MotivationConfig(stats_state="author"), OBS_SHAPE, CPU).stats_from_next
+    assert not build_motivation(MotivationConfig(), OBS_SHAPE, CPU).stats_from_next
+    snd = MotivationConfig(name="snd_v", network="c", target_loss="mse", stats_state="author")
+    assert not build_motivation(snd, OBS_SHAPE, CPU).stats_from_next
+
+
+def test_the_authors_variance_floor_bounds_the_standardised_input() -> None:
+    flat = torch.full((16, *OBS_SHAPE), 100, dtype=torch.uint8)
+    shifted = flat + 1  # one grey level above frames whose variance is (almost) zero
+    floored = _rnd(MotivationConfig(obs_norm="mean_std", obs_norm_clip=100.0, obs_var_floor=1e-3))
+    plain = _rnd(MotivationConfig(obs_norm="mean_std", obs_norm_clip=100.0))
+    for rnd in (floored, plain):
+        rnd.update_stats(flat)
+    x = floored.inputs(shifted)
+    assert torch.allclose(x, torch.full_like(x, (1 / 255) / 1e-3**0.5), rtol=1e-2)
+    assert plain.inputs(shifted).min().item() > 5 * x.max().item()  # without the floor: std + 1e-8, far larger
