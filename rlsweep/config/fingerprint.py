@@ -23,21 +23,28 @@ TRAINING_SECTIONS = ("model", "ppo", "motivation", "env", "seed")
 NOT_TRAINING = frozenset({"env.num_threads"})
 
 
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted names (``{"ppo": {"num_envs": 8}}`` -> ``{"ppo.num_envs": 8}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def training_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The keys of a resolved config that decide what is trained, flattened to dotted names."""
     flat: dict[str, Any] = {}
     for section in TRAINING_SECTIONS:
         if section in config:
-            flat.update(_flat(section, config[section]))
+            flat.update(_section(section, config[section]))
     return flat
 
 
-def _flat(prefix: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, Mapping):
-        return {k2: v2 for k, v in value.items() for k2, v2 in _flat(f"{prefix}.{k}", v).items()}
-    if prefix in NOT_TRAINING:
-        return {}
-    return {prefix: list(value) if isinstance(value, tuple) else value}
+def _section(name: str, value: Any) -> dict[str, Any]:
+    return {k: v for k, v in flatten({name: value}).items() if k not in NOT_TRAINING}
 
 
 def fingerprint(config: Mapping[str, Any], cache: dict[tuple[str, int], tuple[Any, str]] | None = None) -> str:
@@ -54,7 +61,7 @@ def fingerprint(config: Mapping[str, Any], cache: dict[tuple[str, int], tuple[An
         if hit is not None and hit[0] is value:
             text = hit[1]
         else:
-            text = json.dumps(_flat(section, value), sort_keys=True, default=str)
+            text = json.dumps(_section(section, value), sort_keys=True, default=str)
             if cache is not None:
                 cache[key] = (value, text)
         parts.append(text)

@@ -115,9 +115,13 @@ def _run_locked(run_dir: Path, raw: dict[str, Any], lock: PointLock, identity: d
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-    final = {k: v for k, v in result.items() if not k.startswith(_NOT_FINAL)}
-    RunRecord.read(run_dir).update(status="completed", error=None, final=final)
+    RunRecord.read(run_dir).update(status="completed", error=None, final=final_metrics(result))
     return result
+
+
+def final_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """What a completed run's record keeps of its last metrics line (timings and losses stay in metrics.jsonl)."""
+    return {k: v for k, v in row.items() if not k.startswith(_NOT_FINAL)}
 
 
 def _terminated(run_dir: Path, signum: int, frame: Any) -> None:

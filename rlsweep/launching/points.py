@@ -30,7 +30,7 @@ from typing import Any
 
 from rlsweep.config import ConfigError
 from rlsweep.config.fingerprint import differences, fingerprint, training_config
-from rlsweep.launching.job import CONFIG_FILE, read_config, write_config
+from rlsweep.launching.job import CONFIG_FILE, final_metrics, read_config, write_config
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point
 from rlsweep.lock import live_holder
@@ -233,7 +233,7 @@ def rebuild_record(run_dir: Path, run_id: str) -> RunRecord:
         record.wandb_id = runs[-1].name.rsplit("-", 1)[-1]
     if record.total_steps and record.global_step >= record.total_steps and (run_dir / CHECKPOINT_NAME).exists():
         record.status = "completed"
-        record.final = {k: v for k, v in last.items() if not k.startswith(("perf/time", "loss/"))}
+        record.final = final_metrics(last)
     else:
         record.status = "failed"
         record.error = "record rebuilt from the run's files; a rerun resumes its checkpoint"

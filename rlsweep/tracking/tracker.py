@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from rlsweep.config.fingerprint import flatten
 from rlsweep.config.schema import Config
 from rlsweep.record import RunRecord
 from rlsweep.tracking.gitinfo import code_version
@@ -47,23 +48,13 @@ def wandb_mode(mode: str) -> str:
     return mode
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def wandb_config(cfg: Config, info: dict[str, Any]) -> dict[str, Any]:
     """The W&B run config: every resolved key (dotted), every group choice, identity and code version.
 
     Choices go under ``choice/<group>`` *and* are what the report groups by, so a W&B chart can be grouped
     by e.g. ``choice/model`` even where two groups set the same underlying key.
     """
-    config = _flatten(asdict(cfg))
+    config = flatten(asdict(cfg))
     config.pop("defaults", None)
     choices = info.get("choices") or {}
     config.update({f"choice/{k}": v for k, v in choices.items()})
