@@ -41,8 +41,6 @@ _RUN_WIDTH = 44
 _METRIC_WIDTH = 22
 # What a restart sets aside: everything a run produced (its log stays and goes on).
 _RUN_FILES = (CHECKPOINT_NAME, PREVIOUS_NAME, "metrics.jsonl", "wandb", CONFIG_FILE)
-# Statuses in which a point may have a job in the SLURM queue.
-_MAYBE_QUEUED = ("pending", "running", "preempted", "requeued")
 
 
 @dataclass
@@ -73,9 +71,6 @@ def prepare(plan: Plan, launcher: str) -> list[Point]:
             if change and resume == "check":
                 refused.append(f"{p.run_id} ({change})")
                 continue
-            if not change and record.fingerprint != fp and _has_progress(record, run_dir):
-                record.fingerprint = fp  # the same training config, fingerprinted anew: once, then never read again
-                record.write()
             restarting = resume == "restart" and _has_progress(record, run_dir)
             if record.status == "completed" and record.global_step >= p.total_steps and not (restarting or change):
                 reason = "completed"
@@ -83,8 +78,11 @@ def prepare(plan: Plan, launcher: str) -> list[Point]:
                 reason = record.status
             else:
                 action = "restart" if restarting else "continue" if change else resume
-                starts.append(_Start(p, record, fp, action, change))
+                starts.append(_Start(p, record, fp, action, change))  # _write_start records the fingerprint
                 continue
+            if not change and record.fingerprint != fp and _has_progress(record, run_dir):
+                record.fingerprint = fp  # the same training config, fingerprinted anew: once, then never read again
+                record.write()
         elif reason is None and only == "failed":
             reason = "not started"
         if reason is not None:
@@ -112,7 +110,8 @@ def _leave_alone(record: RunRecord | None, run_dir: Path, queue: _SlurmQueue) ->
         return None
     if live_holder(run_dir) is not None:
         return "still running"
-    if record.launcher == "slurm" and record.status in _MAYBE_QUEUED and record.job_id in queue.ids():
+    # Whatever its record says: during a requeue it says cancelled while the job waits to run again.
+    if record.launcher == "slurm" and record.job_id and record.job_id in queue.ids():
         return "queued in SLURM"
     return None
 

@@ -148,13 +148,7 @@ def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> set[str] | No
 
 def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings) -> bool:
     """Submit ``todo`` with ``s`` (its profile already applied by the planner); with ``wait`` follow it to the end.
-    Returns False when a point did not complete."""
-    queued = queued_job_ids() or set()
-    records = {p.run_id: ledger.get(p.run_id) for p in todo}
-    still_queued = [p for p in todo if (r := records[p.run_id]) is not None and r.job_id in queued]
-    if still_queued:
-        print(f"[rlsweep] skipping {len(still_queued)} point(s) whose SLURM job is still queued or running", flush=True)
-    todo = [p for p in todo if p not in still_queued]
+    Returns False when a point did not complete. Points whose job is still queued were left out by ``prepare``."""
     ex = executor_for(sweep_dir, s)
     for start in range(0, len(todo), s.max_array_size):
         chunk = todo[start : start + s.max_array_size]
