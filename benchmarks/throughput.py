@@ -189,9 +189,9 @@ def machine_info(device: Any) -> dict[str, Any]:
         "load_average_start": list(os.getloadavg()),
     }
     try:
-        import envpool
+        from rlsweep.envs.pool import import_envpool
 
-        info["envpool"] = envpool.__version__
+        info["envpool"] = import_envpool().__version__
     except Exception:  # envpool is optional for synthetic-only configs
         info["envpool"] = None
     if device.type == "cuda":

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # System pieces the test suite uses, from Debian's packages (needs root): headless Chromium for the report's
-# browser check, and the one-node SLURM cluster for the launcher tests (launchers/slurm-local.sh).
+# browser check, the Qt 5 GUI library that envpool's Procgen draws with, and the one-node SLURM cluster for the
+# launcher tests (launchers/slurm-local.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null; then
-  echo "[system-setup] installing chromium"
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+[[ $(ldconfig -p) == *"libQt5Gui.so.5 "* ]] || missing+=(libqt5gui5)
+if ((${#missing[@]})); then
+  echo "[system-setup] installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 launchers/slurm-local.sh start

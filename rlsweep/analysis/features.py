@@ -18,6 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +115,7 @@ def draw(data: dict[str, np.ndarray], points: np.ndarray, keep: np.ndarray, titl
     r = data["reward_env0"]
     ax.plot(np.arange(len(r)), r, lw=1.2)
     for t in np.flatnonzero(data["done_env0"]):
-        ax.axvline(t, color="grey", ls="--", lw=0.8)
+        ax.axvline(float(t), color="grey", ls="--", lw=0.8)
     ax.set_xlabel("agent step (env 0; dashed: episode end)")
     ax.set_ylabel("intrinsic reward")
     ax.set_title(f"{title}: intrinsic reward over a trajectory", fontsize=9)
@@ -143,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep = np.sort(rng.choice(n, size=min(n, args.max_points), replace=False))
     points = tsne(data["features"][keep], args.seed)
     files = draw(data, points, keep, run_dir.name, out)
-    np.savez_compressed(out / "features.npz", points=points, keep=keep, **data)
+    arrays: dict[str, Any] = {"points": points, "keep": keep, **data}
+    np.savez_compressed(out / "features.npz", **arrays)
     for f in files:
         print(f)
     return 0

@@ -249,11 +249,31 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
             f"Invalid value for motivation.network: {mot['network']!r} with motivation.target_loss="
             f"{mot['target_loss']!r} (allowed: {', '.join(nets)})"
         )
-    if not cfg["env"]["grayscale"] and not str(cfg["env"]["id"]).startswith("procgen-"):
+    env_id = str(cfg["env"]["id"])
+    if not cfg["env"]["grayscale"] and not env_id.startswith("procgen-"):
         raise ConfigError(
-            f"Invalid value for env.grayscale: false with env.id={cfg['env']['id']!r} (colour frames are offered "
+            f"Invalid value for env.grayscale: false with env.id={env_id!r} (colour frames are offered "
             "for Procgen ids procgen-<game> only; Atari and the synthetic envs are grey)"
         )
+    if env_id.startswith("procgen-"):
+        check_procgen(env_id, str(cfg["env"]["distribution_mode"]))
+
+
+def check_procgen(env_id: str, distribution_mode: str) -> None:
+    """The game offers the mode, and Procgen can run here (Qt 5): said before any job starts."""
+    from rlsweep.envs.procgen import ProcgenUnavailable, procgen_modes, require_procgen
+
+    modes = procgen_modes().get(env_id.removeprefix("procgen-"), {})
+    if modes and distribution_mode not in modes:
+        offered = sorted(game for game, m in procgen_modes().items() if distribution_mode in m)
+        raise ConfigError(
+            f"Invalid value for env.distribution_mode: {distribution_mode!r} with env.id={env_id!r} (allowed: "
+            f"{', '.join(sorted(modes))}; {distribution_mode} mode exists for {', '.join(offered) or 'no game'})"
+        )
+    try:
+        require_procgen()
+    except ProcgenUnavailable as exc:
+        raise ConfigError(f"env.id={env_id!r} cannot run here: {exc}") from None
 
 
 def check_env_id(env_id: str) -> None:

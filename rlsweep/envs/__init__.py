@@ -1,8 +1,8 @@
 """Environment factory: turns an ``env`` config section into a :class:`VecEnv`.
 
 This package owns every environment backend behind the :mod:`rlsweep.envs.base` contract: envpool Atari
-(:mod:`rlsweep.envs.atari`), Procgen (:mod:`rlsweep.envs.procgen`, ids ``procgen-<game>``) and the synthetic
-test envs ``fake``, ``maze`` and ``chain`` (:mod:`rlsweep.envs.synthetic`). envpool and procgen are imported
+(:mod:`rlsweep.envs.atari`), envpool Procgen (:mod:`rlsweep.envs.procgen`, ids ``procgen-<game>``) and the
+synthetic test envs ``fake``, ``maze`` and ``chain`` (:mod:`rlsweep.envs.synthetic`). envpool is imported
 lazily, so the synthetic envs work (and import fast) without touching an emulator.
 """
 

@@ -1,13 +1,9 @@
 """envpool Atari backend: the hard-exploration games behind the :class:`~rlsweep.envs.base.VecEnv` contract.
 
-This module owns the translation from envpool 1.0.1's gymnasium API to the project contract:
+This module owns the translation from envpool's gymnasium API (envpool 1.2.5) to the project contract:
 
-* **Same-step autoreset.** envpool resets a finished env on the *next* ``step`` call (that call ignores the
-  action and returns the reset observation: a dummy transition). Here every env that is done on a step is
-  reset at once with ``env.reset(env_id=ids)``, which envpool 1.0.1 accepts in sync mode for a subset of envs
-  and answers with only those envs' observations; the following ``step`` is then an ordinary step
-  (``elapsed_step`` is 1), so the training loop never sees a dummy transition. Verified in
-  ``tests/unit/test_envs.py``.
+* **Same-step autoreset** through :class:`~rlsweep.envs.pool.SameStepPool` (a finished game is reset within
+  the step that ended it). Verified in ``tests/unit/test_envs.py``.
 * **Frame order.** envpool's stack (``stack_num``) already has the newest frame last (each step shifts the
   older frames towards channel 0); a reset fills all channels with the first frame. Asserted in the tests.
 * **Rewards.** Training reward is binary (1 if the raw reward > 0) when ``binary_reward``; the raw reward is
@@ -30,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rlsweep.envs.base import EpisodeInfo, StepResult
+from rlsweep.envs.pool import SameStepPool, import_envpool
 
 __all__ = ["AtariEnv", "atari_env_ids"]
 
@@ -40,11 +37,11 @@ _LEVEL_BYTE = 57  # Montezuma RAM: current level
 @lru_cache(maxsize=1)
 def atari_env_ids() -> tuple[str, ...]:
     """envpool's Atari ids that end in ``-v5`` (the registry also holds MuJoCo ``-v5`` ids, filtered out)."""
-    import envpool
+    import_envpool()
     from envpool.registration import registry
 
     ids = []
-    for env_id in envpool.list_all_envs():
+    for env_id in registry.specs:
         spec = registry.specs.get(env_id)
         if env_id.endswith("-v5") and spec is not None and spec[0] == "envpool.atari":
             ids.append(env_id)
@@ -70,10 +67,9 @@ class AtariEnv:
         noop_max: int = 30,
         num_threads: int = 0,
     ) -> None:
-        import envpool
-
+        envpool = import_envpool()
         threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
-        self._env = envpool.make(
+        env = envpool.make(
             env_id,
             env_type="gymnasium",
             num_envs=num_envs,
@@ -93,17 +89,16 @@ class AtariEnv:
             use_fire_reset=False,
             seed=seed,
         )
+        self._pool = SameStepPool(env, num_envs)
         self.env_id = env_id
         self.num_envs = num_envs
         self.obs_shape = (frame_stack, frame_size, frame_size)
         self.frame_channels = 1  # always grey (the seed's wrapper)
-        self.num_actions = int(self._env.action_space.n)
+        self.num_actions = int(env.action_space.n)
         self._binary_reward = binary_reward
         self._episodic_life = episodic_life
         self._track_rooms = env_id.startswith("MontezumaRevenge")
         self._all_ids = np.arange(num_envs)
-        self._all_ids_i32 = self._all_ids.astype(np.int32)
-        self._sent = False  # a step_async awaits its step_wait
 
         self._ep_return = np.zeros(num_envs, dtype=np.float64)
         self._score = np.zeros(num_envs, dtype=np.float64)
@@ -116,48 +111,26 @@ class AtariEnv:
 
     # ---- VecEnv --------------------------------------------------------------------------------------------
     def reset(self) -> np.ndarray:
-        obs, info = self._env.reset()
-        order = self._order(info)
-        lives, ram = np.asarray(info["lives"]), np.asarray(info["ram"])
-        if order is not None:
-            obs, lives, ram = obs[order], lives[order], ram[order]
+        obs, info = self._pool.reset()
         self._ep_return[:] = 0.0
         self._score[:] = 0.0
         self._length[:] = 0
-        self._lives[:] = lives
-        self._start_rooms(self._all_ids, ram)
-        return np.asarray(obs)
+        self._lives[:] = np.asarray(info["lives"])
+        self._start_rooms(self._all_ids, np.asarray(info["ram"]))
+        return obs
 
     def step(self, actions: np.ndarray) -> StepResult:
         self.step_async(actions)
         return self.step_wait()
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Hand the actions to envpool's worker threads and return while they emulate (``send``)."""
-        if self._sent:
-            raise RuntimeError("step_async() twice without step_wait()")
-        self._env.send(np.asarray(actions).astype(np.int32, copy=False).reshape(self.num_envs), self._all_ids_i32)
-        self._sent = True
+        """Hand the actions to envpool's worker threads and return while they emulate."""
+        self._pool.send(actions)
 
     def step_wait(self) -> StepResult:
-        """Wait for the step (``recv``), then apply rewards, life splits, room counts and same-step resets."""
-        if not self._sent:
-            raise RuntimeError("step_wait() without step_async()")
-        self._sent = False
-        obs, raw, terminated, truncated, info = self._env.recv()
-        raw = np.asarray(raw, dtype=np.float64)
-        game_over = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        """Wait for the step, then apply rewards, life splits, room counts and same-step resets."""
+        obs, raw, game_over, info = self._pool.recv()
         lives, ram = np.asarray(info["lives"], dtype=np.int64), np.asarray(info["ram"])
-        order = self._order(info)
-        if order is not None:
-            obs, raw, game_over, lives, ram = (
-                obs[order],
-                raw[order],
-                game_over[order],
-                lives[order],
-                ram[order],
-            )
-
         reward = (raw > 0).astype(np.float32) if self._binary_reward else raw.astype(np.float32)
         self._ep_return += reward
         self._score += raw
@@ -184,9 +157,7 @@ class AtariEnv:
             self._ep_return[ids] = 0.0
             self._score[ids] = 0.0
             self._length[ids] = 0
-            reset_obs, reset_info = self._env.reset(env_id=ids.astype(np.int32))
-            reset_ids = np.asarray(reset_info["env_id"], dtype=np.int64)
-            obs = np.array(obs, copy=True) if not obs.flags.writeable else obs
+            reset_ids, reset_obs, reset_info = self._pool.reset_envs(ids)
             obs[reset_ids] = reset_obs
             self._lives[reset_ids] = reset_info["lives"]
             self._start_rooms(reset_ids, np.asarray(reset_info["ram"]))
@@ -209,21 +180,9 @@ class AtariEnv:
         self._run_rooms = {(int(level), int(room)) for level, room in state.get("rooms", [])}
 
     def close(self) -> None:
-        close = getattr(self._env, "close", None)
-        if close is not None:
-            close()
+        self._pool.close()
 
     # ---- helpers -------------------------------------------------------------------------------------------
-    def _order(self, info: dict[str, Any]) -> np.ndarray | None:
-        """Permutation that sorts a full-batch result by env id, or None when it is already in order.
-
-        Sync envpool returns envs 0..N-1 in order (observed); this guards the assumption for one compare.
-        """
-        env_ids = np.asarray(info["env_id"])
-        if np.array_equal(env_ids, self._all_ids):
-            return None
-        return np.argsort(env_ids)
-
     def _start_rooms(self, env_ids: np.ndarray, ram: np.ndarray) -> None:
         """Begin new episodes' room sets with their start room (from the reset RAM)."""
         if not self._track_rooms:

@@ -16,8 +16,6 @@ from omegaconf import OmegaConf
 from rlsweep.config import CONF_DIR, ConfigError, check_value, schema
 from rlsweep.config.validate import check_env_id, choices, synthetic_env_ids
 
-pytestmark = pytest.mark.filterwarnings("ignore:`np.bool8` is a deprecated alias:DeprecationWarning")
-
 
 def _options(group: str) -> dict[str, dict[str, typing.Any]]:
     out = {}

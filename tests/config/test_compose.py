@@ -27,9 +27,6 @@ from rlsweep.config.overrides import quote_group_values
 from rlsweep.config.presets import generated_experiments
 from rlsweep.launching import plan as planning
 
-# envpool (imported lazily by env-id validation) probes the removed numpy alias np.bool8; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:`np.bool8` is a deprecated alias:DeprecationWarning")
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SWEEP_PY = REPO_ROOT / "sweep.py"
 SQRT2 = math.sqrt(2.0)

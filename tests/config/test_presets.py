@@ -20,8 +20,6 @@ from rlsweep.config import CONF_DIR, validate
 from rlsweep.config.naming import config_name
 from rlsweep.config.presets import generated_experiments
 
-pytestmark = pytest.mark.filterwarnings("ignore:`np.bool8` is a deprecated alias:DeprecationWarning")
-
 ATARI = ("montezuma", "gravitar", "venture", "private_eye", "pitfall", "solaris")
 PROCGEN = ("caveflyer", "climber", "coinrun", "jumper")
 VARIANTS = {"baseline": "none", "rnd": "rnd", "snd_v": "snd_v", "snd_vic": "snd_vic", "snd_std": "snd_std"}

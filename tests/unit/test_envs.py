@@ -1,8 +1,9 @@
-"""Unit tests for rlsweep.envs: the VecEnv contract on envpool Atari and on the synthetic envs.
+"""Unit tests for rlsweep.envs: the VecEnv contract on envpool Atari and Procgen and on the synthetic envs.
 
 The Atari tests run the real envpool MontezumaRevenge-v5 with a few envs and a 30-step episode cap, so they
 check the facts the training loop relies on (same-step autoreset without a dummy transition, newest frame
-last, binary rewards, RAM room counting) against the emulator rather than against a mock.
+last, binary rewards, RAM room counting) against the emulator rather than against a mock. The Procgen tests
+run envpool's real Procgen games (the frame stack and RGB contract: tests/integration/test_snd_runs.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import pytest
 from rlsweep.config.schema import EnvConfig
 from rlsweep.envs import known_env_ids, make_env
 from rlsweep.envs.atari import AtariEnv
+from rlsweep.envs.pool import SameStepPool, import_envpool
+from rlsweep.envs.procgen import envpool_id
 from rlsweep.envs.synthetic import ChainEnv, MazeEnv
-
-# envpool 1.0.1 probes the removed numpy alias np.bool8 on import; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:`np.bool8` is a deprecated alias:DeprecationWarning")
 
 
 def _run(env: Any, actions: np.ndarray) -> tuple[np.ndarray, list[Any]]:
@@ -52,7 +52,7 @@ def test_atari_contract_autoreset_and_frame_order(montezuma: AtariEnv) -> None:
     assert env.num_actions == 18
     assert env.obs_shape == (4, 96, 96)
     # envpool's default is 0.0; the config value must reach it.
-    assert env._env.config["repeat_action_probability"] == pytest.approx(0.25)
+    assert env._pool.env.config["repeat_action_probability"] == pytest.approx(0.25)
 
     rng = np.random.default_rng(0)
     actions = rng.integers(0, env.num_actions, size=(61, env.num_envs))
@@ -180,6 +180,67 @@ def test_known_env_ids() -> None:
         "Solaris-v5",
     } <= set(ids)
     assert "Ant-v5" not in ids  # MuJoCo shares the -v5 suffix
+
+
+# ---- envpool Procgen ---------------------------------------------------------------------------------------
+
+# procgen 0.10.7's EXPLORATION_LEVEL_SEEDS (procgen/env.py) for the SND paper's four games: the procgen package's
+# exploration mode is this one level per game, played in hard mode.
+PROCGEN_EXPLORATION_LEVELS = {"caveflyer": 1259048185, "climber": 1561126160, "coinrun": 1949448038,
+                              "jumper": 1434825276}  # fmt: skip
+
+
+@pytest.mark.parametrize("game", sorted(PROCGEN_EXPLORATION_LEVELS))
+def test_procgen_exploration_mode_is_procgens_fixed_level(game: str) -> None:
+    env = import_envpool().make(envpool_id(f"procgen-{game}", "exploration"), env_type="gymnasium", num_envs=3, seed=5)
+    pool = SameStepPool(env, 3)
+    try:
+        _, info = pool.reset()
+        levels = set(info["level_seed"].tolist())
+        rng = np.random.default_rng(0)
+        for _ in range(300):  # random play ends episodes; every new episode is the same level again
+            pool.send(rng.integers(0, 15, size=3))
+            _, _, over, info = pool.recv()
+            levels |= set(info["level_seed"].tolist())
+            if over.any():
+                _, _, reset_info = pool.reset_envs(np.flatnonzero(over))
+                levels |= set(np.asarray(reset_info["level_seed"]).tolist())
+        assert levels == {PROCGEN_EXPLORATION_LEVELS[game]}
+    finally:
+        pool.close()
+
+
+def test_procgen_same_step_reset_leaves_no_dummy_step() -> None:
+    """After a same-step reset the env's next step is its episode's first (envpool's elapsed_step is 1), so
+    envpool's own next-step autoreset never runs and no action is ignored."""
+    env = import_envpool().make(envpool_id("procgen-jumper", "exploration"), env_type="gymnasium", num_envs=4, seed=0)
+    pool = SameStepPool(env, 4)
+    try:
+        pool.reset()
+        rng = np.random.default_rng(1)
+        just_reset = np.zeros(4, dtype=bool)
+        resets = 0
+        for _ in range(300):
+            pool.send(rng.integers(0, 15, size=4))
+            _, _, over, info = pool.recv()
+            steps = np.asarray(info["elapsed_step"])
+            assert (steps[just_reset] == 1).all(), steps
+            just_reset = over.copy()
+            if over.any():
+                ids, _, reset_info = pool.reset_envs(np.flatnonzero(over))
+                assert sorted(ids.tolist()) == np.flatnonzero(over).tolist()
+                assert (np.asarray(reset_info["elapsed_step"]) == 0).all()
+                resets += len(ids)
+        assert resets >= 4, "too few Procgen episodes ended to check the reset"
+    finally:
+        pool.close()
+
+
+def test_procgen_modes_come_from_envpool() -> None:
+    with pytest.raises(ValueError, match="exploration"):
+        envpool_id("procgen-bigfish", "exploration")  # procgen has no exploration level for bigfish
+    assert envpool_id("procgen-jumper", "exploration") == "JumperExploration-v0"
+    assert envpool_id("procgen-coinrun", "easy") == "CoinrunEasy-v0"
 
 
 # ---- synthetic ---------------------------------------------------------------------------------------------

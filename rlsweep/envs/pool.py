@@ -1,0 +1,115 @@
+"""What the envpool backends (Atari and Procgen) share: stepping a pool with same-step autoreset.
+
+envpool resets a finished env on the *next* ``step`` call: that call ignores the action and returns the reset
+observation, a dummy transition. :class:`SameStepPool` instead resets every env that finished on a step at
+once, with ``reset(env_id=ids)``, which envpool accepts in sync mode for a subset of envs and answers with only
+those envs' observations. The next ``send`` is then an ordinary step (``elapsed_step`` is 1), so the training
+loop never sees a dummy transition (verified for both backends in the tests).
+
+Stepping is split into ``send`` and ``recv`` so that the training loop can compute the intrinsic reward of s_t
+while envpool's worker threads emulate s_{t+1}.
+
+:func:`import_envpool` is the one place envpool is imported. envpool loads its Procgen module, which links the
+system's Qt 5 GUI library, at import, once per process. Where the system has no Qt 5 but the ``PyQt5-Qt5``
+wheel is installed (``pip install 'rlsweep[qt5]'``, the way without root), its libraries are loaded first, so
+the dynamic loader finds them by name when envpool's Procgen module asks for them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SameStepPool", "import_envpool"]
+
+_QT_LIBS = ("libQt5Core.so.5", "libQt5Gui.so.5")
+
+
+def _load_wheel_qt() -> None:
+    """Load Qt 5 from the PyQt5-Qt5 wheel when the system's loader finds none (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(_QT_LIBS[1], mode=ctypes.RTLD_GLOBAL)  # the system's (or LD_LIBRARY_PATH's) Qt 5
+        return
+    except OSError:
+        pass
+    for entry in sys.path:
+        lib = Path(entry or ".") / "PyQt5" / "Qt5" / "lib"
+        if (lib / _QT_LIBS[1]).is_file():
+            for name in _QT_LIBS:
+                ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
+            return
+
+
+def import_envpool() -> ModuleType:
+    """``import envpool``, with Qt 5 from the PyQt5-Qt5 wheel where the system has none."""
+    if "envpool" not in sys.modules:
+        _load_wheel_qt()
+    import envpool
+
+    return envpool
+
+
+class SameStepPool:
+    """An envpool env in sync mode, results always in env-id order, finished envs reset by the caller."""
+
+    def __init__(self, env: Any, num_envs: int) -> None:
+        self.env = env
+        self.num_envs = num_envs
+        self._all_ids = np.arange(num_envs)
+        self._all_ids_i32 = self._all_ids.astype(np.int32)
+        self._sent = False  # a send awaits its recv
+
+    def reset(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Reset every env: (obs, info) in env-id order."""
+        obs, info = self.env.reset()
+        return self._in_order(np.asarray(obs), info)
+
+    def send(self, actions: np.ndarray) -> None:
+        """Hand the actions to envpool's worker threads and return while they emulate."""
+        if self._sent:
+            raise RuntimeError("step_async() twice without step_wait()")
+        self.env.send(np.asarray(actions).astype(np.int32, copy=False).reshape(self.num_envs), self._all_ids_i32)
+        self._sent = True
+
+    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Wait for the step: (writable obs, raw reward float64, episode over, info), all in env-id order."""
+        if not self._sent:
+            raise RuntimeError("step_wait() without step_async()")
+        self._sent = False
+        obs, raw, terminated, truncated, info = self.env.recv()
+        info = dict(info)
+        info["_reward"] = np.asarray(raw, dtype=np.float64)
+        info["_over"] = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        obs, info = self._in_order(np.asarray(obs), info)
+        if not obs.flags.writeable:  # the finished envs' rows are overwritten with their reset observations
+            obs = obs.copy()
+        return obs, info.pop("_reward"), info.pop("_over"), info
+
+    def reset_envs(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Reset the envs ``ids`` now: (the ids envpool answered for, their obs, their info)."""
+        obs, info = self.env.reset(env_id=np.asarray(ids).astype(np.int32))
+        return np.asarray(info["env_id"], dtype=np.int64), np.asarray(obs), info
+
+    def close(self) -> None:
+        close = getattr(self.env, "close", None)
+        if close is not None:
+            close()
+
+    def _in_order(self, obs: np.ndarray, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """Sort a full-batch result by env id. Sync envpool answers envs 0..N-1 in order (observed); this guards
+        the assumption for one compare and permutes only when it fails."""
+        env_ids = np.asarray(info["env_id"])
+        if np.array_equal(env_ids, self._all_ids):
+            return obs, info
+        order = np.argsort(env_ids)
+        return obs[order], {
+            k: (np.asarray(v)[order] if isinstance(v, np.ndarray) and v.shape[:1] == (self.num_envs,) else v)
+            for k, v in info.items()
+        }
