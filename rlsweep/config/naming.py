@@ -28,6 +28,7 @@ point is a few dictionary look-ups.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -168,8 +169,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("_")
 
 
-def value_override_suffix(task_overrides: Iterable[str], groups: Iterable[str]) -> str:
-    """``-key=value`` parts for the overrides that are not group choices (sorted, so order does not matter)."""
+def _override_parts(task_overrides: Iterable[str], groups: Iterable[str]) -> list[str]:
+    """``key=value`` for the overrides that are not group choices (sorted, so order does not matter)."""
     group_set = set(groups)
     parts = []
     for item in task_overrides:
@@ -178,14 +179,36 @@ def value_override_suffix(task_overrides: Iterable[str], groups: Iterable[str]) 
         if key in group_set or key in NOT_NAMING_KEYS or key.startswith(NOT_NAMING_PREFIXES):
             continue
         parts.append(_slug(f"{key}={value.strip(chr(39) + chr(34))}"))
-    return "".join(f"-{p}" for p in sorted(parts))
+    return sorted(parts)
+
+
+def value_override_suffix(task_overrides: Iterable[str], groups: Iterable[str]) -> str:
+    """``-key=value`` parts for the overrides that are not group choices (sorted, so order does not matter)."""
+    return "".join(f"-{p}" for p in _override_parts(task_overrides, groups))
+
+
+#: Longest run id: a directory name holds at most 255 bytes (every id that fits is kept as it is, so sweeps
+#: named before this limit existed find their runs).
+MAX_RUN_ID = 255
 
 
 def run_id(choices: Mapping[str, Any], task_overrides: Iterable[str], seed: int, name: str = "") -> str:
     """Directory and W&B name of one run: configuration name, value overrides, seed.
 
-    An explicit ``name`` replaces both the configuration name and the value-override part.
+    An explicit ``name`` replaces both the configuration name and the value-override part. A name longer than
+    :data:`MAX_RUN_ID` keeps the configuration name and the override parts that fit, then ``-h`` and a digest
+    of all the override parts, so that it stays the same for the same command and distinct for distinct ones.
     """
     if name:
         return f"{name}-s{seed}"
-    return f"{config_name(choices)}{value_override_suffix(task_overrides, choices.keys())}-s{seed}"
+    base, parts = config_name(choices), _override_parts(task_overrides, choices.keys())
+    full = f"{base}{''.join(f'-{p}' for p in parts)}-s{seed}"
+    if len(full.encode()) <= MAX_RUN_ID:
+        return full
+    tail = f"-h{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:10]}-s{seed}"
+    kept = base
+    for part in parts:
+        if len(f"{kept}-{part}{tail}".encode()) > MAX_RUN_ID:
+            break
+        kept += f"-{part}"
+    return f"{kept}{tail}"

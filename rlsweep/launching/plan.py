@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlsweep.config import CONF_DIR, ConfigError, check_value, register_configs, run_id, validate
 from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings, load_profile
-from rlsweep.config.naming import config_name
+from rlsweep.config.naming import MAX_RUN_ID, config_name
 from rlsweep.config.schema import CONTROL_KEYS
 
 # The config groups: every directory of the config tree.
@@ -208,6 +208,10 @@ def check_name(key: str, value: str) -> None:
     if value and (value in (".", "..") or "/" in value or "\\" in value or value.startswith(("~", "-"))):
         raise ConfigError(
             f"Invalid value for {key}: {value!r} (a name, not a path: no '/', no '..', not starting with '~' or '-')"
+        )
+    if len(value.encode()) > MAX_RUN_ID - 8:  # room for the run id's "-s<seed>"
+        raise ConfigError(
+            f"Invalid value for {key}: {value[:40]!r}... ({len(value)} characters; at most {MAX_RUN_ID - 8})"
         )
 
 

@@ -16,7 +16,15 @@ from hydra.core.global_hydra import GlobalHydra
 
 import rlsweep.config
 from rlsweep.config import CONF_DIR, naming
-from rlsweep.config.naming import NAME_FACTORS, config_name, experiments, group_defaults, read_experiment, run_id
+from rlsweep.config.naming import (
+    MAX_RUN_ID,
+    NAME_FACTORS,
+    config_name,
+    experiments,
+    group_defaults,
+    read_experiment,
+    run_id,
+)
 
 SEED_TABLE = {  # method.md §3.2: (model, normalise_int_reward, critic_init) of the RND variants
     "ppo_rnd_a0": ("A", "false", "0.1"),
@@ -90,6 +98,19 @@ def test_run_ids_append_value_overrides_and_the_seed() -> None:
         "ppo_rnd_b1-motivation.obs_norm=mean_std-ppo.num_envs=8-s1"
     )
     assert run_id(choices, ["ppo.learning_rate=3e-4"], 3, name="mine") == "mine-s3"
+
+
+def test_a_run_id_too_long_for_a_directory_keeps_what_fits_and_a_digest_of_the_rest() -> None:
+    choices = {"model": "B", "critic_init": "sqrt2"}
+    many = [f"ppo.key_number_{i}={i / 7:.12f}" for i in range(12)]  # about 420 characters of overrides
+    rid = run_id(choices, many, 1)
+    assert len(rid.encode()) <= MAX_RUN_ID and rid.startswith("ppo_rnd_b1-ppo.key_number_0=")
+    assert rid == run_id(choices, list(reversed(many)), 1)  # the same command finds the same directory
+    other = run_id(choices, [*many[:9], "ppo.key_number_9=0", *many[10:]], 1)  # a change past the kept parts
+    assert other != rid and other.rsplit("-h", 1)[0] == rid.rsplit("-h", 1)[0]
+    assert rid.endswith("-s1") and run_id(choices, many, 2).endswith("-s2")
+    fits = [f"ppo.k{i}={i}" for i in range(3)]
+    assert run_id(choices, fits, 1) == "ppo_rnd_b1-ppo.k0=0-ppo.k1=1-ppo.k2=2-s1"  # short ids are unchanged
 
 
 # ---- where the names come from ---------------------------------------------------------------------------
