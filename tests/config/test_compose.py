@@ -73,6 +73,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("env", "private_eye"): {"env.id": "PrivateEye-v5"},
     ("env", "solaris"): {"env.id": "Solaris-v5"},
     ("env", "venture"): {"env.id": "Venture-v5"},
+    ("env", "road_runner"): {"env.id": "RoadRunner-v5", "env.sticky_action_prob": 0.25},
     ("logger", "none"): {"logger.backend": "none", "logger.mode": "disabled"},
     ("logger", "wandb"): {"logger.backend": "wandb", "logger.mode": "auto"},
     ("model", "A"): {"model.name": "A"},
@@ -95,6 +96,14 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     },
     # The CPU demo preset: the synthetic maze with the demo budget at small sizes.
     ("experiment", "demo_maze"): {"env.id": "maze", "budget.total_steps": 16_384, "ppo.num_envs": 8},
+    # The CPU learning check: plain PPO on Road Runner, small frames, 32 k steps, one torch thread.
+    ("experiment", "atari_check"): {
+        "env.id": "RoadRunner-v5",
+        "env.frame_size": 32,
+        "motivation.name": "none",
+        "budget.total_steps": 32_768,
+        "torch_threads": 1,
+    },
     **{
         ("experiment", name): {
             "model.name": model,
