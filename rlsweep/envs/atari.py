@@ -19,7 +19,6 @@ This module owns the translation from envpool's gymnasium API (envpool 1.2.5) to
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -67,14 +66,11 @@ class AtariEnv:
         noop_max: int = 30,
         num_threads: int = 0,
     ) -> None:
-        envpool = import_envpool()
-        threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
-        env = envpool.make(
+        self._pool = SameStepPool.make(
             env_id,
-            env_type="gymnasium",
-            num_envs=num_envs,
-            # More threads than envs only adds idle workers.
-            num_threads=min(threads, num_envs),
+            num_envs,
+            seed=seed,
+            num_threads=num_threads,
             img_height=frame_size,
             img_width=frame_size,
             stack_num=frame_stack,
@@ -87,14 +83,12 @@ class AtariEnv:
             max_episode_steps=max_episode_steps,
             noop_max=noop_max,
             use_fire_reset=False,
-            seed=seed,
         )
-        self._pool = SameStepPool(env, num_envs)
         self.env_id = env_id
         self.num_envs = num_envs
         self.obs_shape = (frame_stack, frame_size, frame_size)
         self.frame_channels = 1  # always grey (the seed's wrapper)
-        self.num_actions = int(env.action_space.n)
+        self.num_actions = int(self._pool.env.action_space.n)
         self._binary_reward = binary_reward
         self._episodic_life = episodic_life
         self._track_rooms = env_id.startswith("MontezumaRevenge")

@@ -18,6 +18,7 @@ the dynamic loader finds them by name when envpool's Procgen module asks for the
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -58,6 +59,20 @@ def import_envpool() -> ModuleType:
 
 class SameStepPool:
     """An envpool env in sync mode, results always in env-id order, finished envs reset by the caller."""
+
+    @classmethod
+    def make(cls, env_id: str, num_envs: int, *, seed: int, num_threads: int = 0, **options: Any) -> SameStepPool:
+        """``envpool.make`` in gymnasium sync mode; ``num_threads`` 0 means one worker per core."""
+        threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
+        env = import_envpool().make(
+            env_id,
+            env_type="gymnasium",
+            num_envs=num_envs,
+            num_threads=min(threads, num_envs),  # more threads than envs only adds idle workers
+            seed=seed,
+            **options,
+        )
+        return cls(env, num_envs)
 
     def __init__(self, env: Any, num_envs: int) -> None:
         self.env = env

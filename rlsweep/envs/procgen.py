@@ -29,7 +29,6 @@ This module owns the translation from envpool's Procgen envs (envpool 1.2.5) to 
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import numpy as np
@@ -120,22 +119,13 @@ class ProcgenEnv(NoExplorationCounters):
     ) -> None:
         pool_id = envpool_id(env_id, distribution_mode)
         require_procgen()
-        envpool = import_envpool()
-        threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
-        env = envpool.make(
-            pool_id,
-            env_type="gymnasium",
-            num_envs=num_envs,
-            num_threads=min(threads, num_envs),  # more threads than envs only adds idle workers
-            seed=int(seed) % (2**31 - 1),
-        )
-        self._pool = SameStepPool(env, num_envs)
+        self._pool = SameStepPool.make(pool_id, num_envs, seed=int(seed) % (2**31 - 1), num_threads=num_threads)
         self.env_id = env_id
         self.game = env_id[len(_PREFIX) :]
         self.num_envs = num_envs
         self.frame_channels = 1 if grayscale else 3
         self.obs_shape = (frame_stack * self.frame_channels, frame_size, frame_size)
-        self.num_actions = int(env.action_space.n)
+        self.num_actions = int(self._pool.env.action_space.n)
         self._grayscale = grayscale
         self._frame_size = frame_size
         self._random_action_prob = random_action_prob
