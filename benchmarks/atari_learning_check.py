@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs
     ]
     lines += [f"| random | {r['seed']} | {r['score']:.1f} | {r['episodes']} | | |" for r in randoms]
-    t, r = [x["score"] for x in runs], [x["score"] for x in randoms]
-    lines += ["", f"PPO: min {min(t):.1f}, mean {np.mean(t):.1f}, max {max(t):.1f}; "
-              f"random: min {min(r):.1f}, mean {np.mean(r):.1f}, max {max(r):.1f}"]  # fmt: skip
+    ppo, rand = [x["score"] for x in runs], [x["score"] for x in randoms]
+    lines += ["", f"PPO: min {min(ppo):.1f}, mean {np.mean(ppo):.1f}, max {max(ppo):.1f}; "
+              f"random: min {min(rand):.1f}, mean {np.mean(rand):.1f}, max {max(rand):.1f}"]  # fmt: skip
     args.results.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -15,6 +15,9 @@ It runs in two environments, because procgen-mirror cannot live beside numpy 2::
     # 2. the envpool side, in rlsweep's venv, then the comparison
     python benchmarks/procgen_equivalence.py record envpool --out /tmp/pgeq
     python benchmarks/procgen_equivalence.py compare /tmp/pgeq --results benchmarks/results/<name>
+    # speed, one JSON line per call: run the two backends' calls interleaved on an idle machine
+    /tmp/procgen-venv/bin/python benchmarks/procgen_equivalence.py speed procgen --game coinrun --mode easy
+    python benchmarks/procgen_equivalence.py speed envpool --game coinrun --mode easy
 
 ``--system-qt`` copies the procgen package to a temporary folder and points its bundled Qt libraries at the
 system's ``libQt5Core.so.5`` / ``libQt5Gui.so.5`` (the ones envpool uses), to tell the Qt version's part in any
@@ -112,6 +115,38 @@ def record(backend: str, game: str, mode: str, num_envs: int, steps: int, seed: 
     }  # fmt: skip
 
 
+def speed(backend: str, game: str, mode: str, num_envs: int, steps: int) -> float:
+    """Agent steps/s of plain stepping with uniform random actions, two worker threads, after a warm-up."""
+    actions = np.random.default_rng(0).integers(0, NUM_ACTIONS, size=(steps, num_envs)).astype(np.int32)
+    if backend == "procgen":
+        import procgen
+
+        env = procgen.ProcgenGym3Env(num=num_envs, env_name=game, distribution_mode=mode, rand_seed=0, num_threads=2)
+
+        def step(a: np.ndarray) -> None:
+            env.act(a)
+            env.observe()
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from rlsweep.envs.pool import import_envpool
+        from rlsweep.envs.procgen import envpool_id
+
+        # envpool's own next-step autoreset: plain stepping, as procgen's is.
+        pool = import_envpool().make(envpool_id(f"procgen-{game}", mode), env_type="gymnasium", num_envs=num_envs,
+                                     num_threads=2, seed=0)  # fmt: skip
+        pool.reset()
+
+        def step(a: np.ndarray) -> None:
+            pool.step(a)
+
+    for a in actions[:50]:
+        step(a)
+    start = time.perf_counter()
+    for a in actions:
+        step(a)
+    return num_envs * steps / (time.perf_counter() - start)
+
+
 def _load(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
@@ -150,11 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--envs", type=int, default=8)
     rec.add_argument("--steps", type=int, default=2000)
     rec.add_argument("--seed", type=int, default=0)
+    spd = sub.add_parser("speed", help="steps/s of one backend with random actions (run the two interleaved)")
+    spd.add_argument("backend", choices=("procgen", "envpool"))
+    spd.add_argument("--game", default="coinrun")
+    spd.add_argument("--mode", default="easy")
+    spd.add_argument("--envs", type=int, default=64)
+    spd.add_argument("--steps", type=int, default=1000)
     cmp = sub.add_parser("compare", help="compare the recordings in a folder; write <results>.json and .md")
     cmp.add_argument("folder", type=Path)
     cmp.add_argument("--results", type=Path, required=True, help="path stem for the .json and .md")
     args = parser.parse_args(argv)
 
+    if args.command == "speed":
+        print(json.dumps({"backend": args.backend, "game": args.game, "mode": args.mode, "envs": args.envs,
+                          "steps_per_s": speed(args.backend, args.game, args.mode, args.envs, args.steps),
+                          "load_average": list(os.getloadavg())}))  # fmt: skip
+        return 0
     if args.command == "record":
         tag = args.backend + ("-system-qt" if args.system_qt else "")
         if args.system_qt:
@@ -165,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in MODES:
             for game in GAMES:
                 data = record(args.backend, game, mode, args.envs, args.steps, args.seed)
-                np.savez_compressed(args.out / f"{tag}-{game}-{mode}.npz", **data)  # type: ignore[arg-type]
+                np.savez_compressed(args.out / f"{tag}-{game}-{mode}.npz", **data)
                 print(f"{tag} {game} {mode}: {float(data['steps_per_s']):.0f} steps/s, "
                       f"{int(data['dones'].sum())} episodes")  # fmt: skip
         return 0
