@@ -261,15 +261,12 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
 
 def check_procgen(env_id: str, distribution_mode: str) -> None:
     """The game offers the mode, and Procgen can run here (Qt 5): said before any job starts."""
-    from rlsweep.envs.procgen import ProcgenUnavailable, procgen_modes, require_procgen
+    from rlsweep.envs.procgen import ProcgenUnavailable, envpool_id, require_procgen
 
-    modes = procgen_modes().get(env_id.removeprefix("procgen-"), {})
-    if modes and distribution_mode not in modes:
-        offered = sorted(game for game, m in procgen_modes().items() if distribution_mode in m)
-        raise ConfigError(
-            f"Invalid value for env.distribution_mode: {distribution_mode!r} with env.id={env_id!r} (allowed: "
-            f"{', '.join(sorted(modes))}; {distribution_mode} mode exists for {', '.join(offered) or 'no game'})"
-        )
+    try:
+        envpool_id(env_id, distribution_mode)  # the id itself was checked by check_env_id
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         require_procgen()
     except ProcgenUnavailable as exc:

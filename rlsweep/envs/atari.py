@@ -39,11 +39,7 @@ def atari_env_ids() -> tuple[str, ...]:
     import_envpool()
     from envpool.registration import registry
 
-    ids = []
-    for env_id in registry.specs:
-        spec = registry.specs.get(env_id)
-        if env_id.endswith("-v5") and spec is not None and spec[0] == "envpool.atari":
-            ids.append(env_id)
+    ids = [env_id for env_id, spec in registry.specs.items() if env_id.endswith("-v5") and spec[0] == "envpool.atari"]
     return tuple(sorted(ids))
 
 

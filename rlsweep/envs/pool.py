@@ -26,9 +26,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SameStepPool", "import_envpool"]
+__all__ = ["SameStepPool", "import_envpool", "wheel_qt_dir"]
 
 _QT_LIBS = ("libQt5Core.so.5", "libQt5Gui.so.5")
+
+
+def wheel_qt_dir() -> Path | None:
+    """The PyQt5-Qt5 wheel's folder of Qt 5 libraries, where the wheel is installed."""
+    for entry in sys.path:
+        lib = Path(entry or ".") / "PyQt5" / "Qt5" / "lib"
+        if (lib / _QT_LIBS[1]).is_file():
+            return lib
+    return None
 
 
 def _load_wheel_qt() -> None:
@@ -40,12 +49,10 @@ def _load_wheel_qt() -> None:
         return
     except OSError:
         pass
-    for entry in sys.path:
-        lib = Path(entry or ".") / "PyQt5" / "Qt5" / "lib"
-        if (lib / _QT_LIBS[1]).is_file():
-            for name in _QT_LIBS:
-                ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
-            return
+    lib = wheel_qt_dir()
+    if lib is not None:
+        for name in _QT_LIBS:
+            ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
 
 
 def import_envpool() -> ModuleType:
@@ -84,7 +91,8 @@ class SameStepPool:
     def reset(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Reset every env: (obs, info) in env-id order."""
         obs, info = self.env.reset()
-        return self._in_order(np.asarray(obs), info)
+        (obs,), info = self._in_order(info, np.asarray(obs))
+        return obs, info
 
     def send(self, actions: np.ndarray) -> None:
         """Hand the actions to envpool's worker threads and return while they emulate."""
@@ -99,13 +107,11 @@ class SameStepPool:
             raise RuntimeError("step_wait() without step_async()")
         self._sent = False
         obs, raw, terminated, truncated, info = self.env.recv()
-        info = dict(info)
-        info["_reward"] = np.asarray(raw, dtype=np.float64)
-        info["_over"] = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
-        obs, info = self._in_order(np.asarray(obs), info)
+        over = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        (obs, raw, over), info = self._in_order(info, np.asarray(obs), np.asarray(raw, dtype=np.float64), over)
         if not obs.flags.writeable:  # the finished envs' rows are overwritten with their reset observations
             obs = obs.copy()
-        return obs, info.pop("_reward"), info.pop("_over"), info
+        return obs, raw, over, info
 
     def reset_envs(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Reset the envs ``ids`` now: (the ids envpool answered for, their obs, their info)."""
@@ -117,14 +123,15 @@ class SameStepPool:
         if close is not None:
             close()
 
-    def _in_order(self, obs: np.ndarray, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        """Sort a full-batch result by env id. Sync envpool answers envs 0..N-1 in order (observed); this guards
-        the assumption for one compare and permutes only when it fails."""
+    def _in_order(self, info: dict[str, Any], *arrays: np.ndarray) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Sort a full-batch result (``arrays`` and ``info``'s per-env arrays) by env id. Sync envpool answers
+        envs 0..N-1 in order (observed); this guards the assumption for one compare and permutes only when it
+        fails."""
         env_ids = np.asarray(info["env_id"])
         if np.array_equal(env_ids, self._all_ids):
-            return obs, info
+            return list(arrays), info
         order = np.argsort(env_ids)
-        return obs[order], {
+        return [a[order] for a in arrays], {
             k: (np.asarray(v)[order] if isinstance(v, np.ndarray) and v.shape[:1] == (self.num_envs,) else v)
             for k, v in info.items()
         }

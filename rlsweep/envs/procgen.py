@@ -85,8 +85,8 @@ def envpool_id(env_id: str, distribution_mode: str) -> str:
     if distribution_mode not in modes[game]:
         offered = sorted(g for g, m in modes.items() if distribution_mode in m)
         raise ValueError(
-            f"env.distribution_mode={distribution_mode!r} is not offered for env.id={env_id!r} (allowed for "
-            f"{game}: {', '.join(sorted(modes[game]))}; {distribution_mode} exists for: {', '.join(offered) or '-'})"
+            f"Invalid value for env.distribution_mode: {distribution_mode!r} with env.id={env_id!r} (allowed: "
+            f"{', '.join(sorted(modes[game]))}; {distribution_mode} mode exists for {', '.join(offered) or 'no game'})"
         )
     return modes[game][distribution_mode]
 

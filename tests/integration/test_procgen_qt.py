@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from procs import ENV, REPO
 
+from rlsweep.envs.pool import wheel_qt_dir
+
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None,
     reason="hiding the system Qt needs root and unshare(1) for a private mount namespace",
@@ -32,11 +34,9 @@ def _system_qt() -> Path:
 
 
 def _wheel_qt() -> Path:
-    for entry in sys.path:
-        lib = Path(entry or ".") / "PyQt5" / "Qt5" / "lib" / "libQt5Gui.so.5"
-        if lib.is_file():
-            return lib.resolve()
-    raise AssertionError("the PyQt5-Qt5 wheel is not installed (it is in the test extras)")
+    lib = wheel_qt_dir()
+    assert lib is not None, "the PyQt5-Qt5 wheel is not installed (it is in the test extras)"
+    return (lib / "libQt5Gui.so.5").resolve()
 
 
 def _hidden(cwd: Path, hide: list[Path], *argv: str) -> subprocess.CompletedProcess[str]:

@@ -30,6 +30,7 @@ from rlsweep.record import RunRecord
         (["sweep_name=../../x"], "Invalid value for sweep_name: '../../x' (a name, not a path"),
         (["name=a/b"], "Invalid value for name: 'a/b' (a name, not a path"),
         ([f"name={'x' * 300}"], "Invalid value for name: 'xxxxxxxxxx"),  # a directory name holds 255 bytes
+        (["env.id=procgen-bigfish"], "distribution_mode: 'exploration' with env.id='procgen-bigfish' (allowed: easy"),
         (["hydra.launcher.max_parallel=-1"], "Invalid value for hydra.launcher.max_parallel: -1 (must be >= 0"),
         (["hydra.launcher.runs_per_gpu=0"], "Invalid value for hydra.launcher.runs_per_gpu: 0 (must be >= 1)"),
         (["hydra.launcher.gpus=[0,0]"], "Invalid value for hydra.launcher.gpus: [0, 0] (distinct GPU indices"),
