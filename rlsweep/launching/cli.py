@@ -1,4 +1,8 @@
-"""The ``rlsweep`` command: ``rlsweep status <sweep_dir>`` and ``rlsweep report <sweep_dir>``."""
+"""The ``rlsweep`` command: ``status``, ``report``, ``seeds`` and ``eval`` of a sweep or run directory.
+
+``seeds`` and ``eval`` parse their own arguments in their modules (``rlsweep.launching.seeds``,
+``rlsweep.evaluation``); this parser only names them so that ``rlsweep --help`` lists every command.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+# Commands whose module owns its argument parser: name -> (module, one-line help).
+DELEGATED = {
+    "seeds": ("rlsweep.launching.seeds", "add seeds only where a comparison is not yet decided (sequential test)"),
+    "eval": ("rlsweep.evaluation", "play a run's checkpoint for N episodes: video, score, rooms, episode length"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        import importlib
+
+        module = importlib.import_module(DELEGATED[args_list[0]][0])
+        return int(module.main(args_list[1:]))
     parser = argparse.ArgumentParser(prog="rlsweep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
     rep = sub.add_parser("report", help="write report.html, summary.md/csv and PNGs for a sweep directory")
     rep.add_argument("sweep_dir", type=Path)
     rep.add_argument("--out", type=Path, default=None, help="output directory (default: <sweep_dir>/report)")
@@ -24,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--entity", default=None, help="W&B entity (default: the runs' entity, else your default)")
     st = sub.add_parser("status", help="table of a sweep's points: status, attempts, progress, last metric, log")
     st.add_argument("sweep_dir", type=Path)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
 
     if args.command == "status":
         from rlsweep.launching.ledger import Ledger
