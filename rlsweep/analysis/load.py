@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ class SweepData:
     choice_columns: list[str]
     metric_names: list[str]
     issues: list[str] = field(default_factory=list)
+    sweep_dirs: list[Path] = field(default_factory=list)  # every directory read (sweep_dir is the first)
 
     @property
     def sweep_names(self) -> list[str]:
@@ -197,23 +198,31 @@ def _discover(sweep_dir: Path) -> Iterable[Path]:
     return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / RUN_FILE).is_file())
 
 
-def load_sweep(sweep_dir: Path | str) -> SweepData:
-    """Read every run directly under ``sweep_dir`` into :class:`SweepData`.
+def load_sweep(sweep_dir: Path | str | Sequence[Path | str]) -> SweepData:
+    """Read every run directly under ``sweep_dir`` (or under each of several sweep directories) into one
+    :class:`SweepData`.
+
+    Several directories are read as one sweep: a configuration that appears in two of them pools its seeds
+    (a second sweep that added seeds), and different configurations become levels of the same factors.
 
     Raises:
-        FileNotFoundError: ``sweep_dir`` is not a directory.
+        FileNotFoundError: a directory does not exist.
         ValueError: no run (no ``*/run.json``) could be read.
     """
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep directory not found: {sweep_dir}")
+    dirs = [Path(sweep_dir)] if isinstance(sweep_dir, str | Path) else [Path(d) for d in sweep_dir]
+    if not dirs:
+        raise ValueError("no sweep directory given")
+    for d in dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"sweep directory not found: {d}")
+    sweep_dir = dirs[0]
     issues: list[str] = []
     run_rows: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
     choice_keys: list[str] = []  # first-seen order, so columns follow the config's group order
     override_keys: set[str] = set()
 
-    for run_dir in _discover(sweep_dir):
+    for run_dir in (r for d in dirs for r in _discover(d)):
         try:
             meta, name, seed = _read_record(run_dir, issues)
         except (ValueError, OSError) as exc:
@@ -270,7 +279,8 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
         frames.append(frame)
 
     if not run_rows:
-        raise ValueError(f"no runs found under {sweep_dir} (expected sub-directories containing {RUN_FILE})")
+        where = ", ".join(map(str, dirs))
+        raise ValueError(f"no runs found under {where} (expected sub-directories containing {RUN_FILE})")
 
     runs = pd.DataFrame(run_rows).rename(columns={f"__choice__{k}": choice_column(k) for k in choice_keys})
     for col in (choice_column(k) for k in choice_keys):
@@ -287,7 +297,7 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
     pairs = runs[runs.duplicated(subset=["name", "seed"], keep=False)]
     for (name, seed), grp in pairs.groupby(["name", "seed"]):
         issues.append(f"configuration {name} seed {seed} has {len(grp)} runs: {', '.join(grp['run_dir'])}")
-    if len({str(s) for s in runs["sweep"].dropna()}) > 1:
+    if len(dirs) == 1 and len({str(s) for s in runs["sweep"].dropna()}) > 1:
         issues.append(f"runs belong to several sweeps: {sorted({str(s) for s in runs['sweep'].dropna()})}")
 
     configs = _configs_table(runs, choice_columns, issues)
@@ -301,6 +311,7 @@ def load_sweep(sweep_dir: Path | str) -> SweepData:
     metrics = metrics.sort_values(["name", "seed", "run_id", "global_step"], kind="stable").reset_index(drop=True)
     return SweepData(
         sweep_dir=sweep_dir,
+        sweep_dirs=dirs,
         runs=runs,
         metrics=metrics,
         configs=configs,

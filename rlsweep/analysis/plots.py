@@ -1,4 +1,4 @@
-"""PNG figures for a sweep report: learning curves, final performance per configuration, factor ablations.
+"""PNG figures for a sweep report: the answer, learning curves, final performance, profiles, factor effects.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects rendered by the Agg canvas, never through
 ``pyplot``: no global backend switch, no figure registry to leak, works headless on a cluster node. The
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rlsweep.analysis.stats import Curve
+from rlsweep.analysis.stats import Curve, performance_profile
 
 DPI = 110
 _PALETTE = "tab10"
@@ -54,6 +55,7 @@ def plot_learning_curves(
     metric: str,
     path: Path,
     colors: dict[str, tuple[float, float, float, float]] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Path:
     """Mean over seeds per configuration with the 95 % bootstrap band (no band where < 2 seeds).
 
@@ -68,7 +70,7 @@ def plot_learning_curves(
         # Dotted everywhere underneath, solid on top where every seed contributes: no gaps at the joins.
         full = np.where(c.count >= c.n_runs, c.mean, np.nan)
         ax.plot(c.steps, c.mean, color=color, lw=1.2, ls=":")
-        ax.plot(c.steps, full, color=color, lw=1.8, label=f"{name} (n={c.n_runs})")
+        ax.plot(c.steps, full, color=color, lw=1.8, label=f"{(labels or {}).get(name, name)} (n={c.n_runs})")
         if np.isfinite(c.low).any():
             ax.fill_between(c.steps, c.low, c.high, color=color, alpha=0.2, lw=0)
     ax.set_xlabel("agent steps (global_step)")
@@ -88,6 +90,7 @@ def plot_final_performance(
     metric: str,
     path: Path,
     colors: dict[str, tuple[float, float, float, float]] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Path:
     """Per configuration: every run's final value (hollow = not counted), IQM with 95 % CI, and the mean.
 
@@ -132,7 +135,7 @@ def plot_final_performance(
             label += " provisional"
         ax.annotate(label, (1.0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize="x-small")  # fmt: skip
-    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_yticks(range(len(names)), labels=[(labels or {}).get(n, n) for n in names])
     ax.invert_yaxis()
     ax.set_xlabel(f"final {metric} (mean over last 10 % of steps)")
     ax.set_title("IQM ◆ with 95 % CI, mean | (red), runs ● (hollow: unfinished, excluded)", fontsize="medium")
@@ -180,30 +183,94 @@ def plot_ablation(ablation: pd.DataFrame, metric: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _effect_labels(effects: pd.DataFrame) -> list[str]:
+    return [f"{r.factor}={r.level} − {r.factor}={r.baseline}" for r in effects.itertuples(index=False)]
+
+
+def _draw_effects(ax: Axes, effects: pd.DataFrame, metric: str) -> None:
+    """Forest plot on ``ax``: Δ vs the baseline level with its 95 % CI, P(improvement) written at the right."""
+    labels = _effect_labels(effects)
+    y = np.arange(len(labels))
+    d = effects["delta"].to_numpy(dtype=float)
+    lo = effects["ci_low"].to_numpy(dtype=float)
+    hi = effects["ci_high"].to_numpy(dtype=float)
+    has_ci = np.isfinite(lo) & np.isfinite(hi)
+    # Colour says what the interval says: above zero, below zero, or containing it.
+    colour = np.where(has_ci & (lo > 0), "tab:green", np.where(has_ci & (hi < 0), "tab:red", "tab:grey"))
+    for i in np.flatnonzero(has_ci):
+        ax.errorbar(d[i], y[i], xerr=[[d[i] - lo[i]], [hi[i] - d[i]]], fmt="o", capsize=4, color=colour[i], ms=7)
+    ax.plot(d[~has_ci], y[~has_ci], "o", mfc="none", color="tab:grey")
+    ax.axvline(0.0, color="black", lw=1, ls="--")
+    ax.set_yticks(y, labels=labels, fontsize="small")
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    for yi, row in zip(y, effects.itertuples(index=False), strict=True):
+        p = row.p_improve
+        text = f"P(impr.) {p:.2f}" if np.isfinite(p) else "P(impr.) –"
+        ax.annotate(f"{text}  n={row.n_level} vs {row.n_base}", (1.0, yi), xycoords=("axes fraction", "data"),
+                    xytext=(6, 0), textcoords="offset points", va="center", fontsize="small")  # fmt: skip
+    ax.set_xlabel(f"Δ final {metric} vs the baseline (other factors held fixed)")
+    ax.grid(axis="x", alpha=0.3)
+    if not labels:
+        ax.text(0.5, 0.5, "no factor with matched pairs", ha="center", va="center", transform=ax.transAxes)
+
+
 def plot_paired_effects(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     """Forest plot of matched-pair effects (other factors held fixed): Δ vs the baseline level, 95 % CI.
 
     The zero line is the baseline; an interval that crosses it is no evidence of an effect at this many
     seeds. Hollow markers: one seed per side, so no interval.
     """
-    labels = [f"{r.factor}: {r.level} − {r.baseline}  ({r.n_pairs} pair(s))" for r in effects.itertuples(index=False)]
-    fig = _new_figure(8.0, max(2.2, 0.5 * len(labels) + 1.4))
+    fig = _new_figure(9.0, max(2.2, 0.5 * len(effects) + 1.4))
     ax = fig.add_subplot()
-    y = np.arange(len(labels))
-    d = effects["delta"].to_numpy(dtype=float)
-    lo = effects["ci_low"].to_numpy(dtype=float)
-    hi = effects["ci_high"].to_numpy(dtype=float)
-    has_ci = np.isfinite(lo) & np.isfinite(hi)
-    if has_ci.any():
-        xerr = np.vstack([d[has_ci] - lo[has_ci], hi[has_ci] - d[has_ci]])
-        ax.errorbar(d[has_ci], y[has_ci], xerr=xerr, fmt="o", capsize=4, color="tab:purple")
-    ax.plot(d[~has_ci], y[~has_ci], "o", mfc="none", color="tab:purple")
-    ax.axvline(0.0, color="grey", lw=1, ls="--")
-    ax.set_yticks(y, labels=labels, fontsize="small")
-    ax.invert_yaxis()
-    ax.set_xlabel(f"Δ final {metric} vs baseline level (other factors held fixed)")
-    ax.set_title(f"{metric}: matched-pair effect per factor, 95 % CI", fontsize="medium")
-    ax.grid(axis="x", alpha=0.3)
-    if not labels:
-        ax.text(0.5, 0.5, "no factor with matched pairs", ha="center", va="center", transform=ax.transAxes)
+    _draw_effects(ax, effects, metric)
+    ax.set_title(f"{metric}: effect of each factor, 95 % CI (green: higher, red: lower)", fontsize="medium")
+    return _save(fig, path)
+
+
+def plot_answer(effects: dict[str, pd.DataFrame], path: Path) -> Path:
+    """The report's first figure: one forest-plot panel per primary metric, stacked."""
+    heights = [max(1.0, 0.5 * len(e)) + 1.0 for e in effects.values()]
+    fig = _new_figure(9.0, sum(heights) + 0.5)
+    axes = fig.subplots(len(effects), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, (metric, eff) in zip(axes, effects.items(), strict=True):
+        _draw_effects(ax, eff, metric)
+        ax.set_title(metric, fontsize="medium", loc="left")
+    fig.suptitle("What each factor did (95 % CI; green: higher, red: lower, grey: not resolved)", fontsize="medium")
+    return _save(fig, path)
+
+
+def plot_performance_profile(
+    per_run: pd.DataFrame,
+    metric: str,
+    path: Path,
+    colors: dict[str, tuple[float, float, float, float]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """Run-score performance profile per configuration (rliable): fraction of runs with final value > τ.
+
+    Completed runs only, as in the statistics. A curve that lies above another everywhere dominates it at
+    every threshold, which a single mean cannot show.
+    """
+    done = per_run[(per_run["status"] == "completed") & np.isfinite(per_run["final"].to_numpy(dtype=float))]
+    names = sorted(done["name"].unique())
+    colors = colors or config_colors(names)
+    fig = _new_figure(8.0, 4.4)
+    ax = fig.add_subplot()
+    values = done["final"].to_numpy(dtype=float)
+    if values.size:
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.05 * (hi - lo) if hi > lo else 1.0
+        tau = np.linspace(lo - pad, hi + pad, 400)
+        for name in names:
+            v = done.loc[done["name"] == name, "final"].to_numpy(dtype=float)
+            ax.step(tau, performance_profile(v, tau), where="post", color=colors.get(name), lw=1.8,
+                    label=f"{(labels or {}).get(name, name)} (n={v.size})")  # fmt: skip
+        ax.legend(fontsize="small", loc="best")
+    else:
+        ax.text(0.5, 0.5, "no completed run", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"threshold τ on final {metric}")
+    ax.set_ylabel("fraction of runs > τ")
+    ax.set_title(f"{metric}: performance profile (completed runs)", fontsize="medium")
+    ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -20,14 +20,16 @@ Definitions (the report's "Methods" section repeats them):
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.stats
 
 from rlsweep.analysis.load import COMPLETED, SweepData
 
@@ -40,24 +42,13 @@ FloatArray = npt.NDArray[np.float64]
 StatName = Literal["mean", "iqm"]
 
 
-def trim_mean(x: npt.ArrayLike, proportion: float, axis: int = -1) -> FloatArray | float:
-    """Mean after cutting ``int(proportion * n)`` values from each end along ``axis`` (scipy's convention)."""
-    a = np.asarray(x, dtype=float)
-    n = a.shape[axis]
-    if n == 0:
-        raise ValueError("trim_mean of an empty array")
-    cut = int(proportion * n)
-    if cut * 2 >= n:
-        raise ValueError(f"proportion {proportion} cuts every value of {n}")
-    kept = np.sort(a, axis=axis)
-    kept = np.take(kept, np.arange(cut, n - cut), axis=axis)
-    result = kept.mean(axis=axis)
-    return float(result) if np.ndim(result) == 0 else result
-
-
 def iqm(x: npt.ArrayLike, axis: int = -1) -> FloatArray | float:
-    """Interquartile mean: :func:`trim_mean` with proportion 0.25 (rliable's ``aggregate_iqm``)."""
-    return trim_mean(x, 0.25, axis=axis)
+    """Interquartile mean: ``scipy.stats.trim_mean(x, 0.25)``, as rliable's ``aggregate_iqm`` computes it."""
+    a = np.asarray(x, dtype=float)
+    if a.shape[axis] == 0:
+        raise ValueError("IQM of an empty array")
+    result = scipy.stats.trim_mean(a, 0.25, axis=axis)
+    return float(result) if np.ndim(result) == 0 else np.asarray(result)
 
 
 def _stat_fn(statistic: StatName | Callable[[FloatArray], FloatArray]) -> Callable[[FloatArray], FloatArray]:
@@ -93,9 +84,48 @@ class Interval:
         """``[low, high]``, or a statement why there is no interval."""
         if self.n == 0:
             return "no data"
-        if self.degenerate:
+        if self.degenerate or not (math.isfinite(self.low) and math.isfinite(self.high)):
+            # One wording for every table: a CI needs two seeds of at least one configuration behind it.
             return "n/a (1 seed)"
         return f"[{fmt.format(self.low)}, {fmt.format(self.high)}]"
+
+
+def _bootstrap_bounds(
+    strata: Sequence[FloatArray],
+    statistic: Callable[[list[FloatArray]], FloatArray],
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float]:
+    """Percentile-bootstrap bounds of ``statistic`` with every stratum resampled on its own.
+
+    ``scipy.stats.bootstrap`` does the resampling: given several samples (``paired=False``) it resamples each
+    independently, which is exactly the stratified bootstrap (each configuration keeps its seed count). scipy
+    needs two values per sample, so a stratum of one value enters as a constant (it has no seed variability
+    to resample) and empty strata stay in place for ``statistic`` to skip. NaN bounds when no stratum has
+    two values.
+    """
+    varying = [a for a in strata if a.size >= 2]
+    if not varying:
+        return float("nan"), float("nan")
+
+    def batched(*samples: FloatArray, axis: int = -1) -> FloatArray:
+        batch = samples[0].shape[:-1]
+        it = iter(samples)
+        full = [next(it) if a.size >= 2 else (np.broadcast_to(a, (*batch, 1)) if a.size else a) for a in strata]
+        return np.asarray(statistic(full), dtype=float)
+
+    res = scipy.stats.bootstrap(
+        varying,
+        batched,
+        n_resamples=n_resamples,
+        vectorized=True,
+        axis=-1,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def stratified_bootstrap_ci(
@@ -107,9 +137,9 @@ def stratified_bootstrap_ci(
 ) -> Interval:
     """Percentile bootstrap where each stratum (a configuration's seeds) is resampled on its own.
 
-    ``statistic`` receives a list with one array per stratum, each of shape ``(R, n_i)`` (``R`` = resamples or
-    1 for the point estimate), and returns shape ``(R,)``. Resampling within strata keeps each configuration's
-    seed count fixed, as in rliable's stratified bootstrap over tasks.
+    ``statistic`` receives a list with one array per stratum, each of shape ``(R, n_i)`` (``R`` = resamples) or
+    ``(n_i,)`` (the point estimate), and reduces the last axis. Resampling within strata keeps each
+    configuration's seed count fixed, as in rliable's stratified bootstrap over tasks. NaNs are dropped.
 
     The interval is degenerate (NaN bounds) when no stratum has two values: there is then no seed variability
     to resample.
@@ -120,15 +150,9 @@ def stratified_bootstrap_ci(
     n = sum(a.size for a in arrays)
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, confidence)
-    point = float(np.asarray(statistic([a[None, :] for a in arrays]))[0])
-    if max(a.size for a in arrays) < 2:
-        return Interval(point, float("nan"), float("nan"), n, confidence)
-    rng = np.random.default_rng(seed)
-    resampled = [a[rng.integers(0, a.size, size=(n_resamples, a.size))] for a in arrays]
-    boot = np.asarray(statistic(resampled), dtype=float)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)])
-    return Interval(point, float(low), float(high), n, confidence)
+    point = float(np.asarray(statistic(arrays)))
+    low, high = _bootstrap_bounds(arrays, statistic, n_resamples, confidence, seed)
+    return Interval(point, low, high, n, confidence)
 
 
 def bootstrap_ci(
@@ -364,6 +388,20 @@ def learning_curves(
     return curves
 
 
+def probability_of_improvement(x: npt.ArrayLike, y: npt.ArrayLike) -> FloatArray:
+    """P(X > Y) + ½ P(X = Y) for a random run X from ``x`` and Y from ``y`` (last axis; leading axes batch).
+
+    This is the Mann-Whitney U statistic divided by n·m, rliable's probability of improvement for one task;
+    scipy computes U (ties count one half), so nothing here re-implements the ranking.
+    """
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    with warnings.catch_warnings():
+        # Only U is used; the p-value scipy computes beside it warns about ties and tiny samples.
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        u = scipy.stats.mannwhitneyu(xa, ya, axis=-1, method="asymptotic").statistic
+    return np.asarray(u, dtype=float) / (xa.shape[-1] * ya.shape[-1])
+
+
 def paired_effects(
     data: SweepData,
     metric: str,
@@ -371,30 +409,40 @@ def paired_effects(
     fraction: float = FINAL_FRACTION,
     n_resamples: int = N_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    baselines: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Effect of each factor with the **other factors held fixed**: matched-pair differences.
 
-    For factor ``f`` with baseline level ``b`` (the first, sorted) and another level ``l``: a *context* is
-    one combination of the other factors' values. In every context where both ``b`` and ``l`` were run, the
-    difference (mean final performance at ``l``) - (mean at ``b``) is taken, each side being the mean over
-    that context's configurations of their seed means; ``delta`` is the average over contexts. Unlike
-    :func:`ablation_table` this never compares across different settings of the other factors, so an
-    unbalanced grid cannot fake an effect. The CI resamples seeds within each configuration (stratified),
-    ``n_pairs`` counts the contexts, and contexts lacking either level are listed in ``unmatched``.
+    For factor ``f`` with baseline level ``b`` (``baselines[f]``, else the first level sorted) and another
+    level ``l``: a *context* is one combination of the other factors' values. In every context where both
+    ``b`` and ``l`` were run, the difference (mean final performance at ``l``) - (mean at ``b``) is taken,
+    each side being the mean over that context's configurations of their seed means; ``delta`` is the
+    average over contexts. Unlike :func:`ablation_table` this never compares across different settings of the
+    other factors, so an unbalanced grid cannot fake an effect. ``p_improve`` is the probability that a run at
+    ``l`` ends above a run at ``b`` of the same context (:func:`probability_of_improvement`), averaged over
+    contexts as rliable averages over tasks. Both CIs resample seeds within each configuration (stratified),
+    ``n_pairs`` counts the contexts, ``n_level`` / ``n_base`` the runs on each side, and contexts lacking
+    either level are listed in ``unmatched``.
+
+    Raises:
+        ValueError: a baseline names a level the factor does not have.
     """
     per_run = final_per_run(data, metric, fraction)
     used = pd.concat([_used_runs(g)[0] for _, g in per_run.groupby("name", sort=True)], ignore_index=True)
     used = used[np.isfinite(used["final"].to_numpy(dtype=float))]
     all_factors = data.factors
+    baselines = dict(baselines or {})
     rows = []
     for factor in all_factors if factors is None else factors:
         others = [c for c in all_factors if c != factor]
         levels = sorted(used[factor].unique()) if factor in used else []
         if len(levels) < 2:
             continue
-        base = levels[0]
+        base = baselines.get(factor, levels[0])
+        if base not in levels:
+            raise ValueError(f"baseline {factor}={base}: {factor} has the levels {', '.join(map(str, levels))}")
         contexts = list(used.groupby(others, sort=True)) if others else [((), used)]
-        for level in levels[1:]:
+        for level in [lv for lv in levels if lv != base]:
             strata: list[npt.NDArray[np.float64]] = []
             layout: list[tuple[list[int], list[int]]] = []  # per context: stratum indices at base, at level
             unmatched = []
@@ -422,35 +470,50 @@ def paired_effects(
                 ]
                 return np.asarray(np.mean(diffs, axis=0))
 
-            if layout:
-                ci = _paired_bootstrap(strata, delta, n_resamples, seed)
-            else:
-                ci = Interval(float("nan"), float("nan"), float("nan"), 0)
+            def p_improve(s: list[FloatArray], layout: list[tuple[list[int], list[int]]] = layout) -> FloatArray:
+                per_context = [
+                    probability_of_improvement(
+                        np.concatenate([s[i] for i in hi], axis=-1), np.concatenate([s[i] for i in lo], axis=-1)
+                    )
+                    for lo, hi in layout
+                ]
+                return np.asarray(np.mean(per_context, axis=0))
+
+            d = _paired_interval(strata, delta, n_resamples, seed) if layout else _NO_INTERVAL
+            p = _paired_interval(strata, p_improve, n_resamples, seed) if layout else _NO_INTERVAL
             rows.append(
                 {
                     "metric": metric,
                     "factor": factor,
                     "level": level,
                     "baseline": base,
-                    "delta": ci.point,
-                    "ci_low": ci.low,
-                    "ci_high": ci.high,
+                    "delta": d.point,
+                    "ci_low": d.low,
+                    "ci_high": d.high,
+                    "p_improve": p.point,
+                    "p_ci_low": p.low,
+                    "p_ci_high": p.high,
                     "n_pairs": len(layout),
-                    "n_runs": ci.n,
+                    "n_runs": d.n,
+                    "n_level": sum(strata[i].size for _, hi in layout for i in hi),
+                    "n_base": sum(strata[i].size for lo, _ in layout for i in lo),
                     "held_fixed": ", ".join(others) or "(no other factor)",
                     "unmatched": "; ".join(unmatched),
                 }
             )
-    cols = ["metric", "factor", "level", "baseline", "delta", "ci_low", "ci_high", "n_pairs", "n_runs",
-            "held_fixed", "unmatched"]  # fmt: skip
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+
+
+EFFECT_COLUMNS = ["metric", "factor", "level", "baseline", "delta", "ci_low", "ci_high", "p_improve", "p_ci_low",
+                  "p_ci_high", "n_pairs", "n_runs", "n_level", "n_base", "held_fixed", "unmatched"]  # fmt: skip
+_NO_INTERVAL = Interval(float("nan"), float("nan"), float("nan"), 0)
 
 
 def _as_tuple(ctx: object) -> tuple[object, ...]:
     return ctx if isinstance(ctx, tuple) else (ctx,)
 
 
-def _paired_bootstrap(
+def _paired_interval(
     strata: list[FloatArray],
     statistic: Callable[[list[FloatArray]], FloatArray],
     n_resamples: int,
@@ -461,12 +524,20 @@ def _paired_bootstrap(
     Empty strata (unmatched contexts) stay in place as empty arrays and are never indexed.
     """
     n = sum(a.size for a in strata)
-    point = float(np.asarray(statistic([a[None, :] if a.size else a for a in strata]))[0])
-    if max((a.size for a in strata), default=0) < 2:
-        return Interval(point, float("nan"), float("nan"), n)
-    rng = np.random.default_rng(seed)
-    resampled = [a[rng.integers(0, a.size, size=(n_resamples, a.size))] if a.size else a for a in strata]
-    boot = np.asarray(statistic(resampled), dtype=float)
-    alpha = (1.0 - CONFIDENCE) / 2.0
-    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)])
-    return Interval(point, float(low), float(high), n)
+    point = float(np.asarray(statistic(strata)))
+    low, high = _bootstrap_bounds(strata, statistic, n_resamples, CONFIDENCE, seed)
+    return Interval(point, low, high, n)
+
+
+def performance_profile(values: npt.ArrayLike, thresholds: npt.ArrayLike) -> FloatArray:
+    """Fraction of runs whose final value exceeds each threshold: rliable's run-score performance profile.
+
+    Written here because rliable itself does not install beside pandas 3 (its pin ``arch < 8`` fails to
+    import there); the profile is one comparison per threshold.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    t = np.asarray(thresholds, dtype=float)
+    if v.size == 0:
+        return np.full(t.shape, np.nan)
+    return np.asarray((v[None, :] > t[:, None]).mean(axis=1), dtype=float)

@@ -1,11 +1,13 @@
 """The sweep report as a W&B Report (``rlsweep report <sweep> --wandb``), built with ``wandb_workspaces``.
 
 :func:`build_wandb_report` only builds the report object and touches no network, so it can be inspected and
-tested offline: a runset filtered to the sweep's W&B group (= the sweep name, see ``rlsweep.tracking``), one
-line plot per metric against ``global_step`` grouped by configuration (the ``run_name`` config key) with the
-mean and a standard-error band, one plot per ablation factor (grouped by ``choice/<factor>``), and the offline
-report's Markdown tables (IQM, bootstrap CIs, flagged runs) as text, because W&B's own charts stop at mean ±
-std/stderr. :func:`save_wandb_report` uploads it, and is only called when W&B is online.
+tested offline: the offline report's answer first (each factor's effect with its CI and P(improvement), as
+``summary.md`` words it), a runset filtered to the sweep's W&B group (= the sweep name, see
+``rlsweep.tracking``), one line plot per metric against ``global_step`` grouped by configuration (the
+``run_name`` config key) with the mean and a standard-error band, one plot per ablation factor (grouped by
+``choice/<factor>``), and the offline report's Markdown tables (effects, IQM, bootstrap CIs, flagged runs)
+as text, because W&B's own charts stop at mean ± std/stderr. :func:`save_wandb_report` uploads it, and is
+only called when W&B is online.
 """
 
 from __future__ import annotations
@@ -108,9 +110,12 @@ def build_wandb_report(
         "Bands in W&B's plots are ± standard error across seeds; the tables below carry the IQM and "
         "stratified bootstrap 95 % CIs computed by `rlsweep report` from the local metrics store."
     )
-    blocks: list[Any] = [
-        wr.TableOfContents(),
-        wr.MarkdownBlock(text=intro),
+    answer, tables = split_answer(summary_markdown)
+    blocks: list[Any] = [wr.TableOfContents(), wr.MarkdownBlock(text=intro)]
+    if answer:
+        # The offline report's answer, word for word: effects with CIs and P(improvement) come first here too.
+        blocks += [wr.H2(text="Answer"), wr.MarkdownBlock(text=answer)]
+    blocks += [
         wr.H2(text="Learning curves per configuration"),
         wr.PanelGrid(runsets=[runset(f"sweep {group}")], panels=curves),
     ]
@@ -119,8 +124,8 @@ def build_wandb_report(
             wr.H2(text="Ablation: one factor at a time"),
             wr.PanelGrid(runsets=[runset(f"sweep {group} by factor")], panels=by_factor),
         ]
-    if summary_markdown:
-        blocks += [wr.H2(text="Final performance (IQM, bootstrap CIs)"), wr.MarkdownBlock(text=summary_markdown)]
+    if tables:
+        blocks += [wr.H2(text="Effects and final performance (IQM, bootstrap CIs)"), wr.MarkdownBlock(text=tables)]
     return wr.Report(
         project=project,
         entity=entity,
@@ -129,6 +134,15 @@ def build_wandb_report(
         blocks=blocks,
         width="fluid",
     )
+
+
+def split_answer(summary_markdown: str) -> tuple[str, str]:
+    """``summary.md`` as (its Answer section without the heading, everything after it); ("", all) without one."""
+    _, sep, rest = summary_markdown.partition("## Answer\n")
+    if not sep:
+        return "", summary_markdown
+    answer, sep2, after = rest.partition("\n## ")
+    return answer.strip(), (sep2.lstrip("\n") + after).strip()
 
 
 def report_spec(report: Any) -> str:

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-
 # Commands whose module owns its argument parser: name -> (module, one-line help).
 DELEGATED = {
     "seeds": ("rlsweep.launching.seeds", "add seeds only where a comparison is not yet decided (sequential test)"),
@@ -30,10 +29,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
-    rep = sub.add_parser("report", help="write report.html, summary.md/csv and PNGs for a sweep directory")
-    rep.add_argument("sweep_dir", type=Path)
-    rep.add_argument("--out", type=Path, default=None, help="output directory (default: <sweep_dir>/report)")
-    rep.add_argument("--metric", action="append", default=None, help="metric to report (repeatable)")
+    rep = sub.add_parser(
+        "report",
+        help="write report.html, summary.md/csv and PNGs for a sweep (several directories: read as one sweep)",
+    )
+    rep.add_argument("sweep_dir", type=Path, nargs="+")
+    rep.add_argument("--out", type=Path, default=None, help="output directory (default: <first sweep_dir>/report)")
+    rep.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        help="primary metric the answer is about (repeatable; default by env family: cells on the maze, "
+        "rooms and score on Montezuma, score elsewhere)",
+    )
+    rep.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="FACTOR=LEVEL",
+        help="level the factor's other levels are compared against (repeatable; default: the first level, sorted)",
+    )
     rep.add_argument(
         "--wandb",
         action="store_true",
@@ -64,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rlsweep.analysis import write_report
 
         try:
-            html = write_report(args.sweep_dir, args.out, metrics=args.metric)
+            html = write_report(args.sweep_dir, args.out, metrics=args.metric, baselines=args.baseline)
         except (FileNotFoundError, ValueError) as e:
             print(f"rlsweep report: error: {e}", file=sys.stderr)
             return 2
@@ -103,7 +118,8 @@ def _wandb_report(args: argparse.Namespace, out: Path) -> int:
         print(
             f"W&B report built ({len(report.blocks)} blocks) but not saved: W&B is offline (no API key). "
             f"Spec: {out / 'wandb_report.json'}. After `wandb login` and "
-            f"`wandb sync {args.sweep_dir}/*/wandb/offline-run-*`, rerun with --wandb to save it."
+            f"`wandb sync {' '.join(f'{d}/*/wandb/offline-run-*' for d in args.sweep_dir)}`, rerun with --wandb "
+            "to save it."
         )
         return 0
     print(f"W&B report: {save_wandb_report(report)}")

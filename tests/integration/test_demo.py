@@ -48,7 +48,9 @@ def test_readme_demo_sweep_and_report_show_rnd_visiting_more_cells(tmp_path: Pat
     assert sum(r > n for r, n in zip(sorted(cells["rnd"]), sorted(cells["none"]), strict=True)) >= 2, cells
 
     summary = (sweep_dir / "report" / "summary.md").read_text()
-    section = summary.split("## explore/cells", 1)[1].split("\n## ", 1)[0]
-    row = next(x for x in section.splitlines() if x.startswith("| motivation | rnd − none |"))
-    low, high = (float(v) for v in re.search(r"\[([-\d.]+), ([-\d.]+)\]", row).groups())  # type: ignore[union-attr]
-    assert 0 < low < high, row
+    # The report opens with the answer: RND's effect on cells, with a CI that excludes zero.
+    assert summary.split("\n## ")[1].startswith("Answer")
+    answer = summary.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    line = next(x for x in answer.splitlines() if x.startswith("- explore/cells: motivation=rnd − motivation=none: +"))
+    low, high = (float(v) for v in re.search(r"cells \[([-\d.]+), ([-\d.]+)\]", line).groups())  # type: ignore[union-attr]
+    assert 0 < low < high and line.endswith(": higher"), line

@@ -63,13 +63,16 @@ def test_report_files_and_unfinished_run_shown(report_dir: Path) -> None:
     names = {p.name for p in report_dir.iterdir()}
     assert {"report.html", "summary.md", "summary.csv", "ablation.csv", "effects.csv", "runs.csv"} <= names
     assert "wandb_report.json" in names
+    assert {"answer.png", "episode_score_profile.png"} <= names  # the answer; the primary metric's profile
     for metric in ("episode_score", "episode_return", "motivation_int_reward_mean", "perf_sps"):
-        assert {f"{metric}_{k}.png" for k in ("curves", "final", "ablation", "effects")} <= names
+        # One factor (motivation): its effect, no "averaged over the other factors" panel.
+        assert {f"{metric}_{k}.png" for k in ("curves", "final", "effects")} <= names
+        assert f"{metric}_ablation.png" not in names
     page = (report_dir / "report.html").read_text()
     assert "ppo_rnd_a0-env_fake-s2: running at 50 % of budget" in page.replace("run ", "")
     md = (report_dir / "summary.md").read_text()
     assert "seed 2 running (50 %, excluded)" in md
-    assert "| ppo_rnd_a0-env_fake | 1/2 |" in md  # 1 of 2 seeds completed, not silently a full row
+    assert "| motivation=rnd | 1/2 |" in md  # 1 of 2 seeds completed, not silently a full row
 
 
 def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,10 +93,15 @@ def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.Monkey
     assert wandb_target(data) == ("rlsweep", None)  # logger=none: the tracker recorded no W&B target
     metrics = chosen_metrics(data)
     assert metrics == ["episode/score", "episode/return", "motivation/int_reward_mean", "perf/sps"]
-    report = build_wandb_report(data, metrics, project="proj", entity="team", summary_markdown="| t |")
+    summary = "# Sweep report\n\n## Answer\n\n- motivation=rnd − motivation=none: ...\n\n## episode/score\n\n| t |"
+    report = build_wandb_report(data, metrics, project="proj", entity="team", summary_markdown=summary)
     assert (report.project, report.entity, report.title) == ("proj", "team", "rlsweep: nb")
     kinds = [type(b).__name__ for b in report.blocks]
-    assert kinds == ["TableOfContents", "MarkdownBlock", "H2", "PanelGrid", "H2", "PanelGrid", "H2", "MarkdownBlock"]
+    assert kinds == ["TableOfContents", "MarkdownBlock", "H2", "MarkdownBlock", "H2", "PanelGrid", "H2", "PanelGrid",
+                     "H2", "MarkdownBlock"]  # fmt: skip
+    # The answer comes first, as in the offline report; the tables after the curves.
+    assert report.blocks[2].text == "Answer"
+    assert report.blocks[3].text == "- motivation=rnd − motivation=none: ..."
     curves, by_factor = (b for b in report.blocks if isinstance(b, wr.PanelGrid))
     for grid in (curves, by_factor):
         (runset,) = grid.runsets
@@ -106,7 +114,7 @@ def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.Monkey
     layouts = {(p.layout.x, p.layout.y) for p in curves.panels}
     assert len(layouts) == len(metrics)  # no two panels on top of each other
     assert [p.groupby for p in by_factor.panels] == [wr.Config("choice/motivation")]
-    assert report.blocks[-1].text == "| t |"
+    assert report.blocks[-1].text == "## episode/score\n\n| t |"
     spec = json.loads(report_spec(report))
     assert spec["entity"] == "team" and len(spec["blocks"]) == len(report.blocks)
 
@@ -166,7 +174,8 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     assert "<script" not in page.read_text()  # the product page itself runs no code
     seen = browser_check(page, tmp_path)
     assert seen["errors"] == []
-    assert seen["n"] == seen["decoded"] == 16  # 4 metrics x (curves, final, ablation, effects), all decoded
+    # the answer, 4 metrics x (curves, final, effects), the primary metric's profile: all decoded
+    assert seen["n"] == seen["decoded"] == 1 + 4 * 3 + 1
     alts = [alt for _w, _h, alt in seen["sizes"]]  # type: ignore[attr-defined]
     assert alts.count("learning curves") == 4 and alts.count("final performance") == 4
     assert all(w >= 400 and h >= 200 for w, h, _alt in seen["sizes"])  # type: ignore[attr-defined]

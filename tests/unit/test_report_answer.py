@@ -1,0 +1,156 @@
+"""The report answers first: effects with CIs and P(improvement), labels by factor, folded constants, baselines,
+several sweep directories, and the statistics behind them (probability of improvement, performance profile)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_analysis import const, make_2x2, make_run
+
+from rlsweep.analysis.load import load_sweep
+from rlsweep.analysis.report import (
+    chosen_metrics,
+    config_labels,
+    constant_metrics,
+    primary_metrics,
+    write_report,
+)
+from rlsweep.analysis.stats import Interval, paired_effects, performance_profile, probability_of_improvement
+
+
+def test_probability_of_improvement_hand_values() -> None:
+    assert probability_of_improvement([1.0, 2.0, 3.0], [0.0, 0.0]) == pytest.approx(1.0)
+    assert probability_of_improvement([0.0, 0.0], [1.0, 2.0, 3.0]) == pytest.approx(0.0)
+    assert probability_of_improvement([5.0, 5.0], [5.0, 5.0]) == pytest.approx(0.5)  # ties count one half
+    # pairs (1,2) lose, (3,2) win: one half
+    assert probability_of_improvement([1.0, 3.0], [2.0]) == pytest.approx(0.5)
+    # 4 pairs of 6 won, one tie: (4 + 0.5) / 6
+    assert probability_of_improvement([2.0, 4.0], [1.0, 2.0, 3.0]) == pytest.approx(4.5 / 6)
+    batched = probability_of_improvement(np.array([[1.0, 2.0], [5.0, 6.0]]), np.array([[3.0, 4.0], [0.0, 1.0]]))
+    np.testing.assert_allclose(batched, [0.0, 1.0])
+
+
+def test_performance_profile_counts_runs_above_each_threshold() -> None:
+    profile = performance_profile([1.0, 2.0, 3.0, 4.0, float("nan")], [0.0, 1.0, 2.5, 4.0])
+    np.testing.assert_allclose(profile, [1.0, 0.75, 0.5, 0.0])
+
+
+def test_undefined_interval_reads_the_same_everywhere() -> None:
+    # A comparison of configurations with one seed each: several runs, but no interval.
+    assert Interval(1.0, float("nan"), float("nan"), 4).format() == "n/a (1 seed)"
+    assert Interval(1.0, float("nan"), float("nan"), 1).format() == "n/a (1 seed)"
+    assert Interval(float("nan"), float("nan"), float("nan"), 0).format() == "no data"
+
+
+def test_effects_carry_probability_of_improvement_and_follow_the_baseline(tmp_path: Path) -> None:
+    make_2x2(tmp_path)  # every B run beats every A run of the same critic_init
+    data = load_sweep(tmp_path)
+    eff = paired_effects(data, "episode/score", n_resamples=300).set_index("factor")
+    assert eff.loc["model", "baseline"] == "A" and eff.loc["model", "level"] == "B"
+    assert eff.loc["model", "p_improve"] == pytest.approx(1.0)
+    assert eff.loc["model", "n_level"] == 4 and eff.loc["model", "n_base"] == 4
+    # critic_init: sqrt2 beats 0.1 in both settings of model
+    assert eff.loc["critic_init", "p_improve"] == pytest.approx(1.0)
+    flipped = paired_effects(data, "episode/score", n_resamples=300, baselines={"model": "B"}).set_index("factor")
+    assert flipped.loc["model", "level"] == "A"
+    assert flipped.loc["model", "delta"] == pytest.approx(-eff.loc["model", "delta"])
+    assert flipped.loc["model", "p_improve"] == pytest.approx(0.0)
+    assert flipped.loc["model", "ci_high"] < 0
+    with pytest.raises(ValueError, match="model has the levels A, B"):
+        paired_effects(data, "episode/score", baselines={"model": "C"})
+
+
+def maze_like_sweep(root: Path, seeds: range = range(3), shift: float = 30.0) -> Path:
+    """motivation=none,rnd on a maze-like sweep: cells differ, score and sps are flat."""
+    for motivation, base in (("none", 100.0), ("rnd", 100.0 + shift)):
+        for seed in seeds:
+            value = base + 5.0 * seed
+
+            def curve(step: int, v: float = value) -> dict[str, float]:
+                return {"explore/cells": v, "episode/score": 0.0, "perf/sps": 500.0}
+
+            make_run(root, f"ppo_{motivation}_a-env_maze", seed, {"motivation": motivation, "env": "maze"}, curve)
+    return root
+
+
+def test_report_opens_with_the_answer_in_words_and_a_figure(tmp_path: Path) -> None:
+    sweep = maze_like_sweep(tmp_path / "sweep")
+    data = load_sweep(sweep)
+    assert primary_metrics(data) == ["explore/cells"]
+    assert chosen_metrics(data)[0] == "explore/cells"
+    assert constant_metrics(data, ["episode/score", "perf/sps", "explore/cells"]) == {
+        "episode/score": 0.0,
+        "perf/sps": 500.0,
+    }
+    assert set(config_labels(data).values()) == {"motivation=none", "motivation=rnd"}
+
+    page = write_report(sweep).read_text()
+    md = (sweep / "report" / "summary.md").read_text()
+    # The first section is the answer, and it states the effect, its CI, P(improvement) and the seeds.
+    assert md.split("\n## ")[1].startswith("Answer")
+    answer = md.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    line = next(x for x in answer.splitlines() if x.startswith("- explore/cells: motivation=rnd − motivation=none"))
+    assert "+30 cells [" in line and "P(improvement) 1.00 " in line and "3 vs 3 seeds" in line
+    assert line.endswith(": higher")
+    assert "Few seeds: 3 per configuration" in answer
+    # Flat metrics fold into one line instead of panels of zeros.
+    assert "not shown further: episode/score = 0, perf/sps = 500" in md
+    assert "## episode/score" not in md and "episode_score_curves.png" not in page
+    # In the page the answer and its figure come before any metric section.
+    assert page.index("id='answer'") < page.index("answer.png") < page.index("explore_cells_curves.png")
+    assert (sweep / "report" / "answer.png").read_bytes().startswith(b"\x89PNG")
+    # Tables and legends label configurations by the factor that varies.
+    assert "<td>motivation=rnd</td>" in page and "<td>ppo_rnd_a-env_maze</td>" in page  # the latter: run name column
+
+
+def test_unresolved_effect_says_so(tmp_path: Path) -> None:
+    sweep = maze_like_sweep(tmp_path / "sweep", shift=1.0)  # 1 cell apart, seeds spread by 10
+    write_report(sweep)
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "not resolved at this many seeds (the CI contains 0)" in md
+
+
+def test_report_over_two_sweep_directories_pools_seeds(tmp_path: Path) -> None:
+    first = maze_like_sweep(tmp_path / "first", seeds=range(3))
+    second = maze_like_sweep(tmp_path / "second", seeds=range(3, 6))
+    data = load_sweep([first, second])
+    assert data.sweep_dirs == [first, second] and data.seeds == list(range(6))
+    assert sorted(data.configs["n_runs"]) == [6, 6]
+    out = write_report([first, second], tmp_path / "both")
+    md = (out.parent / "summary.md").read_text()
+    assert "6 vs 6 seeds" in md and "Few seeds" not in md
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rlsweep.launching.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_baseline_and_its_errors(tmp_path: Path) -> None:
+    sweep = maze_like_sweep(tmp_path / "sweep")
+    ok = run_cli("report", str(sweep), "--baseline", "motivation=rnd", "--metric", "explore/cells")
+    assert ok.returncode == 0, ok.stderr
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "motivation=none − motivation=rnd: -30 cells" in md and md.count(": lower") == 1
+    for bad, message in (
+        ("motivation=icm", "--baseline motivation=icm: motivation has the levels none, rnd"),
+        ("model=A", "--baseline model=A: model is not a factor of this sweep; factors: motivation"),
+        ("motivation", "--baseline motivation: expected factor=level, e.g. motivation=none"),
+    ):
+        proc = run_cli("report", str(sweep), "--baseline", bad)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == f"rlsweep report: error: {message}", proc.stderr
+
+
+def test_single_seed_comparison_has_no_interval_and_says_so(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    make_run(sweep, "a", 0, {"model": "A"}, const(1.0))
+    make_run(sweep, "b", 0, {"model": "B"}, const(2.0))
+    write_report(sweep)
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "+1 score n/a (1 seed), P(improvement) 1.00 n/a (1 seed), 1 vs 1 seeds" in md
+    assert "no interval with 1 seed per configuration" in md
+    assert "nan" not in md.lower()
