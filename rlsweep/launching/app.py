@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from rlsweep.config import ConfigError, register_configs
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching.job import DISK_FULL
-from rlsweep.launching.plan import GROUPS, Plan, plan
+from rlsweep.launching.plan import GROUPS, Plan, Point, plan
 
 USAGE = """usage: python sweep.py [-m] [override ...]
 
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def launch(p: Plan) -> int:
     """Write the points' configs and records, run what is not completed, report; the exit status."""
     from rlsweep.launching.ledger import Ledger
-    from rlsweep.launching.points import prepare, status_table
+    from rlsweep.launching.points import prepare
 
     ledger = Ledger(p.out_dir)
     if not p.multirun:
@@ -87,7 +87,19 @@ def launch(p: Plan) -> int:
         return exit_status(p)
     print(f"[rlsweep] sweep {p.sweep_name}: {len(p.points)} point(s) in {p.out_dir}", flush=True)
     ledger.record_launch(p.launcher, len(p.points))
-    todo = prepare(p, p.launcher)
+    if not start(p, prepare(p, p.launcher)):
+        return 0
+    return exit_status(p)
+
+
+def start(p: Plan, todo: list[Point]) -> bool:
+    """Run the prepared points ``todo`` of ``p`` with its launcher and print their table; False when SLURM was
+    told not to wait (the jobs were submitted and run on their own). Used by :func:`launch` and ``rlsweep
+    seeds``, which adds points to a launched sweep."""
+    from rlsweep.launching.ledger import Ledger
+    from rlsweep.launching.points import status_table
+
+    ledger = Ledger(p.out_dir)
     ids = [pt.run_id for pt in p.points]
     if p.launcher == "slurm":
         from rlsweep.config.launchers import SlurmSettings
@@ -96,7 +108,7 @@ def launch(p: Plan) -> int:
         assert isinstance(p.settings, SlurmSettings)
         run_slurm(todo, p.points, p.out_dir, ledger, p.settings)
         if not p.settings.wait:
-            return 0
+            return False
     else:
         from rlsweep.config.launchers import LocalSettings
         from rlsweep.launching.local import run_local
@@ -105,7 +117,7 @@ def launch(p: Plan) -> int:
         if todo:
             run_local(todo, p.out_dir, ledger, p.settings)
         print(status_table(ledger, ids), flush=True)
-    return exit_status(p)
+    return True
 
 
 def exit_status(p: Plan) -> int:
