@@ -165,6 +165,10 @@ class BudgetConfig:
     total_steps: int = 128_000_000  # agent steps summed over envs (seed: 128 M on Atari)
     log_every: int = 1  # iterations between metric lines
     checkpoint_every: int = 50  # iterations between atomic checkpoints (and one at the end)
+    # 0 = keep only the latest checkpoint (and the one before it); K > 0 = also keep the checkpoint of every K-th
+    # checkpoint interval (iterations that are multiples of K * checkpoint_every) and of the last iteration as
+    # checkpoints/step-<global_step>.pt, for `rlsweep eval --all-steps` (a learning curve evaluated afterwards)
+    keep_checkpoints: int = 0
 
 
 @dataclass

@@ -107,6 +107,7 @@ RANGES: dict[str, Range] = {
     "budget.total_steps": AT_LEAST_1,
     "budget.log_every": AT_LEAST_1,
     "budget.checkpoint_every": AT_LEAST_1,
+    "budget.keep_checkpoints": NON_NEGATIVE,
     "logger.console_every": AT_LEAST_1,
     "debug.crash_at_iteration": NON_NEGATIVE,
     "debug.pause_at_iteration": NON_NEGATIVE,

@@ -39,8 +39,9 @@ from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME, RUN_FILE, RunRecord
 # Columns of the status table are cut to these widths so that a line fits in 120 columns.
 _RUN_WIDTH = 44
 _METRIC_WIDTH = 22
-# What a restart sets aside: everything a run produced (its log stays and goes on).
-_RUN_FILES = (CHECKPOINT_NAME, PREVIOUS_NAME, "metrics.jsonl", "wandb", CONFIG_FILE)
+# What a restart sets aside: the run's checkpoints and snapshots, metrics, W&B files, config, and evaluations
+# of the old checkpoints (rlsweep eval), which would describe a run that no longer exists.
+_RUN_FILES = (CHECKPOINT_NAME, PREVIOUS_NAME, "checkpoints", "metrics.jsonl", "wandb", CONFIG_FILE, "eval")
 
 
 @dataclass

@@ -35,7 +35,13 @@ from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
-from rlsweep.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from rlsweep.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    snapshot_due,
+)
 from rlsweep.training.seeding import rng_state, seed_everything, select_device, set_rng_state
 
 
@@ -261,8 +267,14 @@ def log(run: Run, metrics: dict[str, Any], last_log: dict[str, Any]) -> dict[str
 
 
 def checkpoint(run: Run) -> None:
-    """Save the run's state atomically, then commit the tracker: W&B only gets lines a checkpoint covers."""
-    save_checkpoint(checkpoint_state(run), run.run_dir)
+    """Save the run's state atomically, then commit the tracker: W&B only gets lines a checkpoint covers.
+
+    With ``budget.keep_checkpoints`` the checkpoints of some iterations are also kept as snapshots
+    (``checkpoints/step-<global_step>.pt``; which ones: :func:`~rlsweep.training.checkpoint.snapshot_due`).
+    """
+    budget = run.cfg.budget
+    snapshot = snapshot_due(run.iteration, run.iterations, budget.checkpoint_every, budget.keep_checkpoints)
+    save_checkpoint(checkpoint_state(run), run.run_dir, snapshot=snapshot)
     run.tracker.commit()
 
 
