@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rlsweep.analysis.load import COMPLETED, SweepData, load_sweep
+from rlsweep.analysis.normalise import NORMALISED, add_normalised_score
 from rlsweep.analysis.plots import (
     config_colors,
     plot_ablation,
@@ -101,12 +102,15 @@ def primary_metrics(data: SweepData) -> list[str]:
 
     The maze logs ``explore/cells`` (no extrinsic reward: cells visited is the outcome); Montezuma and other
     games with room counting log ``explore/rooms``, and rooms come first, then the game score; Procgen and
-    other Atari games: the game score.
+    other Atari games: the game score. Over several games the score is the normalised one
+    (:mod:`rlsweep.analysis.normalise`), when :func:`write_report` added it.
     """
     logged = logged_metrics(data)
     if "explore/cells" in logged:
         return ["explore/cells"]
-    return [m for m in ("explore/rooms", "episode/score") if m in logged]
+    # Several games: the per-game normalised score (added by write_report) stands for the score.
+    score = NORMALISED if NORMALISED in logged else "episode/score"
+    return [m for m in ("explore/rooms", score) if m in logged]
 
 
 def chosen_metrics(data: SweepData, metrics: Sequence[str] | None = None) -> list[str]:
@@ -383,8 +387,17 @@ def _attention(data: SweepData) -> list[str]:
         out.append(f"configuration {row.name}: {row.flags}")
     out.extend(data.issues)
     if "env" in data.factors:
-        # Raw scores of different games live on different scales; a marginal mean over envs mixes them.
-        out.append("factor env varies: effects of the other factors average raw values across environments")
+        # Raw values of different games live on different scales; an effect averaged over envs mixes them.
+        normalised = NORMALISED in data.metric_names
+        out.append(
+            "factor env varies: effects of the other factors average over environments; "
+            + (
+                f"{NORMALISED} puts every game's score on one scale (0 = random or Procgen's R_min, 1 = human or "
+                "R_max), the other metrics are averaged raw"
+                if normalised
+                else "their raw values are averaged"
+            )
+        )
     return out
 
 
@@ -561,6 +574,7 @@ def write_report(
         ValueError: a baseline that names no factor or level of the sweep, or a sweep without runs.
     """
     data = load_sweep(sweep_dir)
+    no_reference = add_normalised_score(data)
     base = parse_baselines(data, baselines)
     out = Path(out_dir) if out_dir is not None else data.sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -619,6 +633,7 @@ def write_report(
     data.runs.to_csv(out / "runs.csv", index=False)
     methods = methods_text(n_resamples, seed)
     attention = _attention(data) + [f"metric {m} requested but not logged by any run" for m in missing]
+    attention += [f"env={e}: no reference scores, so its runs are left out of {NORMALISED}" for e in no_reference]
     (out / "summary.md").write_text(_markdown(data, results, generated, methods, folded, attention), "utf-8")
     report = out / "report.html"
     report.write_text(_html(data, results, generated, attention, methods, folded, answer_png), encoding="utf-8")

@@ -154,3 +154,30 @@ def test_single_seed_comparison_has_no_interval_and_says_so(tmp_path: Path) -> N
     assert "+1 score n/a (1 seed), P(improvement) 1.00 n/a (1 seed), 1 vs 1 seeds" in md
     assert "no interval with 1 seed per configuration" in md
     assert "nan" not in md.lower()
+
+
+def test_several_games_are_compared_on_normalised_scores(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    # RND adds 400 points on Montezuma (random 0, human 4753.3) and 4 on Coinrun (R_min 5, R_max 10): raw, the
+    # average effect would be Montezuma's alone; normalised, each game counts on its own scale.
+    raw = {("montezuma", "none"): 0.0, ("montezuma", "rnd"): 400.0, ("coinrun", "none"): 5.0, ("coinrun", "rnd"): 9.0}
+    for (env, motivation), score in raw.items():
+        for seed in range(2):
+            make_run(sweep, f"{motivation}-{env}", seed, {"motivation": motivation, "env": env}, const(score + seed))
+    make_run(sweep, "none-maze", 0, {"motivation": "none", "env": "maze"}, const(1.0))
+    make_run(sweep, "rnd-maze", 0, {"motivation": "rnd", "env": "maze"}, const(2.0))
+    write_report(sweep)
+    md = (sweep / "report" / "summary.md").read_text()
+    answer = md.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    line = next(x for x in answer.splitlines() if x.startswith("- episode/score_normalised: motivation=rnd"))
+    # Matched settings: Montezuma and Coinrun (the maze has no reference score, so no normalised value).
+    expected = (400.0 / 4753.3 + 4.0 / 5.0) / 2
+    assert f"{expected:+.3g} score_normalised" in line and "over 2 matched settings of env" in line
+    assert "env=maze: no reference scores, so its runs are left out of episode/score_normalised" in md
+    from rlsweep.analysis.normalise import NORMALISED, REFERENCE_SCORES, add_normalised_score
+
+    data = load_sweep(sweep)
+    assert add_normalised_score(data) == ["maze"]
+    mz = data.metrics[data.metrics["env"] == "montezuma"]
+    low, high = REFERENCE_SCORES["montezuma"]
+    np.testing.assert_allclose(mz[NORMALISED], (mz["episode/score"] - low) / (high - low))
