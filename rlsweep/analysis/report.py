@@ -263,6 +263,37 @@ def answer_lines(data: SweepData, results: Sequence[_MetricResult]) -> list[str]
     return lines
 
 
+def sequential_lines(data: SweepData) -> list[str]:
+    """The decisions of ``rlsweep seeds`` (its ``seeds.json``), one line per comparison; empty without one.
+
+    They are the error-controlled answer (AdaStop, family-wise over every comparison and look); the CIs above
+    are descriptive, computed over whatever seeds exist now.
+    """
+    import json
+
+    lines = []
+    for d in data.sweep_dirs or [data.sweep_dir]:
+        path = d / "seeds.json"
+        if not path.is_file():
+            continue
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            looks = state.get("looks", [])
+            head = (
+                f"Sequential test (rlsweep seeds: {state['test']}; {state['metric']}, family-wise alpha "
+                f"{state['alpha']:g}, {len(looks)} of at most {state['max_looks']} looks of {state['n']} seed(s); "
+                f"{state.get('status', '')})"
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            lines.append(f"{path}: unreadable ({e}); the sequential test's decisions are not shown")
+            continue
+        lines.append(head)
+        for comparison in state.get("comparisons", []):
+            label = str(comparison.get("label", "?"))
+            lines.append(f"  {label}: {state.get('decisions', {}).get(label, '?')}")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ markdown
 
 
@@ -342,6 +373,9 @@ def _markdown(
     note = few_seeds_note(data, results)
     if note:
         lines += [f"> {note}", ""]
+    sequential = sequential_lines(data)
+    if sequential:
+        lines += [sequential[0], "", *[f"- {x.strip()}" for x in sequential[1:]], ""]
     if attention:
         lines += ["## Attention", "", *[f"- {a}" for a in attention], ""]
     if folded:
@@ -473,6 +507,10 @@ def _html(
     note = few_seeds_note(data, results)
     if note:
         parts.append(f"<p class='note'>{_code_spans(note)}</p>")
+    sequential = sequential_lines(data)
+    if sequential:
+        lis = "".join(f"<li>{html.escape(x.strip())}</li>" for x in sequential[1:])
+        parts.append(f"<div class='note'><p>{html.escape(sequential[0])}</p><ul>{lis}</ul></div>")
     if attention:
         lis = "".join(f"<li>{html.escape(a)}</li>" for a in attention)
         parts.append(f"<div class='attention'><h2>Attention</h2><ul>{lis}</ul></div>")

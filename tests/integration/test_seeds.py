@@ -89,6 +89,13 @@ def test_seeds_go_only_to_open_comparisons_and_the_next_look_uses_them(tmp_path:
         "critic_init=sqrt2 vs critic_init=0.1 [motivation=none]": "equal",  # open to the cap of 2 looks
     }
     assert state["status"] == "cap reached" and state["batches"][0]["for_look"] == 2
+    # The report shows the test's decisions beside its descriptive intervals.
+    from rlsweep.analysis.report import write_report
+
+    md = (write_report(sweep_dir).parent / "summary.md").read_text()
+    answer = md.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    assert "Sequential test (rlsweep seeds: AdaStop" in answer and "2 of at most 2 looks" in answer
+    assert "- motivation=rnd vs motivation=none [critic_init=0.1]: larger" in answer
 
     # Everything decided: a rerun (settings from seeds.json) replays the same looks and adds nothing.
     again = seeds(tmp_path, "sweeps/seq")
