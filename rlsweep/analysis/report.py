@@ -222,10 +222,13 @@ def effect_sentence(row: Mapping[str, object]) -> str:
         f"{_ci_text(row['ci_low'], row['ci_high'], int(row['n_runs']))}, "  # type: ignore[arg-type, call-overload]
         f"P(improvement) {_prob(row['p_improve'])} "
         f"{_prob_ci(row['p_ci_low'], row['p_ci_high'], int(row['n_runs']))}, "  # type: ignore[arg-type, call-overload]
-        f"{row['n_level']} vs {row['n_base']} seeds"
     )
     if int(row["n_pairs"]) > 1:  # type: ignore[call-overload]
-        text += f" over {row['n_pairs']} matched settings of {row['held_fixed']}"
+        text += (
+            f"{row['n_level']} vs {row['n_base']} runs over {row['n_pairs']} matched settings of {row['held_fixed']}"
+        )
+    else:
+        text += f"{row['n_level']} vs {row['n_base']} seeds"
     return f"{text}: {verdict(row)}"
 
 
@@ -337,7 +340,7 @@ def _effect_rows(res: _MetricResult) -> list[list[str]]:
     ]
 
 
-_EFFECT_HEADER = ["comparison", "Δ", "Δ 95 % CI", "P(improvement)", "P 95 % CI", "seeds", "matched settings",
+_EFFECT_HEADER = ["comparison", "Δ", "Δ 95 % CI", "P(improvement)", "P 95 % CI", "runs", "matched settings",
                   "unmatched"]  # fmt: skip
 
 
@@ -467,14 +470,15 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}
 .tablewrap{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+td{overflow-wrap:break-word} th{white-space:nowrap}
 th{background:#f2f2f2} tr.warn{background:#fff4d6} tr.bad{background:#fde0e0}
 .answer{border-left:4px solid #2a7ab8;background:#eef6fc;padding:.5em 1em}
 .answer li{margin:.3em 0} .verdict{font-weight:600}
 .attention{border-left:4px solid #d98c00;background:#fff8e6;padding:.5em 1em}
 .note{border-left:4px solid #999;background:#f6f6f6;padding:.4em 1em;font-size:.9em}
 .method{font-size:.9em;color:#444} img{max-width:100%} figure{margin:1em 0}
-figcaption{font-size:.8em;color:#666} code{overflow-wrap:anywhere}
+figcaption{font-size:.8em;color:#666} code{overflow-wrap:break-word}
 """
 
 
