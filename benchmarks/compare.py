@@ -75,7 +75,8 @@ def start_child(v: Variant, args: argparse.Namespace, out: Path, share: int) -> 
     script = v.root / "benchmarks" / "throughput.py"
     cmd = [sys.executable, str(script), "--e2e-child", str(out), "--preset", args.preset, "--device", args.device]
     cmd += ["--e2e-iters", str(args.iters), "--e2e-warmup-iters", str(args.warmup_iters), *v.overrides]
-    env = {**os.environ, "PYTHONPATH": str(v.root)}
+    # The variant's checkout first; whatever else was on the path stays (the GPU machine's carried packages).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(v.root), os.environ.get("PYTHONPATH")) if p)}
     if share > 1:  # as the local launcher does for runs sharing a machine: an equal share of the cores each
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // share)))
     return subprocess.Popen(cmd, cwd=v.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
