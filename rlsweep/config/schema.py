@@ -197,9 +197,10 @@ class DebugConfig:
 
 @dataclass
 class PerfConfig:
-    """Speed switches (benchmarks/README.md). None changes what is computed: each gives the same numbers up to
-    floating-point rounding (``autocast`` up to bf16 rounding). A switch is on by default only where it was
-    measured faster; the GPU-only ones stay off until measured on a GPU.
+    """Speed switches (benchmarks/README.md). Each gives the same numbers up to floating-point rounding
+    (``autocast`` up to bf16 rounding), except ``reuse_target_features`` (see its comment). A switch is on by
+    default only where it was measured faster and changes no number; the GPU-only ones stay off until measured
+    on a GPU.
     """
 
     fused_adam: bool = True  # one fused Adam kernel over all parameters instead of torch's per-tensor loop
@@ -210,6 +211,11 @@ class PerfConfig:
     #                        passes under bf16 autocast (weights, gradients and Adam stay float32; r_int too)
     channels_last: bool = False  # convolution weights in NHWC memory order (oneDNN's and cuDNN's preferred layout)
     pin_memory: bool = True  # observations reach a CUDA device through a pinned buffer, asynchronously
+    # RND's frozen target: its features of each collected state, computed for r_int during collection, are kept
+    # and reused by the predictor's update instead of a target forward pass per minibatch. Changes numbers
+    # slightly where the input is normalised (obs_norm mean/std): the target then sees the state normalised by
+    # the statistics of collection time, the predictor by those of update time. Not for SND (its target trains).
+    reuse_target_features: bool = False
 
 
 @dataclass

@@ -236,7 +236,8 @@ TARGET_NETWORKS = {"stdim": ("std", "vic")}
 
 
 def check_combinations(cfg: Mapping[str, Any]) -> None:
-    """Checks that span several keys: SND loss vs motivation and network, RGB frames vs backend."""
+    """Checks that span several keys: SND loss vs motivation and network, reused target features vs motivation,
+    RGB frames vs backend."""
     mot = cfg["motivation"]
     allowed = TARGET_LOSSES.get(mot["name"])
     if allowed is not None and mot["target_loss"] not in allowed:
@@ -245,6 +246,11 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
             f"{mot['name']!r} (allowed: {', '.join(allowed)})"
         )
     nets = TARGET_NETWORKS.get(mot["target_loss"])
+    if cfg["perf"]["reuse_target_features"] and mot["name"] not in ("none", "rnd"):
+        raise ConfigError(
+            f"Invalid value for perf.reuse_target_features: true with motivation.name={mot['name']!r} (allowed: "
+            "true only with rnd, whose target is frozen; an SND target trains, so its features go stale)"
+        )
     if allowed is not None and nets is not None and mot["network"] not in nets:
         raise ConfigError(
             f"Invalid value for motivation.network: {mot['network']!r} with motivation.target_loss="

@@ -46,8 +46,8 @@ class Motivation(Protocol):
         """Feed one agent step's observations (uint8 (N, C, H, W)) to the running statistics."""
         ...
 
-    def reward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Intrinsic reward (N,) for the states the actions are taken in; no gradient."""
+    def reward(self, obs: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """Intrinsic reward (N,) for the states the actions are taken in (rollout step ``step``); no gradient."""
         ...
 
     def update(self, batch: MotivationBatch) -> dict[str, torch.Tensor]:

@@ -66,6 +66,12 @@ class Distillation:
         prepare_modules([self.target, self.predictor], self.perf.channels_last, self.perf.compile)
         self.obs_rms = RunningMeanStd(self.frame_shape, device)
         self.reward_rms = RunningMeanStd((), device)
+        # perf.reuse_target_features: a frozen target's features of the rollout's states, computed for r_int(s_t)
+        # during collection, are kept by step and reused by the predictor's update instead of a second forward
+        # pass per minibatch. Only for a frozen target: SND's target changes while it trains.
+        self.reuse_targets = self.perf.reuse_target_features and self.frozen_target
+        self._step_targets: dict[int, torch.Tensor] = {}  # rollout step -> (N, F), filled by reward()
+        self._targets: torch.Tensor | None = None  # (T * N, F) in rollout row order, built at the first update
 
     # ---- inputs ------------------------------------------------------------------------------------------------
     def _frame(self, obs: torch.Tensor) -> torch.Tensor:
@@ -93,17 +99,21 @@ class Distillation:
         self.obs_rms.update(self._frame(obs))
 
     # ---- reward ------------------------------------------------------------------------------------------------
-    def _error(self, obs: torch.Tensor, precision: str = "none") -> torch.Tensor:
-        """Element-wise squared distillation error (B, features); gradient reaches the predictor only.
+    def _error(
+        self, obs: torch.Tensor, precision: str = "none", target: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Element-wise squared distillation error (B, features), gradient to the predictor only, and the target
+        features it used (``target`` when given: features kept from collection, so the target does not run).
 
-        ``precision`` is the autocast mode of the two forward passes (``perf.autocast``, training only).
+        ``precision`` is the autocast mode of the forward passes (``perf.autocast``, training only).
         """
         x = self.inputs(obs)
         with autocast(self.device, precision):
-            with torch.no_grad():
-                target = self.target(x)
+            if target is None:
+                with torch.no_grad():
+                    target = self.target(x)
             prediction = self.predictor(x)
-        return (target.float() - prediction.float()) ** 2
+        return (target.float() - prediction.float()) ** 2, target
 
     @torch.no_grad()
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
@@ -111,10 +121,16 @@ class Distillation:
         return self.target(self.inputs(obs))
 
     @torch.no_grad()
-    def reward(self, obs: torch.Tensor) -> torch.Tensor:
+    def reward(self, obs: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """r_int of the states ``obs`` (N, ...); ``step`` = their rollout step, so that reused target features
+        (``perf.reuse_target_features``) land in the rows the update reads (step t: rows t N ... t N + N - 1)."""
         # Always in float32, whatever perf.autocast says: the reward is a small difference of two networks'
         # outputs, and bf16's 8-bit mantissa would put a noise floor under it once the predictor has learned.
-        err = self._error(obs)
+        err, target = self._error(obs)
+        if self.reuse_targets and step is not None:
+            if step == 0:  # a new rollout: the previous one's features are stale
+                self._step_targets, self._targets = {}, None
+            self._step_targets[step] = target
         r = err.sum(dim=1) / 2 if self.cfg.reward_reduction == "sum_half" else err.mean(dim=1)
         r = self.cfg.reward_scale * r
         if self.cfg.normalise_int_reward:
@@ -125,24 +141,34 @@ class Distillation:
         return r
 
     # ---- predictor ---------------------------------------------------------------------------------------------
-    def predictor_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked mean squared error and the mask's kept fraction."""
-        err = self._error(obs, self.perf.autocast)
+    def kept_targets(self, rows: torch.Tensor | None) -> torch.Tensor | None:
+        """The target features kept from collection for rollout ``rows``; None when not reusing or not kept."""
+        if not self.reuse_targets or rows is None or not (self._step_targets or self._targets is not None):
+            return None
+        if self._step_targets:  # the first update after a rollout: one (T N, F) tensor in row order
+            self._targets = torch.cat([self._step_targets[t] for t in sorted(self._step_targets)])
+            self._step_targets = {}
+        assert self._targets is not None
+        return self._targets[rows]
+
+    def predictor_loss(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked mean squared error and the mask's kept fraction; ``rows`` are ``obs``'s rows of the rollout."""
+        err, _ = self._error(obs, self.perf.autocast, self.kept_targets(rows))
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
         mask = (torch.rand(shape, device=err.device) < self.keep).float()
         mask = mask.expand_as(err)
         loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
         return loss, mask.mean()
 
-    def predictor_step(self, obs: torch.Tensor) -> Stats:
-        loss, kept = self.predictor_loss(obs)
+    def predictor_step(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> Stats:
+        loss, kept = self.predictor_loss(obs, rows)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return {"loss/motivation": loss.detach(), "motivation/mask_kept": kept}
 
     def update(self, batch: MotivationBatch) -> Stats:
-        return self.predictor_step(batch.obs)
+        return self.predictor_step(batch.obs, batch.indices)
 
     # ---- checkpoint --------------------------------------------------------------------------------------------
     def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer | RunningMeanStd]:

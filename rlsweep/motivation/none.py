@@ -18,7 +18,7 @@ class NoMotivation:
     def update_stats(self, obs: torch.Tensor) -> None:
         return None
 
-    def reward(self, obs: torch.Tensor) -> torch.Tensor:
+    def reward(self, obs: torch.Tensor, step: int | None = None) -> torch.Tensor:
         return torch.zeros(obs.shape[0], device=obs.device)
 
     def update(self, batch: MotivationBatch) -> Stats:

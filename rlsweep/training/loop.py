@@ -219,7 +219,7 @@ def collect(
         with torch.no_grad():
             if not motivation.stats_from_next:
                 motivation.update_stats(obs)
-            r_int = motivation.reward(obs)
+            r_int = motivation.reward(obs, step)
         with timer.phase("env"):  # time the loop waits for the emulators
             if not cfg.perf.overlap_env:
                 envs.step_async(actions_np)

@@ -424,6 +424,15 @@ def test_plan_refuses_a_sweep_without_multirun() -> None:
         planning.plan(["seed=1,2"], multirun=False)
 
 
+def test_reused_target_features_only_with_a_frozen_target() -> None:
+    assert _plan("motivation=rnd,none", "perf.reuse_target_features=true").points
+    with pytest.raises(ConfigError) as refused:
+        _plan("motivation=snd_v", "perf.reuse_target_features=true")
+    assert str(refused.value).startswith(
+        "Invalid value for perf.reuse_target_features: true with motivation.name='snd_v' (allowed: true only with rnd"
+    )
+
+
 def test_plan_reports_the_first_bad_grid_point() -> None:
     with pytest.raises(ConfigError, match=r"ppo\.num_envs: 0"):
         _plan("ppo.num_envs=8,0")

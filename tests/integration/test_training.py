@@ -139,6 +139,19 @@ def test_overlapped_env_stepping_gives_the_same_run(tmp_path: Path) -> None:
     assert strip == [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in serial]
 
 
+def test_reused_target_features_give_the_same_run_on_raw_input(tmp_path: Path) -> None:
+    """perf.reuse_target_features: with un-normalised input the kept features are the ones the update would
+    recompute, so the run is the same (up to float rounding of a different batch); the predictor's loss too."""
+    common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "motivation.obs_norm=none"]
+    run_inline(tmp_path, *common, "perf.reuse_target_features=true", "name=reuse")
+    run_inline(tmp_path, *common, "perf.reuse_target_features=false", "name=recompute")
+    reuse, recompute = metrics(tmp_path / "runs" / "reuse-s1"), metrics(tmp_path / "runs" / "recompute-s1")
+    assert [r["global_step"] for r in reuse] == [64, 128]
+    for a, b in zip(reuse, recompute, strict=True):
+        for key in ("loss/motivation", "motivation/int_reward_mean", "loss/total"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     "switches",

@@ -307,3 +307,78 @@ def test_the_authors_variance_floor_bounds_the_standardised_input() -> None:
     x = floored.inputs(shifted)
     assert torch.allclose(x, torch.full_like(x, (1 / 255) / 1e-3**0.5), rtol=1e-2)
     assert plain.inputs(shifted).min().item() > 5 * x.max().item()  # without the floor: std + 1e-8, far larger
+
+
+# ---- perf.reuse_target_features ------------------------------------------------------------------------------
+
+
+def _rollout(rnd: RND, steps: int, num_envs: int) -> torch.Tensor:
+    """Collect like the loop: statistics, then r_int(s_t) at rollout step t; the rollout's states in row order."""
+    states = [_obs(num_envs, seed=100 + t) for t in range(steps)]
+    for t, obs in enumerate(states):
+        rnd.update_stats(obs)
+        rnd.reward(obs, t)
+    return torch.cat(states)
+
+
+def _losses(rnd: RND, flat: torch.Tensor, rows: torch.Tensor) -> list[float]:
+    out = []
+    for epoch in range(2):
+        torch.manual_seed(epoch)  # the same element mask for both ways
+        batch = MotivationBatch(flat[rows], rows, flat, lambda r: flat[r])
+        out.append(float(rnd.update(batch)["loss/motivation"]))
+    return out
+
+
+def test_reused_target_features_train_the_predictor_like_recomputed_ones_without_normalisation() -> None:
+    from rlsweep.config.schema import PerfConfig
+
+    rows = torch.randperm(4 * 8, generator=torch.Generator().manual_seed(0))[:12]
+    runs = []
+    for reuse in (False, True):
+        torch.manual_seed(0)
+        rnd = build_motivation(RAW, OBS_SHAPE, CPU, perf=PerfConfig(reuse_target_features=reuse), num_envs=8)
+        assert isinstance(rnd, RND) and rnd.reuse_targets == reuse
+        runs.append(_losses(rnd, _rollout(rnd, steps=4, num_envs=8), rows))
+        if reuse:  # the target did not run in the update: its features came from collection
+            kept = rnd.kept_targets(rows)
+            assert kept is not None
+            torch.testing.assert_close(kept, rnd.target(_rollout_inputs(rnd, rows)), rtol=1e-5, atol=1e-6)
+    # Raw input: the features kept from collection are the ones the update would compute.
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
+
+
+def _rollout_inputs(rnd: RND, rows: torch.Tensor) -> torch.Tensor:
+    flat = torch.cat([_obs(8, seed=100 + t) for t in range(4)])
+    with torch.no_grad():
+        return rnd.inputs(flat[rows])
+
+
+def test_reused_target_features_keep_the_collection_time_normalisation() -> None:
+    from rlsweep.config.schema import PerfConfig
+
+    torch.manual_seed(0)
+    cfg = replace(RAW, obs_norm="mean")
+    rnd = build_motivation(cfg, OBS_SHAPE, CPU, perf=PerfConfig(reuse_target_features=True), num_envs=8)
+    assert isinstance(rnd, RND)
+    first = _obs(8, seed=100)
+    rnd.update_stats(first)
+    with torch.no_grad():
+        at_collection = rnd.target(rnd.inputs(first))  # normalised by the statistics after step 0
+    rnd.reward(first, 0)
+    for t in range(1, 4):  # the statistics move on during the rest of the rollout
+        rnd.update_stats(_obs(8, seed=100 + t))
+        rnd.reward(_obs(8, seed=100 + t), t)
+    rows = torch.arange(8)
+    kept = rnd.kept_targets(rows)
+    assert kept is not None
+    torch.testing.assert_close(kept, at_collection)
+    with torch.no_grad():
+        now = rnd.target(rnd.inputs(first))
+    assert not torch.allclose(now, at_collection)  # what recomputing at update time would have used instead
+    # A new rollout (step 0 again) replaces the old features: row 0 is now the new state's.
+    fresh = _obs(8, seed=7)
+    with torch.no_grad():
+        expected = rnd.target(rnd.inputs(fresh))
+    rnd.reward(fresh, 0)
+    torch.testing.assert_close(rnd.kept_targets(rows), expected)
