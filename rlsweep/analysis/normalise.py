@@ -26,7 +26,6 @@ NORMALISED = "episode/score_normalised"
 # env group option -> (low, high): random and human score (Atari), R_min and R_max of hard mode (Procgen).
 REFERENCE_SCORES: dict[str, tuple[float, float]] = {
     "montezuma": (0.0, 4753.3),
-    "montezuma_cleanrl": (0.0, 4753.3),
     "pitfall": (-229.4, 6463.7),
     "private_eye": (24.9, 69571.3),
     "venture": (0.0, 1187.5),

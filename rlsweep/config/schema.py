@@ -22,9 +22,9 @@ from typing import Any
 SQRT2 = math.sqrt(2.0)
 
 # Names the registries build (models need torch, so the lists live here and the registries check against them).
-MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D")  # PPO actor-critics, rlsweep.models.build_policy
+MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D", "cleanrl")  # PPO actor-critics, rlsweep.models.build_policy
 MOTIVATION_NAMES: tuple[str, ...] = ("none", "rnd", "snd_v", "snd_vic", "snd_std")  # rlsweep.motivation
-DISTILLATION_NETWORKS: tuple[str, ...] = ("a", "c", "std", "vic")  # rlsweep.models.build_distillation_nets
+DISTILLATION_NETWORKS: tuple[str, ...] = ("a", "c", "std", "vic", "cleanrl")  # rlsweep.models.build_distillation_nets
 RESUME_CHOICES: tuple[str, ...] = ("check", "continue", "restart", "previous")  # rlsweep.launching.points
 # Top-level keys that say how to run a point, not what it trains: never part of a run's name, its factors in a
 # report, its sweep's default name or its config fingerprint (rlsweep.config.fingerprint).
@@ -50,7 +50,7 @@ def allowed_words(f: Any) -> tuple[str, ...] | None:
 class ModelConfig:
     """PPO actor-critic (method.md §2): encoder -> actor head, critic head with two value outputs."""
 
-    name: str = one_of("A", MODEL_NAMES)  # D = attention model
+    name: str = one_of("A", MODEL_NAMES)  # D = attention model; cleanrl = CleanRL ppo_rnd_envpool's Nature CNN
     critic_init_gain: float = 0.1  # orthogonal gain of the critic hidden layer; set by the critic_init group
 
 

@@ -209,7 +209,7 @@ def check_value(key: str, value: Any) -> Any:
         raise ConfigError(f"Invalid value for {key}: {_fmt(value)} (must be {rng.describe()})")
     if key == "device" and not DEVICE_PATTERN.match(value):
         raise ConfigError(f"Invalid value for device: {_fmt(value)} (allowed: auto, cpu, cuda, cuda:N)")
-    if key == "env.frame_size" and value % 8:
+    if key == "env.frame_size" and value % 4:  # multiples of 8 except for the cleanrl nets: check_combinations
         raise ConfigError(f"Invalid value for env.frame_size: {value} (must be a multiple of 8, >= 16)")
     return value
 
@@ -245,16 +245,23 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
             f"Invalid value for motivation.target_loss: {mot['target_loss']!r} with motivation.name="
             f"{mot['name']!r} (allowed: {', '.join(allowed)})"
         )
-    nets = TARGET_NETWORKS.get(mot["target_loss"])
     if cfg["perf"]["reuse_target_features"] and mot["name"] not in ("none", "rnd"):
         raise ConfigError(
             f"Invalid value for perf.reuse_target_features: true with motivation.name={mot['name']!r} (allowed: "
             "true only with rnd, whose target is frozen; an SND target trains, so its features go stale)"
         )
+    nets = TARGET_NETWORKS.get(mot["target_loss"])
     if allowed is not None and nets is not None and mot["network"] not in nets:
         raise ConfigError(
             f"Invalid value for motivation.network: {mot['network']!r} with motivation.target_loss="
             f"{mot['target_loss']!r} (allowed: {', '.join(nets)})"
+        )
+    size = cfg["env"]["frame_size"]
+    nature_cnn_only = cfg["model"]["name"] == "cleanrl" and (mot["name"] == "none" or mot["network"] == "cleanrl")
+    if size % 8 and not nature_cnn_only:
+        raise ConfigError(
+            f"Invalid value for env.frame_size: {size} (must be a multiple of 8, >= 16; a multiple of 4 such as "
+            "CleanRL's 84 only with model=cleanrl and motivation.network=cleanrl)"
         )
     env_id = str(cfg["env"]["id"])
     if not cfg["env"]["grayscale"] and not env_id.startswith("procgen-"):

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
 
-DISTILLATION_ARCHS: tuple[str, ...] = ("a", "c", "std", "vic")
+DISTILLATION_ARCHS: tuple[str, ...] = ("a", "c", "std", "vic", "cleanrl")
 
 _ST_DIM_CONVS = [(32, 3, 2, 1), (64, 3, 2, 1), (64, 3, 2, 1), (128, 3, 1, 1)]
 
@@ -125,6 +125,12 @@ def build_distillation_nets(
     with :func:`_coupled_orthogonal_` (predictor takes the first half of the rows, target the second); the
     predictor's extra FC layers keep their independent orthogonal √2 init. Biases stay zero.
     """
+    if arch == "cleanrl":  # CleanRL's RNDModel (rlsweep.models.cleanrl, which imports this module)
+        if coupled_init:
+            raise ValueError("coupled_init is not offered for the cleanrl distillation nets")
+        from rlsweep.models.cleanrl import build_cleanrl_rnd_nets
+
+        return build_cleanrl_rnd_nets((int(in_shape[0]), int(in_shape[1]), int(in_shape[2])), feature_dim)
     if arch not in _CONV_SPECS:
         raise ValueError(f"unknown distillation arch {arch!r}; allowed archs: {', '.join(DISTILLATION_ARCHS)}")
     if feature_dim < 1:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
 
-MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D")
+MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D", "cleanrl")
 
 #: Gains fixed by the seed (method.md §2); only the critic hidden gain is a config knob (README table §3.2).
 ACTOR_HIDDEN_GAIN = 0.01
@@ -286,11 +286,19 @@ def _model_d(obs_shape: tuple[int, int, int], num_actions: int, critic_gain: flo
     )
 
 
+def _model_cleanrl(obs_shape: tuple[int, int, int], num_actions: int, critic_gain: float) -> PolicyNet:
+    """CleanRL's ``ppo_rnd_envpool.py`` agent (Nature CNN on 84x84): :mod:`rlsweep.models.cleanrl`."""
+    from rlsweep.models.cleanrl import build_cleanrl_policy  # imports this module: built on first use
+
+    return build_cleanrl_policy(obs_shape, num_actions, critic_gain)
+
+
 _BUILDERS: dict[str, Callable[[tuple[int, int, int], int, float], PolicyNet]] = {
     "A": _model_a,
     "B": _model_b,
     "C": _model_c,
     "D": _model_d,
+    "cleanrl": _model_cleanrl,
 }
 
 
@@ -307,7 +315,8 @@ def build_policy(name: str, obs_shape: tuple[int, int, int], num_actions: int, c
     if not (math.isfinite(critic_init_gain) and critic_init_gain > 0):
         raise ValueError(f"critic_init_gain must be a positive finite number, got {critic_init_gain}")
     obs_shape = (int(obs_shape[0]), int(obs_shape[1]), int(obs_shape[2]))
-    check_square_frame(obs_shape)
+    if name != "cleanrl":  # the Nature CNN checks its own frame (84x84: not a multiple of 8)
+        check_square_frame(obs_shape)
     return _BUILDERS[name](obs_shape, num_actions, critic_init_gain)
 
 

@@ -80,6 +80,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("model", "B"): {"model.name": "B"},
     ("model", "C"): {"model.name": "C"},
     ("model", "D"): {"model.name": "D"},
+    ("model", "cleanrl"): {"model.name": "cleanrl"},
     ("motivation", "none"): {"motivation.name": "none"},
     ("motivation", "rnd"): {"motivation.name": "rnd", "motivation.reward_reduction": "sum_half"},
     ("normalise_int_reward", "false"): {"motivation.normalise_int_reward": False},
@@ -96,6 +97,16 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     },
     # The CPU demo preset: the synthetic maze with the demo budget at small sizes.
     ("experiment", "demo_maze"): {"env.id": "maze", "budget.total_steps": 16_384, "ppo.num_envs": 8},
+    # CleanRL ppo_rnd_envpool.py's shape (benchmarks/vs_cleanrl.py): its nets, 84x84 frames, 16 envs x 128 steps.
+    ("experiment", "cleanrl_rnd"): {
+        "model.name": "cleanrl",
+        "motivation.network": "cleanrl",
+        "env.frame_size": 84,
+        "env.episodic_life": True,
+        "ppo.num_envs": 16,
+        "ppo.minibatch_size": 512,
+        "motivation.obs_norm": "mean_std",
+    },
     # The CPU learning check: plain PPO on Road Runner, small frames, 32 k steps, one torch thread.
     ("experiment", "atari_check"): {
         "env.id": "RoadRunner-v5",

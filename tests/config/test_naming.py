@@ -145,7 +145,8 @@ def test_every_experiment_option_is_read() -> None:
 def test_each_experiment_that_fixes_the_method_names_its_own_runs() -> None:
     defaults = group_defaults()
     fixing = [e for e in experiments().values() if all(g in e.choices for g in NAME_FACTORS)]
-    assert len(fixing) == len(SEED_TABLE) + 3 + 50 + 1  # seed table, ppo_snd_c_0/3/4, the paper's, atari_check
+    assert len(fixing) == len(SEED_TABLE) + 3 + 50 + 2  # seed table, ppo_snd_c_0/3/4, the paper's, atari_check,
+    #                                                    cleanrl_rnd
     for exp in fixing:
         assert config_name({**defaults, **exp.choices, "experiment": exp.name}) == exp.name
     # The seed presets are exactly the experiments recognised from their choices (no values, only the factors).
