@@ -99,7 +99,9 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
     html = (sweep_dir / "report" / "report.html").read_text()
     assert "ppo_rnd_a0-env_fake" in html and "data:image/png;base64," in html
     table = (sweep_dir / "report" / "summary.md").read_text()
-    assert "ppo_none_a-nir_false-ci_0.1-env_fake" in table
+    # Configurations are labelled by the factor that varies; the run names stay in the page's tables.
+    assert "| motivation=none | 2/2 |" in table and "| motivation=rnd | 2/2 |" in table
+    assert "ppo_none_a-nir_false-ci_0.1-env_fake" in html
 
 
 @pytest.mark.slow
