@@ -28,6 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 SEED_SETTINGS = {
     "img_height": 96,
@@ -110,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in ways.items():
         results[name] = fn(args.env_id, args.num_envs, args.threads, args.seconds)
         print(f"{name}: {results[name]['agent_steps_per_s']:.0f} agent steps/s", flush=True)
-    machine = {"machine": platform.machine(), "cpus": os.cpu_count(), "processor": platform.processor(),
-               "load_average_start": load, "load_average_end": list(os.getloadavg())}  # fmt: skip
+    from throughput import host_info
+
+    machine = {**host_info(), "machine": platform.machine(), "load_average_start": load,
+               "load_average_end": list(os.getloadavg())}  # fmt: skip
     setup = {"env_id": args.env_id, "num_envs": args.num_envs, "threads": args.threads, **SEED_SETTINGS}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines = [
         f"Emulation limit: {args.env_id}, {args.num_envs} envs, {args.threads} threads, random actions, "
-        f"{args.seconds:g} s each; {machine['cpus']} cores, load {load[0]:.2f} at the start",
+        f"{args.seconds:g} s each; {machine['cpu_count']} cores ({machine['cpu_model']}), "
+        f"load {load[0]:.2f} at the start",
         "",
         "| way | agent steps/s |",
         "|---|---|",

@@ -155,10 +155,8 @@ class Memory:
 
 
 # ---- machine ---------------------------------------------------------------------------------------------------
-def machine_info(device: Any) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
+def host_info() -> dict[str, Any]:
+    """The machine itself, for every benchmark's result file: host, CPU model, cores (all and usable), memory."""
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -174,12 +172,21 @@ def machine_info(device: Any) -> dict[str, Any]:
                 mem_gib = round(int(line.split()[1]) / 2**20, 1)
     except OSError:
         pass
-    info: dict[str, Any] = {
+    return {
         "hostname": platform.node(),
         "cpu_model": cpu,
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": mem_gib,
+    }
+
+
+def machine_info(device: Any) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    info: dict[str, Any] = {
+        **host_info(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

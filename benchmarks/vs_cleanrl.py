@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
 SCRIPT = "cleanrl/ppo_rnd_envpool.py"
 VERSIONS_TAG = "VS_CLEANRL_VERSIONS "
 CLEANRL_ITER = re.compile(r"^SPS: (\d+)")
@@ -156,21 +157,9 @@ def rlsweep_child(run_dir: str, threads: int, iterations: int, overrides: list[s
 
 # ---- parent ------------------------------------------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "hostname": platform.node(),
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-    }
+    from throughput import host_info  # benchmarks/throughput.py: stdlib only at import, so the children never load it
+
+    return {**host_info(), "platform": platform.platform()}
 
 
 def run_child(cmd: list[str], env: dict[str, str], cwd: str, pattern: re.Pattern[str], log: Path) -> dict[str, Any]:
