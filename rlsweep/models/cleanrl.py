@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rlsweep.models.distillation import DistillationNet
+from rlsweep.models.distillation import DistillationNet, predictor_head, target_head
 from rlsweep.models.layers import SQRT2, conv_out, layer_init
 from rlsweep.models.policy import Actor, Critic, PolicyNet
 
@@ -93,20 +93,9 @@ def build_cleanrl_rnd_nets(
     """CleanRL's ``RNDModel`` as ``(target, predictor)`` on (1, H, W) frames (see the module docstring)."""
     check_frame(in_shape)
     target_convs, flat = nature_convs(in_shape[0], in_shape[1], nn.LeakyReLU)
-    target = DistillationNet(
-        nn.Sequential(*target_convs), nn.Sequential(layer_init(nn.Linear(flat, feature_dim), SQRT2))
-    )
+    target = DistillationNet(nn.Sequential(*target_convs), target_head(flat, feature_dim, SQRT2))
     predictor_convs, _ = nature_convs(in_shape[0], in_shape[1], nn.LeakyReLU)
-    predictor = DistillationNet(
-        nn.Sequential(*predictor_convs),
-        nn.Sequential(
-            layer_init(nn.Linear(flat, feature_dim), SQRT2),
-            nn.ReLU(),
-            layer_init(nn.Linear(feature_dim, feature_dim), SQRT2),
-            nn.ReLU(),
-            layer_init(nn.Linear(feature_dim, feature_dim), SQRT2),
-        ),
-    )
+    predictor = DistillationNet(nn.Sequential(*predictor_convs), predictor_head(flat, feature_dim, SQRT2, nn.ReLU))
     return target, predictor
 
 

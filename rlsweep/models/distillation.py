@@ -116,6 +116,22 @@ def _coupled_orthogonal_(first: Tensor, second: Tensor, gain: float) -> None:
         second.copy_(stacked[rows:])
 
 
+def target_head(flat: int, feature_dim: int, gain: float) -> nn.Sequential:
+    """RND's target head: one FC from the encoder's flat features to the feature space."""
+    return nn.Sequential(layer_init(nn.Linear(flat, feature_dim), gain))
+
+
+def predictor_head(flat: int, feature_dim: int, gain: float, activation: type[nn.Module]) -> nn.Sequential:
+    """RND's predictor head: the target's FC and two more of the feature width, ``activation`` between them."""
+    return nn.Sequential(
+        layer_init(nn.Linear(flat, feature_dim), gain),
+        activation(),
+        layer_init(nn.Linear(feature_dim, feature_dim), gain),
+        activation(),
+        layer_init(nn.Linear(feature_dim, feature_dim), gain),
+    )
+
+
 def build_distillation_nets(
     arch: str, in_shape: tuple[int, int, int], feature_dim: int = 512, coupled_init: bool = False
 ) -> tuple[DistillationNet, DistillationNet]:
@@ -140,19 +156,9 @@ def build_distillation_nets(
 
     target_gain, predictor_gain = _GAINS[arch]
     target_encoder, flat = _encoder(arch, in_shape, target_gain)
-    target = DistillationNet(target_encoder, nn.Sequential(layer_init(nn.Linear(flat, feature_dim), target_gain)))
-
+    target = DistillationNet(target_encoder, target_head(flat, feature_dim, target_gain))
     predictor_encoder, _ = _encoder(arch, in_shape, predictor_gain)
-    predictor = DistillationNet(
-        predictor_encoder,
-        nn.Sequential(
-            layer_init(nn.Linear(flat, feature_dim), predictor_gain),
-            nn.ELU(),
-            layer_init(nn.Linear(feature_dim, feature_dim), predictor_gain),
-            nn.ELU(),
-            layer_init(nn.Linear(feature_dim, feature_dim), predictor_gain),
-        ),
-    )
+    predictor = DistillationNet(predictor_encoder, predictor_head(flat, feature_dim, predictor_gain, nn.ELU))
 
     if coupled_init:
         if target_gain != predictor_gain:
