@@ -214,7 +214,8 @@ def verdict(row: Mapping[str, object]) -> str:
 
 
 def effect_sentence(row: Mapping[str, object]) -> str:
-    """``motivation=rnd − motivation=none: +35.3 cells [10.3, 56.6], P(improvement) 0.89 [...], 3 vs 3 seeds``."""
+    """``motivation=rnd − motivation=none: +35.3 cells [10.3, 56.6], P(improvement) 0.89 [...], 3 vs 3 seeds``
+    (the verdict, :func:`verdict`, is kept apart so that each output can set it off its own way)."""
     factor, level, base = row["factor"], row["level"], row["baseline"]
     metric = str(row["metric"])
     text = (
@@ -229,7 +230,7 @@ def effect_sentence(row: Mapping[str, object]) -> str:
         )
     else:
         text += f"{row['n_level']} vs {row['n_base']} seeds"
-    return f"{text}: {verdict(row)}"
+    return text
 
 
 def few_seeds_note(data: SweepData, results: Sequence[_MetricResult]) -> str | None:
@@ -246,24 +247,38 @@ def few_seeds_note(data: SweepData, results: Sequence[_MetricResult]) -> str | N
     )
 
 
-def answer_lines(data: SweepData, results: Sequence[_MetricResult]) -> list[str]:
+@dataclass(frozen=True)
+class _Answer:
+    """The report's opening, computed once for ``summary.md`` and ``report.html``."""
+
+    lines: list[tuple[str, str]]  # (the effect in words, its verdict; "" where nothing is compared)
+    few_seeds: str | None  # few_seeds_note
+    sequential: list[str]  # sequential_lines: the decisions of rlsweep seeds
+
+
+def answer_lines(results: Sequence[_MetricResult], labels: Mapping[str, str]) -> list[tuple[str, str]]:
     """The answer in words: one line per comparison and primary metric, or per configuration when no factor
     varies."""
     lines = []
-    labels = config_labels(data)
     for res in results:
         if not res.primary:
             continue
         if len(res.effects):
-            lines += [f"{res.metric}: {effect_sentence(row)}" for row in res.effects.to_dict("records")]
+            rows = res.effects.to_dict("records")
+            lines += [(f"{res.metric}: {effect_sentence(row)}", verdict(row)) for row in rows]
         else:
             for row in res.summary.to_dict("records"):
-                lines.append(
+                lines.append((
                     f"{res.metric}: {labels.get(str(row['name']), row['name'])}: IQM {_num(row['iqm'])} "
                     f"{_ci_text(row['iqm_ci_low'], row['iqm_ci_high'], int(row['n_used']))}, "
-                    f"{row['n_used']} seed(s) (no factor varies, so there is no comparison)"
-                )
+                    f"{row['n_used']} seed(s) (no factor varies, so there is no comparison)",
+                    "",
+                ))  # fmt: skip
     return lines
+
+
+def _answer(data: SweepData, results: Sequence[_MetricResult], labels: Mapping[str, str]) -> _Answer:
+    return _Answer(answer_lines(results, labels), few_seeds_note(data, results), sequential_lines(data))
 
 
 def sequential_lines(data: SweepData) -> list[str]:
@@ -368,17 +383,16 @@ def _markdown(
     methods: str,
     folded: Mapping[str, float],
     attention: Sequence[str],
+    answer: _Answer,
+    labels: Mapping[str, str],
 ) -> str:
-    labels = config_labels(data)
     lines = [f"# Sweep report: {_title(data)}", ""]
     lines += [f"{_where(data)} — generated {generated}. {_counts(data)}", ""]
-    lines += ["## Answer", "", *[f"- {a}" for a in answer_lines(data, results)], ""]
-    note = few_seeds_note(data, results)
-    if note:
-        lines += [f"> {note}", ""]
-    sequential = sequential_lines(data)
-    if sequential:
-        lines += [sequential[0], "", *[f"- {x.strip()}" for x in sequential[1:]], ""]
+    lines += ["## Answer", "", *[f"- {text}: {v}" if v else f"- {text}" for text, v in answer.lines], ""]
+    if answer.few_seeds:
+        lines += [f"> {answer.few_seeds}", ""]
+    if answer.sequential:
+        lines += [answer.sequential[0], "", *[f"- {x.strip()}" for x in answer.sequential[1:]], ""]
     if attention:
         lines += ["## Attention", "", *[f"- {a}" for a in attention], ""]
     if folded:
@@ -490,8 +504,9 @@ def _html(
     methods: str,
     folded: Mapping[str, float],
     answer_png: Path | None,
+    answer: _Answer,
+    labels: Mapping[str, str],
 ) -> str:
-    labels = config_labels(data)
     title = f"Sweep report: {_title(data)}"
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -501,20 +516,19 @@ def _html(
         f"<p>{html.escape(_where(data).replace('`', ''))} — generated {html.escape(generated)}. "
         f"{html.escape(_counts(data))}</p>",
     ]
-    items = []
-    for line in answer_lines(data, results):
-        head, _, tail = line.rpartition(": ")
-        items.append(f"<li>{html.escape(head)}: <span class='verdict'>{html.escape(tail)}</span></li>")
+    items = [
+        f"<li>{html.escape(text)}: <span class='verdict'>{html.escape(v)}</span></li>" if v
+        else f"<li>{html.escape(text)}</li>"
+        for text, v in answer.lines
+    ]  # fmt: skip
     parts.append(f"<div class='answer' id='answer'><h2>Answer</h2><ul>{''.join(items)}</ul></div>")
     if answer_png is not None:
         parts.append(_img(answer_png, "the answer: effect of each factor on the primary metric(s), 95 % CI"))
-    note = few_seeds_note(data, results)
-    if note:
-        parts.append(f"<p class='note'>{_code_spans(note)}</p>")
-    sequential = sequential_lines(data)
-    if sequential:
-        lis = "".join(f"<li>{html.escape(x.strip())}</li>" for x in sequential[1:])
-        parts.append(f"<div class='note'><p>{html.escape(sequential[0])}</p><ul>{lis}</ul></div>")
+    if answer.few_seeds:
+        parts.append(f"<p class='note'>{_code_spans(answer.few_seeds)}</p>")
+    if answer.sequential:
+        lis = "".join(f"<li>{html.escape(x.strip())}</li>" for x in answer.sequential[1:])
+        parts.append(f"<div class='note'><p>{html.escape(answer.sequential[0])}</p><ul>{lis}</ul></div>")
     if attention:
         lis = "".join(f"<li>{html.escape(a)}</li>" for a in attention)
         parts.append(f"<div class='attention'><h2>Attention</h2><ul>{lis}</ul></div>")
@@ -676,7 +690,10 @@ def write_report(
     methods = methods_text(n_resamples, seed)
     attention = _attention(data) + [f"metric {m} requested but not logged by any run" for m in missing]
     attention += [f"env={e}: no reference scores, so its runs are left out of {NORMALISED}" for e in no_reference]
-    (out / "summary.md").write_text(_markdown(data, results, generated, methods, folded, attention), "utf-8")
+    answer = _answer(data, results, labels)
+    md = _markdown(data, results, generated, methods, folded, attention, answer, labels)
+    (out / "summary.md").write_text(md, "utf-8")
     report = out / "report.html"
-    report.write_text(_html(data, results, generated, attention, methods, folded, answer_png), encoding="utf-8")
+    page = _html(data, results, generated, attention, methods, folded, answer_png, answer, labels)
+    report.write_text(page, encoding="utf-8")
     return report
