@@ -94,6 +94,6 @@ def to_floats(stats: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 def mean_stats(history: list[Stats]) -> Stats:
-    """Per-key mean over the minibatch steps of an update, still on the device."""
+    """Per-key mean over the minibatch steps of an update, still on the device (per seed where the values are)."""
     keys = {k for stats in history for k in stats}
-    return {k: torch.stack([s[k].detach().float() for s in history if k in s]).mean() for k in sorted(keys)}
+    return {k: torch.stack([s[k].detach().float() for s in history if k in s]).mean(dim=0) for k in sorted(keys)}

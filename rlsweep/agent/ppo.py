@@ -13,6 +13,7 @@ from rlsweep.agent.gae import compute_gae
 from rlsweep.config.schema import PerfConfig, PPOConfig
 from rlsweep.models.policy import PolicyOutput
 from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules
+from rlsweep.stacked import clip_grad_norm_per_seed, seed_mean, seed_minibatches
 from rlsweep.storage import RolloutStorage
 
 
@@ -39,8 +40,12 @@ def ppo_loss(
     clip_coef: float,
     ent_coef: float,
     vf_coef: float,
+    seeds: int = 1,
 ) -> PPOLossTerms:
-    """L = L_actor + vf_coef * (MSE_ext + MSE_int) - ent_coef * entropy (method.md §4.1)."""
+    """L = L_actor + vf_coef * (MSE_ext + MSE_int) - ent_coef * entropy (method.md §4.1).
+
+    With ``seeds`` > 1 the minibatch is that many seed-major blocks and every term is per seed, shape (seeds,).
+    """
     # No argument check: a diverged minibatch makes the losses non-finite, which the training loop reports once per
     # iteration in one line (rlsweep.training.loop.check_finite) instead of torch's check failing with a tensor dump.
     dist = Categorical(logits=logits, validate_args=False)
@@ -48,14 +53,14 @@ def ppo_loss(
     log_ratio = logprobs - old_logprobs
     ratio = log_ratio.exp()
     surrogate = torch.min(ratio * advantages, torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef) * advantages)
-    policy = -surrogate.mean()
-    v_ext = ((returns_ext - value_ext) ** 2).mean()
-    v_int = ((returns_int - value_int) ** 2).mean()
-    entropy = dist.entropy().mean()
+    policy = -seed_mean(surrogate, seeds)
+    v_ext = seed_mean((returns_ext - value_ext) ** 2, seeds)
+    v_int = seed_mean((returns_int - value_int) ** 2, seeds)
+    entropy = seed_mean(dist.entropy(), seeds)
     total = policy + vf_coef * (v_ext + v_int) - ent_coef * entropy
     with torch.no_grad():
-        approx_kl = ((ratio - 1) - log_ratio).mean()  # Schulman's k3 estimator: unbiased, >= 0
-        clipfrac = ((ratio - 1).abs() > clip_coef).float().mean()
+        approx_kl = seed_mean((ratio - 1) - log_ratio, seeds)  # Schulman's k3 estimator: unbiased, >= 0
+        clipfrac = seed_mean(((ratio - 1).abs() > clip_coef).float(), seeds)
     return PPOLossTerms(total, policy, v_ext, v_int, entropy, approx_kl, clipfrac)
 
 
@@ -113,11 +118,17 @@ def rollout_batch(
 
 
 class PPOUpdater:
-    """Runs the epochs of minibatch updates; ``after_minibatch`` lets the motivation train in lock-step."""
+    """Runs the epochs of minibatch updates; ``after_minibatch`` lets the motivation train in lock-step.
 
-    def __init__(self, policy: nn.Module, cfg: PPOConfig, perf: PerfConfig | None = None) -> None:
+    With ``seeds`` > 1 the policy is a :class:`~rlsweep.stacked.SeedStack` and the rollout holds each seed's
+    ``cfg.num_envs`` envs side by side: every seed draws its own minibatches from its own samples, and its loss,
+    gradient clipping and statistics are its own (shape (seeds,)).
+    """
+
+    def __init__(self, policy: nn.Module, cfg: PPOConfig, perf: PerfConfig | None = None, seeds: int = 1) -> None:
         self.policy = policy
         self.cfg = cfg
+        self.seeds = seeds
         self.perf = perf or PerfConfig()
         self.optimizer = adam(policy.parameters(), cfg.learning_rate, cfg.adam_eps, fused=self.perf.fused_adam)
         prepare_modules([policy], self.perf.channels_last, self.perf.compile)
@@ -129,24 +140,33 @@ class PPOUpdater:
             out = self.policy(obs.float() / 255.0)
         return PolicyOutput(out.logits.float(), out.value_ext.float(), out.value_int.float())
 
+    def minibatches(self, size: int, device: torch.device) -> Iterator[torch.Tensor]:
+        """One epoch's minibatch rows of a rollout of ``size`` samples (all seeds'); seed-major for several."""
+        cfg, k = self.cfg, self.seeds
+        if k == 1:
+            return minibatch_indices(size, cfg.minibatch_size, cfg.minibatch_sampling, device)
+        per_seed = [minibatch_indices(size // k, cfg.minibatch_size, cfg.minibatch_sampling, device) for _ in range(k)]
+        return seed_minibatches(per_seed, cfg.num_envs)
+
     def update(self, batch: Batch, after_minibatch: Callable[[torch.Tensor], Stats] | None = None) -> Stats:
         """The PPO epochs; returns the mean of each statistic over the minibatch steps, on the device."""
-        cfg = self.cfg
+        cfg, k = self.cfg, self.seeds
         history: list[Stats] = []
         size = batch.actions.shape[0]
         for _ in range(cfg.update_epochs):
-            for idx in minibatch_indices(size, cfg.minibatch_size, cfg.minibatch_sampling, batch.obs.device):
+            for idx in self.minibatches(size, batch.obs.device):
                 out = self.forward(batch.obs[idx])
                 adv = batch.advantages[idx]
-                if cfg.normalize_advantages:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if cfg.normalize_advantages:  # per minibatch, and per seed
+                    blocks = adv if k == 1 else adv.reshape(k, -1)
+                    adv = ((blocks - blocks.mean(-1, keepdim=True)) / (blocks.std(-1, keepdim=True) + 1e-8)).reshape(-1)
                 terms = ppo_loss(
                     out.logits, out.value_ext, out.value_int, batch.actions[idx], batch.logprobs[idx], adv,
-                    batch.returns_ext[idx], batch.returns_int[idx], cfg.clip_coef, cfg.ent_coef, cfg.vf_coef,
+                    batch.returns_ext[idx], batch.returns_int[idx], cfg.clip_coef, cfg.ent_coef, cfg.vf_coef, k,
                 )  # fmt: skip
                 self.optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
-                grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                terms.total.sum().backward()  # per-seed losses summed: each seed's gradient is its own loss's
+                grad_norm = clip_grad_norm_per_seed(self.policy.parameters(), cfg.max_grad_norm, k)
                 self.optimizer.step()
                 # Tensors, not floats: reading each value would stall the GPU once per statistic and minibatch.
                 stats: Stats = {

@@ -3,10 +3,12 @@
 The launcher composed and checked the point and wrote its resolved ``config.yaml`` and its record
 (``run.json``); the job loads that file and nothing else: no command line, no Hydra, no second composition.
 The local launcher starts it as ``python -m rlsweep.launching.job <run_dir>``, SLURM runs it as the callable
-handed to submitit, the tests call it in-process.
+handed to submitit, the tests call it in-process. With ``seeds_per_process=k`` a job is up to k seeds of one
+configuration, ``run_points(run_dirs)``, trained together in one process (:func:`rlsweep.training.train_seeds`);
+each is still its own run, with its own lock, record, metrics and checkpoint.
 
-The job first takes the point's lock (:mod:`rlsweep.lock`), so a point never trains twice at once,
-then keeps its record true: running (with host, pid and scheduler job id) when it starts, completed when
+The job first takes the point's lock (:mod:`rlsweep.lock`; every point's, for several), so a point never trains
+twice at once, then keeps its record true: running (with host, pid and scheduler job id) when it starts, completed when
 the budget is reached, failed with the error otherwise. An interruption from outside records itself first:
 SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal as preempted (in
 :mod:`rlsweep.launching.slurm`); both resume from the last checkpoint when the point runs again.
@@ -18,6 +20,7 @@ import errno
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from rlsweep.config import Config
-from rlsweep.config.fingerprint import fingerprint, training_config
+from rlsweep.config.fingerprint import differences, fingerprint, training_config
 from rlsweep.lock import LockHeld, LockLost, PointLock
 from rlsweep.record import RunRecord, job_identity
 
@@ -72,51 +75,115 @@ def run_point(run_dir: Path) -> dict[str, Any]:
     The point's lock comes first (:mod:`rlsweep.lock`): a second attempt while one is alive, from
     whatever launcher, raises :class:`LockHeld` before it has touched anything of the run.
     """
-    run_dir = Path(run_dir).absolute()
-    raw = read_config(run_dir)
+    (result,) = run_points([run_dir])
+    return result
+
+
+class SeedsDiverged(RuntimeError):
+    """Some seeds trained together diverged (each is recorded failed with its own error); the others completed."""
+
+
+def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
+    """Train the points in ``run_dirs`` -- one, or seeds of one configuration together in this process
+    (``seeds_per_process``) -- to their budgets, each resuming its own checkpoint; returns their final metrics.
+
+    Every point's lock comes first: if another live attempt holds any of them, :class:`LockHeld` is raised
+    before anything of any run is touched. A seed that diverges is recorded failed and the others train on;
+    then its :class:`~rlsweep.training.loop.DivergenceError` is raised (several: :class:`SeedsDiverged`).
+    """
+    dirs = [Path(d).absolute() for d in run_dirs]
+    raws = [read_config(d) for d in dirs]
+    check_one_configuration(dirs, raws)
     identity = job_identity()
-    lock = PointLock(run_dir, identity["job_id"])
-    lock.acquire()
+    locks: list[PointLock] = []
     try:
-        return _run_locked(run_dir, raw, lock, identity)
+        for run_dir in dirs:
+            lock = PointLock(run_dir, identity["job_id"])
+            lock.acquire()
+            locks.append(lock)
+        return _run_locked(dirs, raws, locks, identity)
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
 
 
-def _run_locked(run_dir: Path, raw: dict[str, Any], lock: PointLock, identity: dict[str, Any]) -> dict[str, Any]:
-    cfg = typed_config(raw)
-    record = RunRecord.read(run_dir)
-    if record.status == "completed" and record.global_step >= cfg.budget.total_steps:
-        # Finished by another attempt since this one was launched (a SLURM job queued before a local run).
-        print(f"[{record.run_id}] already completed ({record.global_step} steps); nothing to do", flush=True)
-        return dict(record.final)
-    record.attempts += 1
-    record.update(status="running", error=None, **identity)
-    info: dict[str, Any] = {
-        "run_id": record.run_id,
-        "name": record.name,
-        "seed": record.seed,
-        "sweep": record.sweep,
-        "choices": record.choices,
-        "overrides": record.overrides,
-        "total_steps": record.total_steps,
-    }
-    info["training"] = training_config(raw)
-    info["fingerprint"] = fingerprint(raw)
-    from rlsweep.training import train  # imported here: torch and the envs are not needed to plan a sweep
+def check_one_configuration(dirs: list[Path], raws: list[dict[str, Any]]) -> None:
+    """Points trained in one process must differ in their seed only (the launcher groups them so)."""
+    first = {k: v for k, v in raws[0].items() if k != "seed"}
+    for run_dir, raw in zip(dirs[1:], raws[1:], strict=True):
+        if {k: v for k, v in raw.items() if k != "seed"} != first:
+            diff = differences(training_config(raws[0]), training_config(raw)) or "keys other than training ones"
+            raise ValueError(f"{run_dir.name} is not a seed of {dirs[0].name}'s configuration ({diff}); points "
+                             "trained in one process may differ in their seed only")  # fmt: skip
 
-    previous_handler = signal.signal(signal.SIGTERM, partial(_terminated, run_dir))
+
+def _run_locked(
+    dirs: list[Path], raws: list[dict[str, Any]], locks: list[PointLock], identity: dict[str, Any]
+) -> list[dict[str, Any]]:
+    results: dict[Path, dict[str, Any]] = {}
+    todo: list[tuple[Path, Config, dict[str, Any]]] = []
+    for run_dir, raw in zip(dirs, raws, strict=True):
+        cfg = typed_config(raw)
+        record = RunRecord.read(run_dir)
+        if record.status == "completed" and record.global_step >= cfg.budget.total_steps:
+            # Finished by another attempt since this one was launched (a SLURM job queued before a local run).
+            print(f"[{record.run_id}] already completed ({record.global_step} steps); nothing to do", flush=True)
+            results[run_dir] = dict(record.final)
+            continue
+        record.attempts += 1
+        record.update(status="running", error=None, **identity)
+        info: dict[str, Any] = {
+            "run_id": record.run_id,
+            "name": record.name,
+            "seed": record.seed,
+            "sweep": record.sweep,
+            "choices": record.choices,
+            "overrides": record.overrides,
+            "total_steps": record.total_steps,
+        }
+        info["training"] = training_config(raw)
+        info["fingerprint"] = fingerprint(raw)
+        todo.append((run_dir, cfg, info))
+    if todo:
+        results.update(_train(todo, locks))
+    return [results[run_dir] for run_dir in dirs]
+
+
+def _train(todo: list[tuple[Path, Config, dict[str, Any]]], locks: list[PointLock]) -> dict[Path, dict[str, Any]]:
+    from rlsweep.training import train_seeds  # imported here: torch and the envs are not needed to plan a sweep
+
+    dirs = [run_dir for run_dir, _, _ in todo]
+
+    def guard() -> None:
+        for lock in locks:
+            lock.check()
+
+    previous_handler = signal.signal(signal.SIGTERM, partial(_terminated, dirs))
     try:
-        result = train(cfg, run_dir, info, guard=lock.check)
+        outcomes = train_seeds([cfg for _, cfg, _ in todo], dirs, [info for _, _, info in todo], guard=guard)
     except LockLost:
-        raise  # the point is another attempt's now: its record is not this one's to write
+        raise  # the points are another attempt's now: their records are not this one's to write
     except BaseException as e:
-        record_failure(run_dir, e)
+        for run_dir in dirs:
+            record_failure(run_dir, e)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-    RunRecord.read(run_dir).update(status="completed", error=None, final=final_metrics(result))
-    return result
+    results: dict[Path, dict[str, Any]] = {}
+    failed: list[tuple[Path, BaseException]] = []
+    for run_dir, outcome in zip(dirs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            record_failure(run_dir, outcome)
+            failed.append((run_dir, outcome))
+        else:
+            RunRecord.read(run_dir).update(status="completed", error=None, final=final_metrics(outcome))
+            results[run_dir] = outcome
+    if len(dirs) == 1 and failed:
+        raise failed[0][1]
+    if failed:
+        raise SeedsDiverged("; ".join(f"{run_dir.name}: {e}" for run_dir, e in failed)
+                            + f" (the other {len(dirs) - len(failed)} seed(s) of the process completed)")  # fmt: skip
+    return results
 
 
 def final_metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -124,15 +191,16 @@ def final_metrics(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith(_NOT_FINAL)}
 
 
-def _terminated(run_dir: Path, signum: int, frame: Any) -> None:
+def _terminated(run_dirs: list[Path], signum: int, frame: Any) -> None:
     """SIGTERM (``scancel``, ``kill``): record it, then stop; the last checkpoint is where a rerun resumes.
 
     Recorded here, before raising: the exit may surface from inside torch as some other error.
     """
-    record = RunRecord.read_or_none(run_dir)
-    # A requeue after preemption also ends with SIGTERM: the record already says preempted, keep it.
-    if record is not None and record.status != "preempted":
-        record.update(status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
+    for run_dir in run_dirs:
+        record = RunRecord.read_or_none(run_dir)
+        # A requeue after preemption also ends with SIGTERM: the record already says preempted, keep it.
+        if record is not None and record.status != "preempted":
+            record.update(status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
     raise SystemExit(128 + signum)
 
 
@@ -163,33 +231,42 @@ def error_summary(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rlsweep.launching.job <run_dir>``: how the local launcher starts a point."""
+    """``python -m rlsweep.launching.job <run_dir> [<run_dir> ...]``: how the local launcher starts a job (several
+    run directories: seeds of one configuration trained in one process)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m rlsweep.launching.job <run_dir>", file=sys.stderr)
+    if not args:
+        print("usage: python -m rlsweep.launching.job <run_dir> [<run_dir> ...]", file=sys.stderr)
         return 2
-    return run_point_reporting(Path(args[0]))
+    return run_points_reporting([Path(a) for a in args])
 
 
 def run_point_reporting(run_dir: Path) -> int:
-    """``run_point`` for a command line: an end the run explains itself (divergence, an unreadable checkpoint, a
+    return run_points_reporting([run_dir])
+
+
+def run_points_reporting(run_dirs: Sequence[Path]) -> int:
+    """``run_points`` for a command line: an end the run explains itself (divergence, an unreadable checkpoint, a
     full disk) is one line on stderr and exit status 1, not a traceback; anything else keeps its traceback. A point that
     another live attempt holds is one line and :data:`EXIT_BUSY`: nothing of it was touched."""
     from rlsweep.training.checkpoint import CheckpointError
     from rlsweep.training.loop import DivergenceError
 
+    names = ", ".join(Path(d).name for d in run_dirs)
     try:
-        run_point(run_dir)
+        run_points(run_dirs)
     except LockHeld as e:
         print(f"rlsweep: {e}", file=sys.stderr, flush=True)
         return EXIT_BUSY
+    except SeedsDiverged as e:
+        print(f"rlsweep: error: {e}", file=sys.stderr, flush=True)
+        return 1
     except (DivergenceError, CheckpointError, LockLost) as e:
-        print(f"rlsweep: {run_dir.name}: error: {e}", file=sys.stderr, flush=True)
+        print(f"rlsweep: {names}: error: {e}", file=sys.stderr, flush=True)
         return 1
     except OSError as e:
         if e.errno not in DISK_FULL:
             raise
-        print(f"rlsweep: {run_dir.name}: error: {e}; free space, then rerun to resume from the last checkpoint",
+        print(f"rlsweep: {names}: error: {e}; free space, then rerun to resume from the last checkpoint",
               file=sys.stderr, flush=True)  # fmt: skip
         return 1
     return 0

@@ -17,6 +17,7 @@ from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.perf import Stats, adam, autocast, prepare_modules
+from rlsweep.stacked import SeedStack, load_optimizer_states, load_state_dicts, optimizer_states, seed_mean, state_dicts
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
 SEED_MASK_ENVS = 32
@@ -51,6 +52,7 @@ class Distillation:
         self.device = device
         self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
+        self.seeds = 1  # seeds trained together in this process (stacked: rlsweep.stacked)
         self.keep = keep_fraction(cfg.update_proportion, num_envs)
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
         self.needs_warmup = cfg.obs_norm != "none"
@@ -81,14 +83,15 @@ class Distillation:
     def _normalise(self, frame: torch.Tensor) -> torch.Tensor:
         if self.cfg.obs_norm == "none":
             return frame
-        centred = frame - self.obs_rms.mean.float()
+        rms, rows = self.obs_rms, frame.shape[0]
+        centred = frame - rms.per_sample(rms.mean, rows).float()
         if self.cfg.obs_norm == "mean":
             return centred
         clip = self.cfg.obs_norm_clip
         if self.cfg.obs_var_floor > 0:
-            std = self.obs_rms.var.clamp(min=self.cfg.obs_var_floor).sqrt().float()
+            std = rms.per_sample(rms.var.clamp(min=self.cfg.obs_var_floor).sqrt(), rows).float()
         else:
-            std = self.obs_rms.std.float() + 1e-8
+            std = rms.per_sample(rms.std, rows).float() + 1e-8
         return (centred / std).clamp(-clip, clip)
 
     def inputs(self, obs: torch.Tensor) -> torch.Tensor:
@@ -135,7 +138,7 @@ class Distillation:
         r = self.cfg.reward_scale * r
         if self.cfg.normalise_int_reward:
             self.reward_rms.update(r)
-            r = r / (self.reward_rms.std.float() + 1e-8)
+            r = r / (self.reward_rms.per_sample(self.reward_rms.std, r.shape[0]).float() + 1e-8)
         if self.cfg.reward_clip > 0:
             r = r.clamp(0.0, self.cfg.reward_clip)
         return r
@@ -152,18 +155,25 @@ class Distillation:
         return self._targets[rows]
 
     def predictor_loss(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked mean squared error and the mask's kept fraction; ``rows`` are ``obs``'s rows of the rollout."""
+        """Masked mean squared error and the mask's kept fraction; ``rows`` are ``obs``'s rows of the rollout.
+
+        With several seeds, both per seed (shape (k,)): each seed's loss over its own block of the minibatch.
+        """
         err, _ = self._error(obs, self.perf.autocast, self.kept_targets(rows))
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
         mask = (torch.rand(shape, device=err.device) < self.keep).float()
         mask = mask.expand_as(err)
-        loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
-        return loss, mask.mean()
+        if self.seeds == 1:
+            loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
+        else:
+            k = self.seeds
+            loss = (err * mask).reshape(k, -1).sum(dim=1) / mask.reshape(k, -1).sum(dim=1).clamp(min=1.0)
+        return loss, seed_mean(mask, self.seeds)
 
     def predictor_step(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> Stats:
         loss, kept = self.predictor_loss(obs, rows)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()  # the seeds' losses summed: each seed's parameters get its own loss's gradient
         self.optimizer.step()
         return {"loss/motivation": loss.detach(), "motivation/mask_kept": kept}
 
@@ -187,3 +197,44 @@ class Distillation:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, part in self._modules().items():
             part.load_state_dict(state[key])
+
+    # ---- several seeds in one process (seeds_per_process) ----------------------------------------------------------
+    def stack(self, others: list[Distillation]) -> None:
+        """Take on the networks of ``others`` (the same motivation built for the group's other seeds) as extra
+        seeds: target and predictor become :class:`~rlsweep.stacked.SeedStack` s with one Adam over the stacked
+        predictor (k independent Adams, element-wise), and the running statistics are kept per seed."""
+        if not self.frozen_target:
+            raise ValueError(f"motivation.name={self.name}: several seeds per process (seeds_per_process) support "
+                             "rnd and none; a trained target (SND) is not stacked")  # fmt: skip
+        members = [self, *others]
+        self.seeds = len(members)
+        # A SeedStack answers calls as the network does (SND's forward_with_map aside, which is not stacked).
+        self.target = SeedStack([m.target for m in members])  # type: ignore[assignment]
+        self.predictor = SeedStack([m.predictor for m in members])  # type: ignore[assignment]
+        self.optimizer = adam(self.predictor.parameters(), self.cfg.learning_rate, fused=self.perf.fused_adam)
+        self.obs_rms = RunningMeanStd(self.frame_shape, self.device, seeds=self.seeds)
+        self.reward_rms = RunningMeanStd((), self.device, seeds=self.seeds)
+
+    def state_dicts(self) -> list[dict[str, Any]]:
+        """One lone run's :meth:`state_dict` per seed."""
+        if self.seeds == 1:
+            return [self.state_dict()]
+        parts: dict[str, list[dict[str, Any]]] = {
+            "target": state_dicts(self.target),
+            "predictor": state_dicts(self.predictor),
+            "optimizer": optimizer_states(self.optimizer, self.seeds),
+            "obs_rms": self.obs_rms.state_dicts(),
+            "reward_rms": self.reward_rms.state_dicts(),
+        }
+        return [{key: states[j] for key, states in parts.items()} for j in range(self.seeds)]
+
+    def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
+        """Load one lone run's :meth:`state_dict` per seed."""
+        if self.seeds == 1:
+            self.load_state_dict(states[0])
+            return
+        load_state_dicts(self.target, [s["target"] for s in states])
+        load_state_dicts(self.predictor, [s["predictor"] for s in states])
+        load_optimizer_states(self.optimizer, [s["optimizer"] for s in states])
+        self.obs_rms.load_state_dicts([s["obs_rms"] for s in states])
+        self.reward_rms.load_state_dicts([s["reward_rms"] for s in states])

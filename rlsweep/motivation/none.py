@@ -14,6 +14,7 @@ class NoMotivation:
     name = "none"
     needs_warmup = False
     stats_from_next = False
+    seeds = 1
 
     def update_stats(self, obs: torch.Tensor) -> None:
         return None
@@ -28,4 +29,13 @@ class NoMotivation:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
+
+    def stack(self, others: list[NoMotivation]) -> None:
+        self.seeds = 1 + len(others)  # nothing else to stack: no networks, no statistics
+
+    def state_dicts(self) -> list[dict[str, Any]]:
+        return [{} for _ in range(self.seeds)]
+
+    def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
         return None

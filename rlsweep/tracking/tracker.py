@@ -158,6 +158,8 @@ class Tracker:
             # "allow": the same id continues the run after a resume (online), or writes a second
             # offline-run-* directory with that id which `wandb sync` appends to the same run.
             resume="allow",
+            # Several seeds trained in one process (seeds_per_process) each have their own W&B run, open at once.
+            reinit="create_new",
             dir=str(self.run_dir),
             mode=mode,  # type: ignore[arg-type]
             config=wandb_config(self.cfg, self.info),

@@ -5,6 +5,12 @@ resume from the checkpoint or warm up the observation statistics with random ste
 ``collect`` T steps from N envs, compute the ``advantages`` (GAE per stream), ``update`` (the PPO epochs with
 the motivation's own update in lock-step), ``log``, ``checkpoint``. RND, SND and plain PPO differ only by the
 motivation object. The plumbing (phase timers, metric assembly, checkpoint state, resume) sits below the steps.
+
+``train_seeds`` runs the same loop for k seeds of one configuration in one process (``seeds_per_process``): the
+networks are stacked (:mod:`rlsweep.stacked`), the envs are k pools side by side
+(:class:`~rlsweep.envs.group.SeedEnvs`), and each seed keeps what makes it a run of its own (:class:`SeedRun`:
+directory, tracker, metrics, episodes, checkpoint). A seed that diverges stops alone; the others go on.
+``train`` is the loop for one run.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,10 +35,21 @@ from rlsweep.agent.ppo import Batch
 from rlsweep.config.fingerprint import differences, fingerprint, training_config
 from rlsweep.config.schema import Config
 from rlsweep.envs import EpisodeInfo, VecEnv, make_env
+from rlsweep.envs.group import SeedEnvs
 from rlsweep.lock import LockLost
 from rlsweep.models import PolicyNet, build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
+from rlsweep.stacked import (
+    load_optimizer_states,
+    load_state_dicts,
+    optimizer_states,
+    seed_columns,
+    seed_rows,
+    seed_value,
+    stack,
+    state_dicts,
+)
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
 from rlsweep.training.checkpoint import (
@@ -51,20 +68,34 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any], guard: Callable[[], 
     ``guard`` is called before anything of an iteration is written; it raises to stop a run that must not write
     any more (the job's :meth:`PointLock.check <rlsweep.lock.PointLock.check>`: the point was taken over).
     """
-    run, resume_from = set_up(cfg, run_dir, info)
-    status = "failed"
+    (outcome,) = train_seeds([cfg], [run_dir], [info], guard)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def train_seeds(
+    cfgs: list[Config], run_dirs: list[Path], infos: list[dict[str, Any]], guard: Callable[[], None] = lambda: None
+) -> list[dict[str, Any] | DivergenceError]:
+    """Train seeds of one configuration together to their budget, each resuming its own checkpoint.
+
+    Returns, per seed, its last metrics or the :class:`DivergenceError` that stopped it (the others went on).
+    Anything else that goes wrong stops them all and is raised.
+    """
+    run, resume_from = set_up(cfgs, run_dirs, infos)
+    cfg = run.cfg
+    finished = False
+    superseded = False
     try:
         obs = resume_or_warm_up(run, resume_from)
-        episodes = EpisodeStats()
         timer = PhaseTimer(run.global_step)
-        last_log: dict[str, Any] = {}
 
-        while run.iteration < run.iterations:
+        while run.iteration < run.iterations and run.alive:
             if cfg.debug.crash_at_iteration and run.iteration + 1 == cfg.debug.crash_at_iteration:
                 raise RuntimeError(f"debug.crash_at_iteration={cfg.debug.crash_at_iteration}: crashing on purpose")
             # 1. Collect T steps from N envs; the intrinsic reward is computed on s_t (method.md §4.3).
             with timer.phase("collect"):
-                obs, int_rewards = collect(run, obs, episodes, timer)
+                obs, int_rewards = collect(run, obs, timer)
             with timer.phase("update"):
                 # 2. GAE per stream, then the 2:1 combination (unnormalised in the seed).
                 batch = advantages(run, obs)
@@ -72,50 +103,75 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any], guard: Callable[[], 
                 #    pass afterwards (paper).
                 stats = update(run.updater, run.motivation, run.storage, batch, cfg.motivation.predictor_updates)
             run.iteration += 1
-            # A diverged update stops here, before anything of it is checkpointed: the last good checkpoint stays.
+            # A diverged update stops its seed here, before anything of it is checkpointed: its last good
+            # checkpoint stays.
             check_finite(run, stats, batch)
             guard()
 
             # 4. Log under fixed names on the global-step axis.
             if run.due(cfg.budget.log_every):
-                last_log = log(run, iteration_metrics(run, stats, batch, int_rewards, episodes, timer), last_log)
+                perf = timer.window(run.global_step, cfg.debug.profile)
+                for j, seed in run.training():
+                    log(run, seed, iteration_metrics(run, j, stats, batch, int_rewards, perf))
 
             # 5. Checkpoint atomically; only then may W&B see the lines it covers.
             if run.due(cfg.budget.checkpoint_every) or run.iteration == cfg.debug.pause_at_iteration:
                 checkpoint(run)
             if run.iteration == cfg.debug.pause_at_iteration:
                 wait_to_be_stopped(run)
-        status = "completed"
-        return {k: v for k, v in last_log.items() if not k.startswith("perf/time")}
+        finished = True
+        return [s.error or {k: v for k, v in s.last_log.items() if not k.startswith("perf/time")} for s in run.seeds]
     except LockLost:
-        status = "superseded"
+        superseded = True
         raise
     finally:
-        close(run, status)
+        close(run, finished, superseded)
 
 
 # ---- the run's parts ---------------------------------------------------------------------------------------------
 @dataclass
-class Run:
-    """One run's parts, built by ``set_up``; ``iteration`` and ``global_step`` advance as it trains."""
+class SeedRun:
+    """What is one seed's own: its run directory, identity, tracker, finished episodes and last metrics."""
 
     cfg: Config
     run_dir: Path
     info: dict[str, Any]
+    tracker: Tracker
+    episodes: EpisodeStats = field(default_factory=lambda: EpisodeStats())
+    last_log: dict[str, Any] = field(default_factory=dict)  # latest value of every metric (console, summary)
+    error: DivergenceError | None = None  # why this seed stopped before its budget, while others go on
+
+
+@dataclass
+class Run:
+    """The parts of the run(s) trained in this process, built by ``set_up``; ``iteration`` and ``global_step``
+    (per seed) advance as it trains. With several seeds the networks are stacked and the envs side by side."""
+
+    cfg: Config
+    seeds: list[SeedRun]
     envs: VecEnv
+    seed_envs: list[VecEnv]  # each seed's own envs (its exploration counters)
     policy: PolicyNet
     updater: PPOUpdater
     motivation: Motivation
     upload: Uploader
     storage: RolloutStorage
-    tracker: Tracker
     iteration: int  # iterations done (of this and earlier attempts)
-    global_step: int  # agent steps done, summed over envs: the x axis of every metric
+    global_step: int  # agent steps done by each seed, summed over its envs: the x axis of every metric
     iterations: int  # iterations in the budget
 
     @property
     def batch_size(self) -> int:
+        """Agent steps per iteration of one seed."""
         return self.cfg.ppo.num_envs * self.cfg.ppo.num_steps
+
+    @property
+    def alive(self) -> bool:
+        return any(s.error is None for s in self.seeds)
+
+    def training(self) -> list[tuple[int, SeedRun]]:
+        """The seeds still training (not stopped by a divergence), with their position in the stack."""
+        return [(j, s) for j, s in enumerate(self.seeds) if s.error is None]
 
     def due(self, every: int) -> bool:
         """Whether the iteration just done is a multiple of ``every`` or the last one."""
@@ -123,42 +179,83 @@ class Run:
 
 
 # ---- set up ------------------------------------------------------------------------------------------------------
-def set_up(cfg: Config, run_dir: Path, info: dict[str, Any]) -> tuple[Run, dict[str, Any] | None]:
-    """Seed, then build envs, policy, updater, motivation, storage and tracker; also return the checkpoint, if any.
+def set_up(
+    cfgs: list[Config], run_dirs: list[Path], infos: list[dict[str, Any]]
+) -> tuple[Run, list[dict[str, Any]] | None]:
+    """Seed, then build envs, policy, updater, motivation, storage and trackers; also return the checkpoints, if any.
 
-    The order is the order of the seeded RNG draws (network inits), so it fixes a seed's numbers. Nothing here
-    needs closing on failure: the tracker is built last, and ``train`` closes the run from then on.
+    Each seed's envs and networks are built after seeding with its own seed, in the order of the seeded RNG draws
+    (network inits) of a lone run, so one seed alone gets exactly a lone run's numbers; several are then stacked.
+    Nothing here needs closing on failure until the trackers are built, last.
     """
+    cfg = cfgs[0]
     ppo = cfg.ppo
     device = select_device(cfg.device)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.autograd.set_detect_anomaly(cfg.debug.detect_anomaly)
-    seed_everything(cfg.seed, cfg.debug.deterministic, device)
-    saved = load_checkpoint(run_dir, device)
-    # What this run trains (the job passes it from config.yaml; a bare train() call derives it from cfg).
-    if "fingerprint" not in info:
-        resolved = dataclasses.asdict(cfg)
-        info["training"], info["fingerprint"] = training_config(resolved), fingerprint(resolved)
-    if saved is not None:
-        check_same_training(saved, info, cfg.resume, run_dir)
-    iteration = 0 if saved is None else int(saved["iteration"])
-    global_step = 0 if saved is None else int(saved["global_step"])
-    batch_size = ppo.num_envs * ppo.num_steps
-    iterations = -(-cfg.budget.total_steps // batch_size)  # ceil: a budget is at least reached
+    saved: list[dict[str, Any] | None] = []
+    envs: list[VecEnv] = []
+    policies: list[PolicyNet] = []
+    motivations: list[Motivation] = []
+    for seed_cfg, run_dir, info in zip(cfgs, run_dirs, infos, strict=True):
+        seed_everything(seed_cfg.seed, cfg.debug.deterministic, device)
+        checkpoint = load_checkpoint(run_dir, device)
+        # What this run trains (the job passes it from config.yaml; a bare train() call derives it from cfg).
+        if "fingerprint" not in info:
+            resolved = dataclasses.asdict(seed_cfg)
+            info["training"], info["fingerprint"] = training_config(resolved), fingerprint(resolved)
+        if checkpoint is not None:
+            check_same_training(checkpoint, info, cfg.resume, run_dir)
+        iteration = 0 if checkpoint is None else int(checkpoint["iteration"])
+        # A resumed run re-seeds its envs differently, so it does not replay the episodes of the first attempt.
+        env_seed = seed_cfg.seed if checkpoint is None else seed_cfg.seed + 1_000_003 * iteration
+        seed_envs = make_env(cfg.env, ppo.num_envs, env_seed)
+        envs.append(seed_envs)
+        policies.append(build_policy(cfg.model.name, seed_envs.obs_shape, seed_envs.num_actions,
+                                     cfg.model.critic_init_gain).to(device))  # fmt: skip
+        motivations.append(build_motivation(cfg.motivation, seed_envs.obs_shape, device, seed_envs.frame_channels,
+                                            cfg.perf, ppo.num_envs))  # fmt: skip
+        saved.append(checkpoint)
+    check_one_start(saved, run_dirs)
+    first = saved[0]
+    iteration = 0 if first is None else int(first["iteration"])
+    global_step = 0 if first is None else int(first["global_step"])
+    iterations = -(-cfg.budget.total_steps // (ppo.num_envs * ppo.num_steps))  # ceil: a budget is at least reached
 
-    # A resumed run re-seeds its envs differently, so it does not replay the episodes of the first attempt.
-    env_seed = cfg.seed if saved is None else cfg.seed + 1_000_003 * iteration
-    envs = make_env(cfg.env, ppo.num_envs, env_seed)
-    policy = build_policy(cfg.model.name, envs.obs_shape, envs.num_actions, cfg.model.critic_init_gain).to(device)
-    updater = PPOUpdater(policy, ppo, cfg.perf)
-    motivation = build_motivation(cfg.motivation, envs.obs_shape, device, envs.frame_channels, cfg.perf, ppo.num_envs)
+    k = len(cfgs)
+    vec: VecEnv = envs[0] if k == 1 else SeedEnvs(envs)
+    policy: PolicyNet = stack(policies)  # type: ignore[assignment]  # a SeedStack answers as the policy does
+    updater = PPOUpdater(policy, ppo, cfg.perf, seeds=k)
+    motivation = motivations[0]
+    if k > 1:
+        motivation.stack(motivations[1:])
     upload = Uploader(device, cfg.perf.pin_memory)
-    storage = RolloutStorage(ppo.num_steps, ppo.num_envs, envs.obs_shape, device)
-    tracker = Tracker(cfg, run_dir, info, resume_step=global_step if saved else None)
-    run = Run(cfg, run_dir, info, envs, policy, updater, motivation, upload, storage, tracker,
-              iteration, global_step, iterations)  # fmt: skip
-    return run, saved
+    storage = RolloutStorage(ppo.num_steps, ppo.num_envs * k, vec.obs_shape, device)
+    seeds: list[SeedRun] = []
+    try:
+        for seed_cfg, run_dir, info in zip(cfgs, run_dirs, infos, strict=True):
+            tracker = Tracker(seed_cfg, run_dir, info, resume_step=global_step if first else None)
+            seeds.append(SeedRun(seed_cfg, run_dir, info, tracker))
+    except BaseException:
+        for built in seeds:
+            built.tracker.finish("failed")
+        vec.close()
+        raise
+    run = Run(cfg, seeds, vec, envs, policy, updater, motivation, upload, storage, iteration, global_step, iterations)
+    return run, None if first is None else [s for s in saved if s is not None]
+
+
+def check_one_start(saved: list[dict[str, Any] | None], run_dirs: list[Path]) -> None:
+    """Seeds trained together step together: all start fresh, or all resume at one iteration."""
+    starts = {None if s is None else int(s["iteration"]) for s in saved}
+    if len(starts) > 1:
+        where = ", ".join(f"{d.name}: {'new' if s is None else 'iteration ' + str(s['iteration'])}"
+                          for d, s in zip(run_dirs, saved, strict=True))  # fmt: skip
+        raise CheckpointError(
+            f"seeds trained in one process must start at one iteration ({where}); run them with "
+            "seeds_per_process=1, or as separate processes, until they are level"
+        )
 
 
 def check_same_training(saved: dict[str, Any], info: dict[str, Any], resume: str, run_dir: Path) -> None:
@@ -173,8 +270,9 @@ def check_same_training(saved: dict[str, Any], info: dict[str, Any], resume: str
     )
 
 
-def resume_or_warm_up(run: Run, saved: dict[str, Any] | None) -> torch.Tensor:
-    """Reset the envs, then resume from ``saved`` or warm up the motivation; return s_0 on the device."""
+def resume_or_warm_up(run: Run, saved: list[dict[str, Any]] | None) -> torch.Tensor:
+    """Reset the envs, then resume from ``saved`` (a checkpoint per seed) or warm up the motivation; return s_0 on
+    the device."""
     envs = run.envs
     obs_np = envs.reset()
     if saved is not None:
@@ -198,9 +296,7 @@ def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader) 
 
 
 # ---- the steps of an iteration ---------------------------------------------------------------------------------
-def collect(
-    run: Run, obs: torch.Tensor, episodes: EpisodeStats, timer: PhaseTimer
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Step the N envs T times from s_0 = ``obs`` into the storage; return s_T and each step's intrinsic reward.
 
     Owns the acting: sampling actions, stepping the envs, r_int(s_t) and the motivation's observation
@@ -211,7 +307,9 @@ def collect(
     for step in range(cfg.ppo.num_steps):
         with torch.no_grad():
             out = updater.forward(obs)
-            dist = Categorical(logits=out.logits)
+            # A seed stopped by a divergence still computes (NaN) in its slice of the stack until the process ends;
+            # its actions must not stop the others' sampling. (Finite logits are unchanged.)
+            dist = Categorical(logits=out.logits if len(run.seeds) == 1 else out.logits.nan_to_num())
             action = dist.sample()
         actions_np = action.cpu().numpy()
         if cfg.perf.overlap_env:
@@ -227,7 +325,8 @@ def collect(
         storage.insert(step, obs, action, dist.log_prob(action), out.value_ext, out.value_int, r_int)
         storage.insert_env(step, result.reward, result.done)
         int_rewards.append(r_int)
-        episodes.add(result.episodes)
+        for episode in result.episodes:  # to the seed whose env it was (env j N + n is env n of seed j)
+            run.seeds[episode.env_index // cfg.ppo.num_envs].episodes.add([episode])
         obs = run.upload(result.obs)
         if motivation.stats_from_next:
             with torch.no_grad():
@@ -249,33 +348,33 @@ def update(updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage,
     if schedule == "per_minibatch":
         return updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
     stats = updater.update(batch)
-    stats.update(_one_pass(motivation, storage, updater.cfg.minibatch_size))
+    stats.update(_one_pass(motivation, storage, updater.cfg.minibatch_size, updater.seeds))
     return stats
 
 
-def log(run: Run, metrics: dict[str, Any], last_log: dict[str, Any]) -> dict[str, Any]:
-    """Write one metric line, and the console line every ``logger.console_every`` iterations (and at the end).
-
-    Returns ``last_log`` updated with ``metrics``: the latest value of every metric, which the console line
-    and the run's summary show (a key missing from this line, such as ``episode/*``, keeps its last value).
-    """
-    run.tracker.log(metrics)
-    last_log = {**last_log, **metrics}
+def log(run: Run, seed: SeedRun, metrics: dict[str, Any]) -> None:
+    """Write one metric line of ``seed``, and its console line every ``logger.console_every`` iterations (and at
+    the end). ``seed.last_log`` keeps the latest value of every metric, which the console line and the run's
+    summary show (a key missing from this line, such as ``episode/*``, keeps its last value)."""
+    seed.tracker.log(metrics)
+    seed.last_log = {**seed.last_log, **metrics}
     if run.due(run.cfg.logger.console_every):
-        run.tracker.console(run.iteration, run.iterations, last_log)
-    return last_log
+        seed.tracker.console(run.iteration, run.iterations, seed.last_log)
 
 
 def checkpoint(run: Run) -> None:
-    """Save the run's state atomically, then commit the tracker: W&B only gets lines a checkpoint covers.
+    """Save each training seed's state atomically, then commit its tracker: W&B only gets lines a checkpoint
+    covers.
 
     With ``budget.keep_checkpoints`` the checkpoints of some iterations are also kept as snapshots
     (``checkpoints/step-<global_step>.pt``; which ones: :func:`~rlsweep.training.checkpoint.snapshot_due`).
     """
     budget = run.cfg.budget
     snapshot = snapshot_due(run.iteration, run.iterations, budget.checkpoint_every, budget.keep_checkpoints)
-    save_checkpoint(checkpoint_state(run), run.run_dir, snapshot=snapshot)
-    run.tracker.commit()
+    states = checkpoint_states(run)
+    for j, seed in run.training():
+        save_checkpoint(states[j], seed.run_dir, snapshot=snapshot)
+        seed.tracker.commit()
 
 
 PAUSE_LIMIT_S = 600.0  # a paused run nobody stops (a test that failed first) must not hold its slot for ever
@@ -286,39 +385,53 @@ class DivergenceError(RuntimeError):
 
 
 def check_finite(run: Run, stats: Stats, batch: Batch) -> None:
-    """Raise :class:`DivergenceError` naming the iteration and every non-finite quantity (one device read)."""
-    checked = {k: v.detach().reshape(()) for k, v in stats.items() if k.startswith(("loss/", "ppo/grad"))}
-    checked.update(
-        {"value/ext": run.storage.values_ext, "value/int": run.storage.values_int, "advantages": batch.advantages}
-    )
-    finite = torch.stack([torch.isfinite(v).all() for v in checked.values()]).tolist()
-    if all(finite):
-        return
-    bad = ", ".join(k for k, ok in zip(checked, finite, strict=True) if not ok)
-    raise DivergenceError(
-        f"non-finite {bad} at iteration {run.iteration}; the run stopped there and its last checkpoint is kept"
-    )
+    """Stop each seed whose update produced a non-finite loss, gradient norm or value, with a
+    :class:`DivergenceError` naming the iteration and every non-finite quantity (one device read)."""
+    k, steps = len(run.seeds), run.storage.num_steps
+
+    def per_seed(x: torch.Tensor) -> torch.Tensor:  # a (T, k N) rollout quantity as (k, T N)
+        return x.reshape(steps, k, -1).transpose(0, 1).reshape(k, -1)
+
+    checked = {key: v.detach().reshape(k, -1) for key, v in stats.items() if key.startswith(("loss/", "ppo/grad"))}
+    checked.update({
+        "value/ext": per_seed(run.storage.values_ext),
+        "value/int": per_seed(run.storage.values_int),
+        "advantages": per_seed(batch.advantages),
+    })  # fmt: skip
+    # finite[i][j]: whether seed j's part of the i-th quantity is finite everywhere
+    finite = torch.stack([torch.isfinite(v).all(dim=1) for v in checked.values()]).tolist()
+    for j, seed in run.training():
+        bad = ", ".join(name for name, ok in zip(checked, finite, strict=True) if not ok[j])
+        if bad:
+            seed.error = DivergenceError(
+                f"non-finite {bad} at iteration {run.iteration}; the run stopped there and its last checkpoint is kept"
+            )
+            if k > 1:
+                print(f"[{seed.info['run_id']}] {seed.error}; the other seeds go on", file=sys.stderr, flush=True)
 
 
 def wait_to_be_stopped(run: Run) -> None:
     """``debug.pause_at_iteration``: hold the run at a known checkpoint until a signal stops it (tests only)."""
-    print(f"[{run.info['run_id']}] paused at iteration {run.iteration} (debug.pause_at_iteration): waiting to be "
-          "stopped", flush=True)  # fmt: skip
+    names = ", ".join(seed.info["run_id"] for seed in run.seeds)
+    print(f"[{names}] paused at iteration {run.iteration} (debug.pause_at_iteration): waiting to be stopped",
+          flush=True)  # fmt: skip
     deadline = time.monotonic() + PAUSE_LIMIT_S
     while time.monotonic() < deadline:
         time.sleep(1.0)  # signal handlers (SIGTERM, SLURM's USR2) run between sleeps
     raise RuntimeError(f"debug.pause_at_iteration={run.iteration}: nothing stopped the run in {PAUSE_LIMIT_S:.0f} s")
 
 
-def close(run: Run, status: str) -> None:
-    """Close the tracker with the run's status, then the envs. A superseded run leaves the record alone."""
-    try:
-        run.tracker.finish(status, save=status != "superseded")
-    except Exception as e:
-        if status == "completed":
-            raise
-        # Already failing (or preempted: SLURM may have killed W&B's service first): keep the first error.
-        print(f"[{run.info['run_id']}] could not close the tracker cleanly: {e!r}", file=sys.stderr, flush=True)
+def close(run: Run, finished: bool, superseded: bool) -> None:
+    """Close each seed's tracker with its status, then the envs. A superseded run leaves the record alone."""
+    for seed in run.seeds:
+        status = "superseded" if superseded else "completed" if finished and seed.error is None else "failed"
+        try:
+            seed.tracker.finish(status, save=not superseded)
+        except Exception as e:
+            if status == "completed":
+                raise
+            # Already failing (or preempted: SLURM may have killed W&B's service first): keep the first error.
+            print(f"[{seed.info['run_id']}] could not close the tracker cleanly: {e!r}", file=sys.stderr, flush=True)
     run.envs.close()
 
 
@@ -372,55 +485,65 @@ class PhaseTimer:
 
 
 def iteration_metrics(
-    run: Run,
-    stats: Stats,
-    batch: Batch,
-    int_rewards: list[torch.Tensor],
-    episodes: EpisodeStats,
-    timer: PhaseTimer,
+    run: Run, j: int, stats: Stats, batch: Batch, int_rewards: list[torch.Tensor], perf: dict[str, float]
 ) -> dict[str, Any]:
-    """One metric line, its keys in a fixed order; empties the episode statistics and starts a new timing window."""
-    r_int_all = torch.stack(int_rewards)
-    perf = timer.window(run.global_step, run.cfg.debug.profile)
-    storage = run.storage
+    """Seed ``j``'s metric line, its keys in a fixed order; empties its episode statistics."""
+    k = len(run.seeds)
+    seed, storage = run.seeds[j], run.storage
+
+    def own(x: torch.Tensor) -> torch.Tensor:  # seed j's envs of a (T, k N) rollout quantity, flattened
+        return seed_columns(x.reshape(storage.num_steps, -1), j, k).reshape(-1)
+
     metrics: dict[str, Any] = {"global_step": run.global_step, "iteration": run.iteration}
-    metrics.update(episodes.flush())
-    metrics.update({f"explore/{k}": float(v) for k, v in run.envs.exploration().items()})
-    metrics.update(to_floats(stats))
-    metrics["ppo/explained_var_ext"] = explained_variance(storage.values_ext.reshape(-1), batch.returns_ext)
-    metrics["ppo/explained_var_int"] = explained_variance(storage.values_int.reshape(-1), batch.returns_int)
-    metrics["motivation/int_reward_mean"] = float(r_int_all.mean())
-    metrics["motivation/int_reward_std"] = float(r_int_all.std())
-    metrics["motivation/int_reward_max"] = float(r_int_all.max())
+    metrics.update(seed.episodes.flush())
+    metrics.update({f"explore/{key}": float(v) for key, v in run.seed_envs[j].exploration().items()})
+    metrics.update(to_floats({key: seed_value(v, j) for key, v in stats.items()}))
+    metrics["ppo/explained_var_ext"] = explained_variance(own(storage.values_ext), own(batch.returns_ext))
+    metrics["ppo/explained_var_int"] = explained_variance(own(storage.values_int), own(batch.returns_int))
+    r_int = own(torch.stack(int_rewards))
+    metrics["motivation/int_reward_mean"] = float(r_int.mean())
+    metrics["motivation/int_reward_std"] = float(r_int.std())
+    metrics["motivation/int_reward_max"] = float(r_int.max())
     metrics.update(perf)
     return metrics
 
 
-def checkpoint_state(run: Run) -> dict[str, Any]:
-    """Everything a resumed attempt needs to continue where this one is; ``resume`` reads it back."""
-    return {
-        "iteration": run.iteration,
-        "global_step": run.global_step,
-        "policy": run.policy.state_dict(),
-        "optimizer": run.updater.optimizer.state_dict(),
-        "motivation": run.motivation.state_dict(),
-        "exploration": run.envs.exploration_state(),
-        "rng": rng_state(),
-        "wandb_id": run.tracker.info.get("wandb_id"),
-        # what the checkpoint was trained under: a resume under another config is refused (check_same_training)
-        "fingerprint": run.info["fingerprint"],
-        "training": run.info["training"],
-    }
+def checkpoint_states(run: Run) -> list[dict[str, Any]]:
+    """Everything a resumed attempt of each seed needs to continue where it is (a lone run's checkpoint each);
+    ``resume`` reads them back."""
+    k = len(run.seeds)
+    policies = state_dicts(run.policy)
+    optimizers = optimizer_states(run.updater.optimizer, k)
+    motivations = run.motivation.state_dicts()
+    rng = rng_state()  # the process's generators, shared by its seeds
+    return [
+        {
+            "iteration": run.iteration,
+            "global_step": run.global_step,
+            "policy": policies[j],
+            "optimizer": optimizers[j],
+            "motivation": motivations[j],
+            "exploration": run.seed_envs[j].exploration_state(),
+            "rng": rng,
+            "wandb_id": seed.tracker.info.get("wandb_id"),
+            # what the checkpoint was trained under: a resume under another config is refused (check_same_training)
+            "fingerprint": seed.info["fingerprint"],
+            "training": seed.info["training"],
+        }
+        for j, seed in enumerate(run.seeds)
+    ]
 
 
-def resume(run: Run, saved: dict[str, Any]) -> None:
-    """Restore the state ``checkpoint_state`` saved (``set_up`` already took its iteration and global step)."""
-    run.policy.load_state_dict(saved["policy"])
-    run.updater.optimizer.load_state_dict(saved["optimizer"])
-    run.motivation.load_state_dict(saved["motivation"])
-    run.envs.load_exploration_state(saved["exploration"])
-    set_rng_state(saved["rng"])
-    print(f"[{run.info['run_id']}] resumed at iteration {run.iteration}, step {run.global_step}", flush=True)
+def resume(run: Run, saved: list[dict[str, Any]]) -> None:
+    """Restore the states ``checkpoint_states`` saved (``set_up`` already took the iteration and global step)."""
+    load_state_dicts(run.policy, [s["policy"] for s in saved])
+    load_optimizer_states(run.updater.optimizer, [s["optimizer"] for s in saved])
+    run.motivation.load_state_dicts([s["motivation"] for s in saved])
+    for envs, s in zip(run.seed_envs, saved, strict=True):
+        envs.load_exploration_state(s["exploration"])
+    set_rng_state(saved[0]["rng"])
+    for seed in run.seeds:
+        print(f"[{seed.info['run_id']}] resumed at iteration {run.iteration}, step {run.global_step}", flush=True)
 
 
 def _motivation_batch(storage: RolloutStorage, idx: torch.Tensor) -> MotivationBatch:
@@ -432,11 +555,13 @@ def _update_on(motivation: Motivation, storage: RolloutStorage, idx: torch.Tenso
     return motivation.update(_motivation_batch(storage, idx))
 
 
-def _one_pass(motivation: Motivation, storage: RolloutStorage, minibatch: int) -> Stats:
-    """The SND paper's schedule: one pass over the rollout in consecutive minibatches."""
-    size = storage.num_steps * storage.num_envs
+def _one_pass(motivation: Motivation, storage: RolloutStorage, minibatch: int, seeds: int = 1) -> Stats:
+    """The SND paper's schedule: one pass over (each seed's) rollout in consecutive minibatches."""
+    per_seed = storage.num_envs // seeds
+    size = storage.num_steps * per_seed
     history = []
     for start in range(0, size, minibatch):
-        idx = torch.arange(start, min(start + minibatch, size), device=storage.obs.device)
+        local = torch.arange(start, min(start + minibatch, size), device=storage.obs.device)
+        idx = seed_rows([local] * seeds, per_seed)
         history.append(motivation.update(_motivation_batch(storage, idx)))
     return mean_stats(history)

@@ -1,0 +1,197 @@
+"""Several seeds of one configuration trained in one process (``seeds_per_process=k``): the stacked pieces.
+
+The k seeds' networks are one module each (:class:`SeedStack`): their parameters stacked on a leading seed axis
+(``torch.func.stack_module_state``) and called through ``torch.func.vmap``, so one kernel does the work of k
+where a single seed's batch is too small to fill a GPU. Everything else of the loop (storage, GAE, the envs)
+sees one run with k x N envs, seed-major: env ``j * N + n`` is env n of seed j, and a network's input of
+k x B rows is k blocks of B, one per seed. What keeps the seeds apart:
+
+- each seed's networks start from its own seed (built as for a lone run, then stacked);
+- losses are averaged per seed (:func:`seed_mean`) and summed over seeds, so each seed's gradient is its own
+  loss's; gradient clipping is per seed (:func:`clip_grad_norm_per_seed`); Adam is element-wise, so one Adam
+  over stacked parameters is k independent Adams;
+- minibatches are drawn per seed from that seed's samples (:func:`seed_rows`);
+- running statistics (observation and reward normalisers) are kept per seed;
+- each seed's checkpoint is a lone run's checkpoint (:meth:`SeedStack.state_dicts`, :func:`optimizer_states`),
+  so a seed can be resumed alone, in another group, or evaluated like any run.
+
+Random draws (actions, minibatch indices, the predictor mask) come from the process's one generator, seeded
+from the group's seeds: a group reruns identically, but seed j in a group does not repeat seed j trained
+alone (vmap's batched kernels also round differently).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.utils._pytree import tree_map
+
+
+class SeedStack(nn.Module):
+    """k networks of one architecture as one module: input (k B, ...) -> output (k B, ...), seed-major blocks."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("a SeedStack needs at least two networks")
+        self.seeds = len(members)
+        params, buffers = stack_module_state(list(members))
+        self._names = list(params)
+        self._buffer_names = list(buffers)
+        # Registered under flattened names, so .parameters() yields the stacked leaves in the members' own order:
+        # an optimiser's state then lines up with a lone network's, index for index (optimizer_states).
+        for name, p in params.items():
+            self.register_parameter(_flat(name), nn.Parameter(p, requires_grad=p.requires_grad))
+        for name, b in buffers.items():
+            self.register_buffer(_flat(name), b)
+        # The shape without storage, called with each seed's slice of the stacked tensors. Kept out of the module
+        # tree (a tuple), so it neither shows up in .parameters() nor moves with .to().
+        self._skeleton = (copy.deepcopy(members[0]).to("meta"),)
+
+    def _tensors(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        params = {name: getattr(self, _flat(name)) for name in self._names}
+        buffers = {name: getattr(self, _flat(name)) for name in self._buffer_names}
+        return params, buffers
+
+    def forward(self, x: Tensor) -> Any:
+        k = self.seeds
+        if x.shape[0] % k:
+            raise ValueError(f"a batch of {x.shape[0]} rows does not split into {k} seeds")
+        skeleton = self._skeleton[0]
+
+        def one_seed(params: dict[str, Tensor], buffers: dict[str, Tensor], xs: Tensor) -> Any:
+            return functional_call(skeleton, (params, buffers), (xs,))
+
+        params, buffers = self._tensors()
+        out = vmap(one_seed)(params, buffers, x.reshape(k, -1, *x.shape[1:]))
+        return tree_map(lambda t: t.reshape(-1, *t.shape[2:]), out)
+
+    def state_dicts(self) -> list[dict[str, Tensor]]:
+        """Each seed's network as a lone network's ``state_dict`` (same keys, same shapes)."""
+        params, buffers = self._tensors()
+        tensors = {**params, **buffers}
+        return [{name: t[j].detach().clone() for name, t in tensors.items()} for j in range(self.seeds)]
+
+    @torch.no_grad()
+    def load_state_dicts(self, states: Sequence[dict[str, Tensor]]) -> None:
+        """Load one lone network's ``state_dict`` per seed."""
+        if len(states) != self.seeds:
+            raise ValueError(f"{len(states)} states for {self.seeds} seeds")
+        params, buffers = self._tensors()
+        for name, t in {**params, **buffers}.items():
+            t.copy_(torch.stack([s[name].to(t.device, t.dtype) for s in states]))
+
+
+def _flat(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def stack(members: Sequence[nn.Module]) -> nn.Module:
+    """One network for one seed, a :class:`SeedStack` for several."""
+    return members[0] if len(members) == 1 else SeedStack(members)
+
+
+def state_dicts(module: nn.Module) -> list[dict[str, Any]]:
+    """Per-seed ``state_dict`` s of a network built by :func:`stack`."""
+    return module.state_dicts() if isinstance(module, SeedStack) else [module.state_dict()]
+
+
+def load_state_dicts(module: nn.Module, states: Sequence[dict[str, Any]]) -> None:
+    if isinstance(module, SeedStack):
+        module.load_state_dicts(states)
+    else:
+        (state,) = states
+        module.load_state_dict(state)
+
+
+# ---- optimiser state -------------------------------------------------------------------------------------------
+def optimizer_states(optimizer: torch.optim.Optimizer, seeds: int) -> list[dict[str, Any]]:
+    """Per-seed ``state_dict`` s of an optimiser over stacked parameters, each a lone network's optimiser state.
+
+    Adam's moments are per element, so seed j's are slice j; its step count is shared (the seeds step together).
+    """
+    state = optimizer.state_dict()
+    if seeds == 1:
+        return [state]
+    return [
+        {
+            "state": {i: {key: _slice(v, j) for key, v in s.items()} for i, s in state["state"].items()},
+            "param_groups": copy.deepcopy(state["param_groups"]),
+        }
+        for j in range(seeds)
+    ]
+
+
+def load_optimizer_states(optimizer: torch.optim.Optimizer, states: Sequence[dict[str, Any]]) -> None:
+    if len(states) == 1:
+        optimizer.load_state_dict(states[0])
+        return
+    first = states[0]
+    stacked = {
+        i: {key: (v if _shared(v) else torch.stack([s["state"][i][key] for s in states])) for key, v in per.items()}
+        for i, per in first["state"].items()
+    }
+    optimizer.load_state_dict({"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])})
+
+
+def _shared(v: Any) -> bool:
+    """Whether an optimiser state entry is common to all seeds (Adam's step count) rather than per element."""
+    return not isinstance(v, Tensor) or v.dim() == 0
+
+
+def _slice(v: Any, j: int) -> Any:
+    return v.clone() if _shared(v) else v[j].clone()
+
+
+# ---- per-seed reductions and rows ------------------------------------------------------------------------------
+def seed_mean(x: Tensor, seeds: int) -> Tensor:
+    """The mean of each seed's block of ``x`` (shape (seeds,)); for one seed the plain mean (0-dim), as before."""
+    return x.mean() if seeds == 1 else x.reshape(seeds, -1).mean(dim=1)
+
+
+def clip_grad_norm_per_seed(params: Iterable[nn.Parameter], max_norm: float, seeds: int) -> Tensor:
+    """``nn.utils.clip_grad_norm_`` applied to each seed's slice of stacked parameters; returns the k norms."""
+    params = list(params)
+    if seeds == 1:
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.reshape(seeds, -1).norm(dim=1) for g in grads]).norm(dim=0)
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s rule, per seed
+    for g in grads:
+        g.mul_(coef.reshape(seeds, *([1] * (g.dim() - 1))))
+    return norms
+
+
+def seed_rows(local: Sequence[Tensor], num_envs: int) -> Tensor:
+    """Rows of a (T, k N) rollout flattened to (T k N,) for each seed's rows of its own (T, N) rollout.
+
+    ``local[j]`` indexes seed j's samples as a lone run would (row = t N + n); the result is seed-major: the
+    rows of seed 0, then of seed 1, ..., the layout :class:`SeedStack` splits its input by.
+    """
+    seeds = len(local)
+    if seeds == 1:
+        return local[0]
+    return torch.cat([(idx // num_envs) * (seeds * num_envs) + j * num_envs + idx % num_envs
+                      for j, idx in enumerate(local)])  # fmt: skip
+
+
+def seed_minibatches(local_batches: Sequence[Iterator[Tensor]], num_envs: int) -> Iterator[Tensor]:
+    """Each seed's minibatch row sets, drawn in lock-step and joined seed-major (see :func:`seed_rows`)."""
+    for per_seed in zip(*local_batches, strict=True):
+        yield seed_rows(per_seed, num_envs)
+
+
+def seed_columns(x: Tensor, seed: int, seeds: int) -> Tensor:
+    """Seed ``seed``'s envs of a (T, k N) tensor: (T, N)."""
+    n = x.shape[1] // seeds
+    return x[:, seed * n : (seed + 1) * n]
+
+
+def seed_value(stat: Tensor, seed: int) -> Tensor:
+    """Seed ``seed``'s entry of a per-seed statistic ((k,) for k seeds, 0-dim for one)."""
+    return stat if stat.dim() == 0 else stat[seed]

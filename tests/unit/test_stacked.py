@@ -1,0 +1,147 @@
+"""Several seeds in one process (``seeds_per_process``): the stacked update is each seed's own update.
+
+Each test builds k lone pieces (policy and PPO updater, RND motivation), keeps copies, stacks the originals
+(:mod:`rlsweep.stacked`), feeds both the same data and compares. Where the lone and the stacked run would draw
+random numbers differently (minibatch order, the predictor mask) the configs take that away: one minibatch is a
+whole rollout (its mean loss does not depend on the order), and the mask keeps everything.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from rlsweep.agent.ppo import Batch, PPOUpdater
+from rlsweep.config.schema import MotivationConfig, PPOConfig
+from rlsweep.models import build_policy
+from rlsweep.motivation import build_motivation
+from rlsweep.motivation.base import MotivationBatch
+from rlsweep.stacked import SeedStack, load_optimizer_states, optimizer_states, seed_rows
+
+OBS = (4, 32, 32)
+ACTIONS = 5
+T, N, K = 8, 4, 3
+
+
+def seed_major(per_seed: list[torch.Tensor]) -> torch.Tensor:
+    """Per-seed (T, N, ...) rollouts as the stacked loop lays them out: (T, K N, ...) flattened to rows."""
+    return torch.cat(per_seed, dim=1).reshape(-1, *per_seed[0].shape[2:])
+
+
+def rollout(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    return {
+        "obs": torch.randint(0, 256, (T, N, *OBS), dtype=torch.uint8, generator=generator),
+        "actions": torch.randint(0, ACTIONS, (T, N), generator=generator),
+        "logprobs": -torch.rand(T, N, generator=generator) - 1.0,
+        "advantages": torch.randn(T, N, generator=generator),
+        "returns_ext": torch.randn(T, N, generator=generator),
+        "returns_int": torch.randn(T, N, generator=generator),
+    }
+
+
+def flat(r: dict[str, torch.Tensor]) -> Batch:
+    return Batch(**{key: v.reshape(-1, *v.shape[2:]) for key, v in r.items()})
+
+
+@pytest.mark.parametrize("max_grad_norm", [10.0, 0.1])  # 0.1: every seed's gradient is clipped, each by its own norm
+def test_a_stacked_ppo_update_is_each_seeds_own_update(max_grad_norm: float) -> None:
+    """One minibatch step: each seed's (clipped) gradient, statistics and Adam moments are a lone run's.
+
+    Gradients are compared, not parameters after several steps: Adam moves an element by about lr whatever its
+    gradient's size, so the rounding of a near-zero gradient element could flip a parameter by 2 lr.
+    """
+    cfg = PPOConfig(num_envs=N, num_steps=T, update_epochs=1, minibatch_size=T * N, minibatch_sampling="permutation",
+                    max_grad_norm=max_grad_norm)  # fmt: skip
+    policies = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        policies.append(build_policy("A", OBS, ACTIONS, 0.1))
+    lone = [PPOUpdater(copy.deepcopy(p), cfg) for p in policies]
+    stacked = PPOUpdater(SeedStack(policies), cfg, seeds=K)
+    g = torch.Generator().manual_seed(0)
+    rollouts = [rollout(g) for _ in range(K)]
+
+    lone_stats = [u.update(flat(r)) for u, r in zip(lone, rollouts, strict=True)]
+    joined = Batch(**{key: seed_major([r[key] for r in rollouts]) for key in rollouts[0]})
+    stats = stacked.update(joined)
+
+    norms = torch.stack([s["ppo/grad_norm"] for s in lone_stats])
+    assert bool((norms > max_grad_norm).all()) == (max_grad_norm < 1) and len(set(norms.tolist())) == K
+    for j in range(K):
+        for key in ("loss/total", "loss/policy", "loss/value_ext", "loss/entropy", "ppo/approx_kl", "ppo/grad_norm"):
+            torch.testing.assert_close(stats[key][j], lone_stats[j][key], rtol=1e-5, atol=1e-7, msg=key)
+        # the stack's parameters come in the lone network's order (what lines the optimiser states up)
+        own = dict(zip([n for n, _ in lone[j].policy.named_parameters()], stacked.policy.parameters(), strict=True))
+        for name, param in lone[j].policy.named_parameters():
+            assert param.grad is not None
+            torch.testing.assert_close(own[name].grad[j], param.grad, rtol=1e-4, atol=1e-7, msg=f"seed {j}: {name}")
+    # each seed's Adam state is a lone Adam's, and loads into one
+    for j, state in enumerate(optimizer_states(stacked.optimizer, K)):
+        lone_state = lone[j].optimizer.state_dict()
+        for i, moments in lone_state["state"].items():
+            torch.testing.assert_close(state["state"][i]["exp_avg"], moments["exp_avg"], rtol=1e-4, atol=1e-8)
+        PPOUpdater(copy.deepcopy(lone[j].policy), cfg).optimizer.load_state_dict(state)
+    # and lone runs' states load into a stack (a group resuming its seeds' checkpoints)
+    again = PPOUpdater(SeedStack([copy.deepcopy(u.policy) for u in lone]), cfg, seeds=K)
+    load_optimizer_states(again.optimizer, [u.optimizer.state_dict() for u in lone])
+    torch.testing.assert_close(again.optimizer.state_dict()["state"][0]["exp_avg"][1],
+                               lone[1].optimizer.state_dict()["state"][0]["exp_avg"])  # fmt: skip
+
+
+def test_stacked_rnd_keeps_each_seeds_statistics_rewards_and_predictor() -> None:
+    cfg = MotivationConfig(name="rnd", update_proportion=1.0, normalise_int_reward=True, obs_norm="mean_std",
+                           learning_rate=1e-3)  # fmt: skip
+    device = torch.device("cpu")
+    members = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        members.append(build_motivation(cfg, OBS, device, num_envs=N))
+    lone = [copy.deepcopy(m) for m in members]
+    stacked = members[0]
+    stacked.stack(members[1:])
+    g = torch.Generator().manual_seed(1)
+    # each seed sees frames of its own brightness, so per-seed statistics differ clearly from pooled ones
+    steps = [[torch.randint(0, 64 * (j + 1), (N, *OBS), dtype=torch.uint8, generator=g) for j in range(K)]
+             for _ in range(3)]  # fmt: skip
+    for step in steps:
+        for m, obs in zip(lone, step, strict=True):
+            m.update_stats(obs)
+        stacked.update_stats(torch.cat(step))
+    rewards = stacked.reward(torch.cat(steps[-1]))
+    torch.testing.assert_close(rewards, torch.cat([m.reward(o) for m, o in zip(lone, steps[-1], strict=True)]))
+
+    rows = torch.arange(2 * N)  # each seed's first two steps, in its own (T, N) numbering
+    per_seed = [torch.stack([steps[0][j], steps[1][j]]).reshape(-1, *OBS) for j in range(K)]
+    obs = torch.cat([p[rows] for p in per_seed])
+    stats = stacked.update(MotivationBatch.from_obs(obs))
+    lone_stats = [m.update(MotivationBatch.from_obs(p[rows])) for m, p in zip(lone, per_seed, strict=True)]
+    for j in range(K):
+        torch.testing.assert_close(stats["loss/motivation"][j], lone_stats[j]["loss/motivation"])
+    states = stacked.state_dicts()
+    for j in range(K):
+        want = lone[j].state_dict()
+        assert set(states[j]) == set(want)
+        for name, value in want["predictor"].items():
+            torch.testing.assert_close(states[j]["predictor"][name], value, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(states[j]["obs_rms"]["mean"], want["obs_rms"]["mean"])
+        torch.testing.assert_close(states[j]["reward_rms"]["var"], want["reward_rms"]["var"])
+        lone[j].load_state_dict(states[j])  # a seed's state is a lone run's: it loads into one
+
+
+def test_seed_rows_put_each_seeds_own_samples_in_its_block() -> None:
+    # seed j's env n at step t sits in column j N + n of the (T, K N) rollout
+    rollout = torch.arange(T * K * N).reshape(T, K * N)
+    local = [torch.tensor([0, N + 1, T * N - 1]) for _ in range(K)]  # (t 0, n 0), (t 1, n 1), (t T-1, n N-1)
+    rows = seed_rows(local, N).reshape(K, -1)
+    for j in range(K):
+        own = rollout[:, j * N : (j + 1) * N].reshape(-1)
+        assert rollout.reshape(-1)[rows[j]].tolist() == own[local[j]].tolist()
+
+
+def test_snd_is_refused_stacked_in_one_line() -> None:
+    cfg = MotivationConfig(name="snd_v", network="c")
+    members = [build_motivation(cfg, OBS, torch.device("cpu"), num_envs=N) for _ in range(2)]
+    with pytest.raises(ValueError, match="seeds_per_process"):
+        members[0].stack(members[1:])
