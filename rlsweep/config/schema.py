@@ -28,7 +28,7 @@ DISTILLATION_NETWORKS: tuple[str, ...] = ("a", "c", "std", "vic", "cleanrl")  # 
 RESUME_CHOICES: tuple[str, ...] = ("check", "continue", "restart", "previous")  # rlsweep.launching.points
 # Top-level keys that say how to run a point, not what it trains: never part of a run's name, its factors in a
 # report, its sweep's default name or its config fingerprint (rlsweep.config.fingerprint).
-CONTROL_KEYS = frozenset({"name", "sweep_name", "dry_run", "device", "torch_threads", "resume"})
+CONTROL_KEYS = frozenset({"name", "sweep_name", "dry_run", "device", "torch_threads", "seeds_per_process", "resume"})
 
 _CHOICES = "choices"  # dataclass field metadata key: the words a string field allows
 
@@ -234,6 +234,11 @@ class Config:
     seed: int = 1
     device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
     torch_threads: int = 0  # 0 = torch default
+    # Launchers: up to this many seeds of one configuration (resolved configs equal but for `seed`, and at the same
+    # progress) train together in one process, with stacked networks; each seed stays its own run (directory,
+    # record, lock, metrics, W&B run). 1 = one process per point. > 1 only with motivation none or rnd and
+    # perf.compile=none (rlsweep.config.validate); on the CPU slower than separate processes (README)
+    seeds_per_process: int = 1
     name: str = ""  # configuration name; empty = derived from the group choices (see rlsweep.config.naming)
     sweep_name: str = ""  # W&B group; empty = the sweep directory's name
     dry_run: bool = False  # print the job table and start nothing

@@ -113,6 +113,7 @@ RANGES: dict[str, Range] = {
     "debug.pause_at_iteration": NON_NEGATIVE,
     "seed": NON_NEGATIVE,
     "torch_threads": NON_NEGATIVE,
+    "seeds_per_process": AT_LEAST_1,
 }
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -231,13 +232,16 @@ def known_env_ids() -> frozenset[str]:
 
 # Which SND target losses each motivation can train (snd_v's vicreg is the author's two-augmented-views variant).
 TARGET_LOSSES = {"snd_v": ("mse", "vicreg"), "snd_vic": ("vicreg",), "snd_std": ("stdim",)}
+# Motivations whose networks train stacked, several seeds in one process (seeds_per_process > 1): SND's targets
+# train with their own losses and are not stacked.
+STACKED_MOTIVATIONS = ("none", "rnd")
 # Distillation nets each SND target loss can use: ST-DIM needs the ST_DIM_CNN's 64-channel third conv map.
 TARGET_NETWORKS = {"stdim": ("std", "vic")}
 
 
 def check_combinations(cfg: Mapping[str, Any]) -> None:
     """Checks that span several keys: SND loss vs motivation and network, reused target features vs motivation,
-    RGB frames vs backend."""
+    seeds per process vs motivation and compile mode, RGB frames vs backend."""
     mot = cfg["motivation"]
     allowed = TARGET_LOSSES.get(mot["name"])
     if allowed is not None and mot["target_loss"] not in allowed:
@@ -250,6 +254,7 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
             f"Invalid value for perf.reuse_target_features: true with motivation.name={mot['name']!r} (allowed: "
             "true only with rnd, whose target is frozen; an SND target trains, so its features go stale)"
         )
+    check_seeds_per_process(cfg)
     nets = TARGET_NETWORKS.get(mot["target_loss"])
     if allowed is not None and nets is not None and mot["network"] not in nets:
         raise ConfigError(
@@ -271,6 +276,26 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
         )
     if env_id.startswith("procgen-"):
         check_procgen(env_id, str(cfg["env"]["distribution_mode"]))
+
+
+def check_seeds_per_process(cfg: Mapping[str, Any]) -> None:
+    """Several seeds in one process train with stacked networks: only the motivations that have them, and not
+    under torch.compile."""
+    k = cfg["seeds_per_process"]
+    if k == 1:
+        return
+    name = cfg["motivation"]["name"]
+    if name not in STACKED_MOTIVATIONS:
+        raise ConfigError(
+            f"Invalid value for seeds_per_process: {k} with motivation.name={name!r} (allowed: 1; more only with "
+            f"motivation.name {' or '.join(STACKED_MOTIVATIONS)}, whose networks train stacked)"
+        )
+    mode = cfg["perf"]["compile"]
+    if mode != "none":
+        raise ConfigError(
+            f"Invalid value for seeds_per_process: {k} with perf.compile={mode!r} (allowed: 1; more only with "
+            "perf.compile=none)"
+        )
 
 
 def check_procgen(env_id: str, distribution_mode: str) -> None:

@@ -3,8 +3,11 @@
 ``main()`` never lets a bad grid reach a launcher: every point is composed and checked first
 (:mod:`rlsweep.launching.plan`); bad input ends with one message and exit status 2, and ``dry_run=true``
 prints the job table instead of launching. Then each point to run gets its directory with the resolved
-``config.yaml`` and its record (:mod:`rlsweep.launching.points`), and the launcher starts the job function
-:func:`rlsweep.launching.job.run_point` on it. Without ``-m`` the one point runs here, in ``runs/<run>/``.
+``config.yaml`` and its record (:mod:`rlsweep.launching.points`), the points are grouped into processes (one
+point each, or with ``seeds_per_process=k`` up to k seeds of one configuration:
+:func:`rlsweep.launching.points.process_groups`), and the launcher starts the job function
+:func:`rlsweep.launching.job.run_points` on each group. Without ``-m`` the one point runs here, in
+``runs/<run>/``.
 
 Exit status: 0 when every point of the grid is completed (or, with ``hydra.launcher.wait=false``, submitted),
 1 when some point failed or was stopped, 2 for bad input (a changed training config included), 3 when every
@@ -97,16 +100,17 @@ def start(p: Plan, todo: list[Point]) -> bool:
     told not to wait (the jobs were submitted and run on their own). Used by :func:`launch` and ``rlsweep
     seeds``, which adds points to a launched sweep."""
     from rlsweep.launching.ledger import Ledger
-    from rlsweep.launching.points import status_table
+    from rlsweep.launching.points import process_groups, status_table
 
     ledger = Ledger(p.out_dir)
     ids = [pt.run_id for pt in p.points]
+    groups = process_groups(p, todo)
     if p.launcher == "slurm":
         from rlsweep.config.launchers import SlurmSettings
         from rlsweep.launching.slurm import run_slurm
 
         assert isinstance(p.settings, SlurmSettings)
-        run_slurm(todo, p.points, p.out_dir, ledger, p.settings)
+        run_slurm(groups, p.points, p.out_dir, ledger, p.settings)
         if not p.settings.wait:
             return False
     else:
@@ -114,8 +118,8 @@ def start(p: Plan, todo: list[Point]) -> bool:
         from rlsweep.launching.local import run_local
 
         assert isinstance(p.settings, LocalSettings)
-        if todo:
-            run_local(todo, p.out_dir, ledger, p.settings)
+        if groups:
+            run_local(groups, p.out_dir, ledger, p.settings)
         print(status_table(ledger, ids), flush=True)
     return True
 
@@ -140,18 +144,32 @@ def exit_status(p: Plan) -> int:
 
 
 def format_table(p: Plan) -> str:
-    """The dry-run table: one line per job with its name, group choices, budget and launcher."""
+    """The dry-run table: one line per job with its name, group choices, budget and launcher; with
+    ``seeds_per_process`` > 1 (a sweep) also the process each point would train in, the seeds of one
+    configuration at the same progress (in their records, if the sweep ran before) sharing one."""
+    from rlsweep.launching.points import process_groups
+
     factor_keys = ["model", "critic_init", "normalise_int_reward", "motivation", "env", "budget"]
     header = ["#", "run", *factor_keys, "steps", "launcher"]
     rows = [
         [str(j.index), j.run_id, *(j.choices.get(k, "-") for k in factor_keys), _steps(j.total_steps), p.launcher]
         for j in p.points
     ]
+    shared = p.multirun and any(int(pt.config.get("seeds_per_process", 1)) > 1 for pt in p.points)
+    groups = process_groups(p, p.points) if shared else [[pt] for pt in p.points]
+    if shared:  # a column "process": the number of the process each point would train in
+        process = {pt.run_id: str(n) for n, group in enumerate(groups) for pt in group}
+        header.append("process")
+        for row, j in zip(rows, p.points, strict=True):
+            row.append(process[j.run_id])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     total = sum(j.total_steps for j in p.points)
     where = f"sweep directory {p.out_dir}" if p.multirun else f"run directory {p.run_dir(p.points[0])}"
-    lines.append(f"dry run: {len(p.points)} job(s), {_steps(total)} agent steps in all, {where}; nothing was started")
+    processes = f" in {len(groups)} process(es)" if shared else ""
+    lines.append(
+        f"dry run: {len(p.points)} job(s){processes}, {_steps(total)} agent steps in all, {where}; nothing was started"
+    )
     return "\n".join(lines)
 
 

@@ -1,12 +1,16 @@
-"""The local launcher: every grid point as its own process, several at once, GPUs shared by slot.
+"""The local launcher: every job as its own process, several at once, GPUs shared by slot.
 
-Each point runs as ``python -m rlsweep.launching.job <run_dir>`` (no command line to parse, no Hydra): a
-crash (or a SIGKILL) takes down only that point; its traceback lands in ``<run>/log.txt`` and its record says
-failed, the others go on, and the sweep exits non-zero at the end. A point that another attempt holds (its
-lock is live) is not started, and a job that finds it so at its start exits without touching it. GPUs are
-split into slots (``runs_per_gpu`` per GPU); a run sees only its GPU through CUDA_VISIBLE_DEVICES. Without
-GPUs the runs share the cores, each with an equal share of threads. Ctrl-C (or a SIGTERM to the launcher)
-stops the running points, which record themselves as cancelled, and a rerun resumes them.
+A job is one grid point, or with ``seeds_per_process=k`` up to k seeds of one configuration trained together
+(:func:`rlsweep.launching.points.process_groups`); it runs as ``python -m rlsweep.launching.job <run_dir>
+[<run_dir> ...]`` (no command line to parse, no Hydra) and takes one slot and one share of the threads, however
+many seeds it trains. A crash (or a SIGKILL) takes down only that job: its traceback lands in the log of its
+first point (``<run>/log.txt``; the records of all its points name that file), each of its points that had not
+recorded its end is recorded failed, the other jobs go on, and the sweep exits non-zero at the end. A point that
+another attempt holds (its lock is live) is not started, and a job that finds one of its points so at its start
+exits without touching any. GPUs are split into slots (``runs_per_gpu`` per GPU); a job sees only its GPU
+through CUDA_VISIBLE_DEVICES. Without GPUs the jobs share the cores, each with an equal share of threads.
+Ctrl-C (or a SIGTERM to the launcher) stops the running jobs, whose points record themselves as cancelled, and
+a rerun resumes them.
 """
 
 from __future__ import annotations
@@ -42,32 +46,38 @@ def visible_gpus() -> list[int]:
 
 @dataclass
 class _Running:
-    point: Point
-    run_dir: Path
+    points: list[Point]  # one, or several seeds of one configuration trained in this one process
+    run_dirs: list[Path]
     proc: subprocess.Popen[bytes]
     slot: int
 
+    @property
+    def names(self) -> str:
+        return ", ".join(p.run_id for p in self.points)
 
-def parallelism(settings: LocalSettings, gpus: list[int], points: int) -> int:
-    """Runs at once: as set; else one per GPU slot; else one per core (the demo's runs go side by side)."""
+
+def parallelism(settings: LocalSettings, gpus: list[int], jobs: int) -> int:
+    """Jobs at once: as set; else one per GPU slot; else one per core (the demo's runs go side by side)."""
     if settings.max_parallel:
         return settings.max_parallel
     if gpus:
         return len(gpus) * settings.runs_per_gpu
-    return max(1, min(points, os.cpu_count() or 1))
+    return max(1, min(jobs, os.cpu_count() or 1))
 
 
-def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: LocalSettings) -> None:
-    """Run ``points`` to their ends; each record says how it ended."""
+def run_local(groups: list[list[Point]], sweep_dir: Path, ledger: Ledger, settings: LocalSettings) -> None:
+    """Run each group of points (one process each) to its end; each point's record says how it ended."""
     gpus = settings.gpus if settings.gpus is not None else visible_gpus()
     slots: list[int | None] = [g for g in gpus for _ in range(settings.runs_per_gpu)] or [None]
-    parallel = parallelism(settings, gpus, len(points))
+    parallel = parallelism(settings, gpus, len(groups))
     threads = max(1, (os.cpu_count() or 1) // parallel)
-    pending = list(points)
+    pending = [list(g) for g in groups]
+    points = [p for g in groups for p in g]
     running: list[_Running] = []
     last_progress = time.time()
+    shared = f" in {len(groups)} process(es)" if len(groups) < len(points) else ""
     print(
-        f"[rlsweep] {len(points)} point(s), {parallel} at a time"
+        f"[rlsweep] {len(points)} point(s){shared}, {parallel} at a time"
         + (f" on GPUs {gpus} ({settings.runs_per_gpu} per GPU)" if gpus else f" on the CPU ({threads} thread(s) each)"),
         flush=True,
     )
@@ -76,15 +86,20 @@ def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: Lo
         while pending or running:
             busy = {r.slot for r in running}
             while pending and len(running) < parallel:
-                point = pending.pop(0)
-                # Checked again right before the start: another launch may have started it since prepare().
-                holder = live_holder(sweep_dir / point.run_id)
-                if holder is not None:
-                    print(f"[rlsweep] {point.run_id}: already running ({holder.describe()}); left alone", flush=True)
+                group = []
+                for point in pending.pop(0):
+                    # Checked again right before the start: another launch may have started it since prepare().
+                    holder = live_holder(sweep_dir / point.run_id)
+                    if holder is None:
+                        group.append(point)
+                    else:
+                        print(f"[rlsweep] {point.run_id}: already running ({holder.describe()}); left alone",
+                              flush=True)  # fmt: skip
+                if not group:
                     continue
                 slot = next(i for i in range(parallel) if i not in busy)
                 busy.add(slot)
-                running.append(_start(point, sweep_dir, slot, slots, threads))
+                running.append(_start(group, sweep_dir, slot, slots, threads))
             time.sleep(0.2)
             for r in list(running):
                 code = r.proc.poll()
@@ -96,7 +111,8 @@ def run_local(points: list[Point], sweep_dir: Path, ledger: Ledger, settings: Lo
                 last_progress = time.time()
                 print(status_table(ledger, [p.run_id for p in points]), flush=True)
     except KeyboardInterrupt:
-        print(f"\n[rlsweep] interrupted: stopping {len(running)} running point(s); a rerun resumes them", flush=True)
+        n = sum(len(r.points) for r in running)
+        print(f"\n[rlsweep] interrupted: stopping {n} running point(s); a rerun resumes them", flush=True)
         _stop(running)
         raise
     finally:
@@ -108,7 +124,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _stop(running: list[_Running]) -> None:
-    """SIGTERM each child (it records itself as cancelled at once), then wait for it; record what it could not."""
+    """SIGTERM each child (its points record themselves as cancelled at once), then wait for it; record what it
+    could not."""
     for r in running:
         if r.proc.poll() is None:
             r.proc.send_signal(signal.SIGTERM)
@@ -122,44 +139,63 @@ def _stop(running: list[_Running]) -> None:
 
 
 def _finished(r: _Running, code: int) -> None:
-    """Make the record tell how the process ended (a SIGKILLed child could not write it)."""
+    """Make every record of the job tell how its process ended (a SIGKILLed child could not write them)."""
     if code == EXIT_BUSY:
-        # Another attempt took the point between our check and the job's start; its record is its own.
-        print(f"[rlsweep] {r.point.run_id}: already running elsewhere; left alone", flush=True)
+        # Another attempt took a point between our check and the job's start, and the job touched none of its
+        # points: the taken one's record is its own; the others (several seeds in one job) wait for a rerun.
+        if len(r.points) == 1:
+            print(f"[rlsweep] {r.names}: already running elsewhere; left alone", flush=True)
+        else:
+            print(f"[rlsweep] {r.names}: one of them is already running elsewhere; none was started, a rerun "
+                  "starts the others", flush=True)  # fmt: skip
         return
-    record = RunRecord.read_or_none(r.run_dir)
-    status = record.status if record else "?"
-    try:
-        if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):
-            record.update(
-                status="cancelled", error="terminated by SIGTERM before the job could record it; rerun resumes it"
-            )
-            status = "cancelled"
-        elif code != 0 and record is not None and status in ("pending", "running"):
-            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            record.update(status="failed", error=f"process {how}; see {record.log_path}")
-            status = "failed"
-    except OSError as e:  # a full disk: the lock, released or dead, still tells status that it stopped
-        print(f"[rlsweep] {r.point.run_id}: could not record its end ({e})", flush=True)
-        status = "stopped"
-    print(f"[rlsweep] {r.point.run_id}: {status}", flush=True)
+    for run_dir in r.run_dirs:
+        record = RunRecord.read_or_none(run_dir)
+        status = record.status if record else "?"
+        try:
+            if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):
+                record.update(
+                    status="cancelled", error="terminated by SIGTERM before the job could record it; rerun resumes it"
+                )
+                status = "cancelled"
+            elif code != 0 and record is not None and status in ("pending", "running"):
+                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                record.update(status="failed", error=f"process {how}; see {record.log_path}")
+                status = "failed"
+        except OSError as e:  # a full disk: the lock, released or dead, still tells status that it stopped
+            print(f"[rlsweep] {run_dir.name}: could not record its end ({e})", flush=True)
+            status = "stopped"
+        print(f"[rlsweep] {run_dir.name}: {status}", flush=True)
 
 
-def _start(point: Point, sweep_dir: Path, slot: int, slots: list[int | None], threads: int) -> _Running:
-    run_dir = sweep_dir / point.run_id
+def _start(points: list[Point], sweep_dir: Path, slot: int, slots: list[int | None], threads: int) -> _Running:
+    run_dirs = [sweep_dir / p.run_id for p in points]
     env = dict(os.environ)
     gpu = slots[slot % len(slots)]
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     env.setdefault("OMP_NUM_THREADS", str(threads))
-    # Written before the start: once the child runs, it alone writes its record (with its own pid).
-    RunRecord.read(run_dir).update(gpu=gpu, pid=None)
-    cmd = [sys.executable, "-m", "rlsweep.launching.job", str(run_dir)]
-    with open(run_dir / "log.txt", "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+    # One process writes one console stream, into the first point's log.txt; every record's `log` names that file
+    # (status and failures point there), and the other points' log.txt say where it went, so a reader who opens
+    # any run's log.txt finds the output. One file, not a copy per point: a copy would need the launcher to relay
+    # the stream, and would stop when the launcher does.
+    log_path = run_dirs[0] / "log.txt"
+    cmd = [sys.executable, "-m", "rlsweep.launching.job", *map(str, run_dirs)]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    for run_dir in run_dirs:
+        # Written before the start: once the child runs, it alone writes its record (with its own pid).
+        RunRecord.read(run_dir).update(gpu=gpu, pid=None, log=str(log_path))
+    for run_dir in run_dirs[1:]:
+        with open(run_dir / "log.txt", "ab") as other:
+            others = ", ".join(d.name for d in run_dirs if d != run_dir)
+            other.write(f"\n=== {stamp} trained in one process with {others}; its output is in {log_path}\n".encode())
+    with open(log_path, "ab") as log:
+        log.write(f"\n=== {stamp} {' '.join(cmd)}\n".encode())
         log.flush()
         # Its own session: a Ctrl-C in the launcher's terminal reaches the launcher, which stops the children
         # in order (SIGTERM, so each records itself) instead of every process dying at once.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    print(f"[rlsweep] start {point.run_id}" + (f" on GPU {gpu}" if gpu is not None else ""), flush=True)
-    return _Running(point, run_dir, proc, slot)
+    names = ", ".join(p.run_id for p in points)
+    print(f"[rlsweep] start {names}" + (" in one process" if len(points) > 1 else "")
+          + (f" on GPU {gpu}" if gpu is not None else ""), flush=True)  # fmt: skip
+    return _Running(points, run_dirs, proc, slot)

@@ -6,7 +6,8 @@ Hydra's compose API, value overrides are applied to a plain copy and checked wit
 :mod:`rlsweep.config.validate`. A bad value anywhere in the grid stops the whole launch with one message
 before anything starts. What comes out is a list of :class:`Point` with the resolved config each job will
 load from its ``config.yaml``, and the launcher's settings (``hydra/launcher=local|slurm``,
-``hydra.launcher.*``), checked the same way.
+``hydra.launcher.*``), checked the same way. :func:`seed_groups` says which of the points that run share a
+process (``seeds_per_process``): the launchers start one job per group.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,7 @@ class Plan:
 
 
 # Overrides that say how to launch, not what: the same grid run with them is the same sweep.
-_NOT_IN_SWEEP_NAME = ("dry_run=", "resume=", "hydra/launcher", "hydra.launcher")
+_NOT_IN_SWEEP_NAME = ("dry_run=", "resume=", "seeds_per_process=", "hydra/launcher", "hydra.launcher")
 
 
 def sweep_name_for(task_overrides: Sequence[str], explicit: str = "") -> str:
@@ -85,6 +87,36 @@ def sweep_name_for(task_overrides: Sequence[str], explicit: str = "") -> str:
         return explicit
     keep = sorted(o for o in task_overrides if not o.startswith(_NOT_IN_SWEEP_NAME))
     return "sweep-" + hashlib.sha1(" ".join(keep).encode()).hexdigest()[:8]
+
+
+def seed_groups(points: Sequence[Point], global_steps: Mapping[str, int] | None = None) -> list[list[Point]]:
+    """The jobs that run ``points``: one list of points per process.
+
+    A point whose ``seeds_per_process`` is k > 1 shares its process with up to k - 1 other seeds of its
+    configuration: points whose resolved configs are equal except ``seed`` (so they share k, too) and whose
+    records are at the same ``global_step`` (by run id; missing = 0, a new point), so that the seeds of one
+    process start at the same progress. Each such set is taken in seed order and cut into chunks of at most k.
+    The jobs come in the order of their first point in ``points``; with k = 1 that is one job per point, in the
+    order given.
+    """
+    steps = global_steps or {}
+    buckets: dict[tuple[str, int], list[tuple[int, Point]]] = {}
+    jobs: list[tuple[int, list[Point]]] = []
+    for i, p in enumerate(points):
+        k = int(p.config.get("seeds_per_process", 1))
+        if k <= 1:
+            jobs.append((i, [p]))
+            continue
+        same = json.dumps({key: v for key, v in p.config.items() if key != "seed"}, sort_keys=True, default=str)
+        buckets.setdefault((same, int(steps.get(p.run_id, 0))), []).append((i, p))
+    for members in buckets.values():
+        members.sort(key=lambda m: (m[1].seed, m[0]))
+        k = int(members[0][1].config["seeds_per_process"])
+        for start in range(0, len(members), k):
+            chunk = members[start : start + k]
+            jobs.append((min(i for i, _ in chunk), [p for _, p in chunk]))
+    jobs.sort(key=lambda job: job[0])
+    return [group for _, group in jobs]
 
 
 def plan(args: Sequence[str], multirun: bool) -> Plan:

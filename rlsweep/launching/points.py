@@ -12,7 +12,9 @@
 - anything else (pending, interrupted, failed, stopped) runs and resumes its checkpoint; ``only=failed``
   reruns just the failed ones. A damaged record is rebuilt from the run's own files (the damaged file kept).
 Only then does it write the configs and records of the points that run, so a refused grid changes nothing,
-and rerunning a finished 10,000-point sweep touches no file.
+and rerunning a finished 10,000-point sweep touches no file. ``process_groups`` then says which of them share
+a process (``seeds_per_process``; :func:`rlsweep.launching.plan.seed_groups`) from the progress their records
+hold.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from rlsweep.config import ConfigError
 from rlsweep.config.fingerprint import differences, fingerprint, training_config
 from rlsweep.launching.job import CONFIG_FILE, final_metrics, read_config, write_config
 from rlsweep.launching.ledger import Ledger
-from rlsweep.launching.plan import Plan, Point
+from rlsweep.launching.plan import Plan, Point, seed_groups
 from rlsweep.lock import live_holder
 from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME, RUN_FILE, RunRecord
 
@@ -103,6 +105,15 @@ def prepare(plan: Plan, launcher: str) -> list[Point]:
     for s in starts:
         _write_start(plan, s, launcher)
     return [s.point for s in starts]
+
+
+def process_groups(plan: Plan, points: Sequence[Point]) -> list[list[Point]]:
+    """The jobs that run ``points`` (:func:`seed_groups`), each record's ``global_step`` saying where it starts; with
+    ``seeds_per_process=1`` one job per point, and no record is read."""
+    if all(int(p.config.get("seeds_per_process", 1)) <= 1 for p in points):
+        return [[p] for p in points]
+    steps = {p.run_id: r.global_step for p in points if (r := RunRecord.read_or_none(plan.run_dir(p))) is not None}
+    return seed_groups(points, steps)
 
 
 def _leave_alone(record: RunRecord | None, run_dir: Path, queue: _SlurmQueue) -> str | None:

@@ -5,11 +5,13 @@
    cluster profile (a built-in name from ``rlsweep/launching/profiles`` or a path to your own YAML file)
    filling the keys left null. An array is submitted held and released once every point's record holds its
    job id, so the launcher and the job never write one record at the same time.
-2. Each array task runs :func:`rlsweep.launching.job.run_point` on its run directory (:class:`PointJob`).
-   On SIGUSR2 (time limit near, or preemption) submitit calls :meth:`PointJob.checkpoint`: the record says
-   preempted and the same point is requeued; it resumes from its own last checkpoint and continues the same
-   W&B run. hydra-submitit's default never requeues on timeout (``max_num_timeout=0``); here it does, up to
-   ``max_num_timeout``.
+2. Each array task runs :func:`rlsweep.launching.job.run_points` on its run directories (:class:`PointJob`):
+   one point, or with ``seeds_per_process=k`` up to k seeds of one configuration trained together in the task's
+   one process (:func:`rlsweep.launching.points.process_groups`); each point keeps its own record, and every
+   record of a task holds the task's job id and its log. On SIGUSR2 (time limit near, or preemption) submitit
+   calls :meth:`PointJob.checkpoint`: every record of the task says preempted and the same task is requeued;
+   each point resumes from its own last checkpoint and continues its own W&B run. hydra-submitit's default never
+   requeues on timeout (``max_num_timeout=0``); here it does, up to ``max_num_timeout``.
 3. SLURM reports an array task whose Python raised as COMPLETED; the record is what the job itself wrote
    (failed, with the error), and a job that left the queue without writing anything (``scancel`` before
    it started, a dead node) is recorded as cancelled by the waiting launcher or by ``rlsweep status``.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,26 +43,35 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 class PointJob(submitit.helpers.Checkpointable):
-    """One grid point as a submitit job: :func:`run_point` on its run directory, in the job's process."""
+    """A job's points as a submitit job: :func:`run_points` on their run directories, in the job's process (one
+    point, or seeds of one configuration trained together)."""
 
-    def __init__(self, run_dir: str) -> None:
-        self.run_dir = run_dir
+    def __init__(self, run_dirs: Sequence[str]) -> None:
+        self.run_dirs = [str(d) for d in run_dirs]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A job pickled before jobs held several points (requeued across an upgrade) had one ``run_dir``.
+        if "run_dirs" not in state and "run_dir" in state:
+            state = {**state, "run_dirs": [state.pop("run_dir")]}
+        self.__dict__.update(state)
 
     def __call__(self) -> None:
-        from rlsweep.launching.job import run_point
+        from rlsweep.launching.job import run_points
         from rlsweep.lock import LockHeld
 
         try:
-            run_point(Path(self.run_dir))
+            run_points([Path(d) for d in self.run_dirs])
         except LockHeld as e:
-            # Another attempt runs this point (a local launch of the same sweep, say): leave it and its record.
+            # Another attempt runs one of these points (a local launch of the same sweep, say): the job touched
+            # none of them; their records are left as they are.
             print(f"rlsweep: {e}", flush=True)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        # The training loop checkpoints itself every few iterations; requeueing the same point resumes there.
-        record = RunRecord.read_or_none(Path(self.run_dir))
-        if record is not None:
-            record.update(status="preempted", error=None)
+        # The training loop checkpoints itself every few iterations; requeueing the same points resumes there.
+        for run_dir in self.run_dirs:
+            record = RunRecord.read_or_none(Path(run_dir))
+            if record is not None:
+                record.update(status="preempted", error=None)
         return submitit.helpers.DelayedSubmission(self)
 
 
@@ -146,23 +158,30 @@ def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> set[str] | No
     return unsettled
 
 
-def run_slurm(todo: list[Point], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings) -> bool:
-    """Submit ``todo`` with ``s`` (its profile already applied by the planner); with ``wait`` follow it to the end.
-    Returns False when a point did not complete. Points whose job is still queued were left out by ``prepare``."""
+def run_slurm(
+    groups: list[list[Point]], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings
+) -> bool:
+    """Submit ``groups`` (one array task each) with ``s`` (its profile already applied by the planner); with
+    ``wait`` follow them to the end. Returns False when a point did not complete. Points whose job is still queued
+    were left out by ``prepare``."""
     ex = executor_for(sweep_dir, s)
-    for start in range(0, len(todo), s.max_array_size):
-        chunk = todo[start : start + s.max_array_size]
+    todo = [p for group in groups for p in group]
+    for start in range(0, len(groups), s.max_array_size):
+        chunk = groups[start : start + s.max_array_size]
         jobs: list[Any] = []
         # Submitted held: each record gets its job id before the job can start and write the record itself.
         with ex.batch():
-            for p in chunk:
-                jobs.append(ex.submit(PointJob(str(sweep_dir / p.run_id))))
+            for group in chunk:
+                jobs.append(ex.submit(PointJob([str(sweep_dir / p.run_id) for p in group])))
         array = str(jobs[0].job_id).split("_")[0]
-        for p, job in zip(chunk, jobs, strict=True):
-            ledger.update(p.run_id, status="pending", job_id=str(job.job_id), launcher="slurm",
-                          log=str(Path(str(job.paths.stdout)).resolve()))  # fmt: skip
+        for group, job in zip(chunk, jobs, strict=True):
+            log = str(Path(str(job.paths.stdout)).resolve())  # the task's one log, for each of its points
+            for p in group:
+                ledger.update(p.run_id, status="pending", job_id=str(job.job_id), launcher="slurm", log=log)
         subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
-        print(f"[rlsweep] submitted {len(chunk)} point(s) as SLURM array {array}", flush=True)
+        n = sum(len(group) for group in chunk)
+        tasks = f" in {len(chunk)} task(s)" if len(chunk) < n else ""
+        print(f"[rlsweep] submitted {n} point(s){tasks} as SLURM array {array}", flush=True)
     ids = [p.run_id for p in points]
     if not s.wait:
         print(f"[rlsweep] not waiting; follow with: rlsweep status {sweep_dir}", flush=True)
