@@ -14,9 +14,11 @@
 #   emulation   the box's emulation limit: envpool alone stepping Montezuma, random actions, all cores
 #   throughput  the seed's config (128 envs x 128 steps, model A, RND) end to end and by parts, defaults
 #   concurrent  the defaults and bf16 autocast, one run and 4 runs sharing the GPU, summed steps/s
+#   seeds       4 seeds in one process (seeds_per_process=4, stacked networks): the process's steps/s, to set
+#               against the 4 separate runs of the concurrent step
 #   learning    PPO on Road Runner (experiment=atari_check) on CUDA, seeds 1 and 2: must beat the CPU test's 60
 # Files in $OUT: gpu-check.md (the summary and every table), logs.tar.gz (every step's log) and the JSON of
-# emulation, throughput, concurrent and learning.
+# emulation, throughput, concurrent, seeds and learning.
 set -uo pipefail  # not -e: a failed step is recorded and the next one runs
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
@@ -28,10 +30,10 @@ start_all=$(date +%s)
 
 if [[ -n "${REHEARSE:-}" ]]; then  # the CPU rehearsal: the same steps at sizes a 2-core machine finishes
   device=cpu preset=cpu envs=16 secs=3 repeats=1 iters=1 warm=1 seeds=1 concurrent=2
-  limits=(60 120 60 300 400 300)
+  limits=(60 120 60 300 400 300 200)
 else
   device=cuda preset=seed envs=128 secs=8 repeats=3 iters=3 warm=1 seeds=2 concurrent=4
-  limits=(20 60 40 120 150 100)
+  limits=(20 60 40 120 130 90 70)  # 530 s at most; each step usually ends well before its limit
 fi
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to $work/NAME.log, one summary row
@@ -65,6 +67,9 @@ step throughput "${limits[3]}" "$PY" benchmarks/throughput.py --preset "$preset"
 step concurrent "${limits[4]}" "$PY" benchmarks/compare.py --preset "$preset" --device "$device" --rounds 1 \
   --iters "$iters" --warmup-iters "$warm" --concurrent "$concurrent" --out "$work/concurrent" \
   --variant "defaults=" --variant "bf16=perf.autocast=bf16"
+step seeds "${limits[6]}" "$PY" benchmarks/compare.py --preset "$preset" --device "$device" --rounds 1 \
+  --iters "$iters" --warmup-iters "$warm" --out "$work/seeds" \
+  --variant "$concurrent seeds in one process=seeds_per_process=$concurrent"
 step learning "${limits[5]}" "$PY" benchmarks/atari_learning_check.py --seeds "$seeds" --random-seeds 0 \
   --device "$device" --results "$work/learning"
 
@@ -75,8 +80,7 @@ step learning "${limits[5]}" "$PY" benchmarks/atari_learning_check.py --seeds "$
   echo "|---|---|---|---|"
   cat "$work/steps.md"
   echo
-  echo "Not measured: k seeds in one process (seeds_per_process is not implemented yet)."
-  for name in info emulation throughput concurrent learning; do
+  for name in info emulation throughput concurrent seeds learning; do
     echo
     echo "## $name"
     echo
@@ -89,7 +93,7 @@ step learning "${limits[5]}" "$PY" benchmarks/atari_learning_check.py --seeds "$
   tail -n 25 "$work/cuda-tests.log"
   echo '```'
 } >"$summary"
-for name in emulation throughput concurrent learning; do
+for name in emulation throughput concurrent seeds learning; do
   [[ -f "$work/$name.json" ]] && cp "$work/$name.json" "$OUT/$name.json"
 done
 tar -czf "$OUT/logs.tar.gz" -C "$work" --exclude=site .

@@ -422,10 +422,14 @@ def rollout_bytes(parts: Any) -> dict[str, Any]:
 
 # ---- end-to-end (child process) --------------------------------------------------------------------------------
 def e2e_child(cfg: Any, args: argparse.Namespace, user_overrides: list[str]) -> dict[str, Any]:
-    """Run rlsweep.training.train for warm-up + measured iterations; per-iteration sps from metrics.jsonl."""
+    """Run rlsweep's training loop for warm-up + measured iterations; per-iteration sps from metrics.jsonl.
+
+    With ``seeds_per_process=k`` the process trains seeds ``seed .. seed + k - 1`` together
+    (``rlsweep.training.train_seeds``), and its sps is the process's: k times each seed's.
+    """
     import torch
 
-    from rlsweep.training import train
+    from rlsweep.training import train_seeds
     from rlsweep.training.seeding import select_device
 
     ppo = cfg.ppo
@@ -436,22 +440,29 @@ def e2e_child(cfg: Any, args: argparse.Namespace, user_overrides: list[str]) -> 
     cfg.debug = dataclasses.replace(cfg.debug, profile=True)
     if not any(o.startswith("motivation.warmup_steps") for o in user_overrides):
         cfg.motivation = dataclasses.replace(cfg.motivation, warmup_steps=min(cfg.motivation.warmup_steps, 16))
+    seeds = int(getattr(cfg, "seeds_per_process", 1))
+    cfgs = [dataclasses.replace(cfg, seed=cfg.seed + j) for j in range(seeds)]
     device = select_device(cfg.device)
     memory = Memory(device)
     with tempfile.TemporaryDirectory(prefix="rlsweep-bench-") as tmp:
-        run_dir = Path(tmp)
-        info = {"name": "bench", "run_id": "bench", "seed": cfg.seed, "sweep": "", "choices": {}, "overrides": []}
+        run_dirs = [Path(tmp) / f"seed-{c.seed}" for c in cfgs]
+        for run_dir in run_dirs:
+            run_dir.mkdir()
+        infos: list[dict[str, Any]] = [
+            {"name": "bench", "run_id": d.name, "seed": c.seed, "sweep": "", "choices": {}, "overrides": []}
+            for c, d in zip(cfgs, run_dirs, strict=True)
+        ]
         memory.start()
         profiler = cProfile.Profile() if args.profile_out else None
         t0 = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        train(cfg, run_dir, info)
+        train_seeds(cfgs, run_dirs, infos)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile_out)
         wall = time.perf_counter() - t0
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in (run_dirs[0] / "metrics.jsonl").read_text().splitlines() if line.strip()]
     measured = rows[args.e2e_warmup_iters :]
     phases = {}
     for key in sorted({k for r in measured for k in r if k.startswith("perf/time_")}):
@@ -460,7 +471,8 @@ def e2e_child(cfg: Any, args: argparse.Namespace, user_overrides: list[str]) -> 
         "iterations_measured": len(measured),
         "iterations_dropped": args.e2e_warmup_iters,
         "warmup_steps_per_env": cfg.motivation.warmup_steps,
-        "sps": summarize([r["perf/sps"] for r in measured]),
+        "seeds_in_process": seeds,
+        "sps": summarize([seeds * r["perf/sps"] for r in measured]),  # the process's: all its seeds' steps
         "phase_s_per_iteration": phases,
         "train_call_wall_s": wall,
         "memory": memory.read(),
