@@ -10,7 +10,8 @@
 # Steps (each under its own time limit, so one that hangs or fails costs only its share; every step runs and
 # its exit status and time go into the summary):
 #   info        nvidia-smi, Python, torch, CUDA, numpy, cores
-#   cuda-tests  the test suite's CUDA tests (smoke runs with the defaults and with bf16 + CUDA graphs + NHWC)
+#   cuda-tests  the test suite's CUDA tests (smoke runs with the defaults and with bf16 + CUDA graphs + NHWC; two
+#               seeds stacked in one process)
 #   emulation   the box's emulation limit: envpool alone stepping Montezuma, random actions, all cores
 #   throughput  the seed's config (128 envs x 128 steps, model A, RND) end to end and by parts, defaults
 #   concurrent  the defaults and bf16 autocast, one run and 4 runs sharing the GPU, summed steps/s
@@ -59,7 +60,8 @@ export WANDB_MODE=disabled PYTHONUNBUFFERED=1
 step info "${limits[0]}" bash -c "nvidia-smi || true; nproc; $PY -c 'import sys, torch, numpy; \
 print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.is_available(), \
 torch.cuda.get_device_name() if torch.cuda.is_available() else \"-\"); print(\"numpy\", numpy.__version__)'"
-step cuda-tests "${limits[1]}" "$PY" -m pytest -q -p no:cacheprovider -n 0 -m gpu -rs tests/integration/test_training.py
+step cuda-tests "${limits[1]}" "$PY" -m pytest -q -p no:cacheprovider -n 0 -m gpu -rs tests/integration/test_training.py \
+  tests/integration/test_seeds_per_process.py
 step emulation "${limits[2]}" "$PY" benchmarks/emulation_limit.py --num-envs "$envs" --seconds "$secs" \
   --out "$work/emulation"
 step throughput "${limits[3]}" "$PY" benchmarks/throughput.py --preset "$preset" --device "$device" \

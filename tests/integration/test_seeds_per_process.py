@@ -8,6 +8,7 @@ The launchers' grouping of points into processes is tests/launching/test_seed_gr
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,17 @@ def test_seeds_at_different_iterations_are_refused_before_training(tmp_path: Pat
     assert f"{dirs[0].name}: iteration 2" in str(refused.value) and f"{dirs[1].name}: new" in str(refused.value)
     assert json.loads((dirs[1] / "run.json").read_text())["status"] == "failed"
     assert not (dirs[1] / "checkpoint.pt").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("switches", [[], ["perf.autocast=bf16"]], ids=["defaults", "bf16"])
+def test_two_seeds_in_one_process_on_cuda(tmp_path: Path, switches: list[str]) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine; the same runs are tested on the CPU above")
+    dirs = seeds_of_one_config(tmp_path, *TINY, "motivation=rnd", "device=cuda", *switches)
+    run_points(dirs)
+    for d in dirs:
+        assert RunRecord.read(d).status == "completed"
+        rows = metrics(d)
+        assert [r["global_step"] for r in rows] == STEPS
+        assert all(math.isfinite(r["loss/total"]) for r in rows)

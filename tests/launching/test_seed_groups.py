@@ -8,6 +8,7 @@ in one process itself is tests/integration/test_seeds_per_process.py's.
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 import signal
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import submitit
 from inline import TINY
-from procs import ENV, PAUSED, STEPS, cmd, job_paused, ledger, run, steps, stop_leftovers, wait_for
+from procs import ENV, PAUSED, STEPS, cmd, job_paused, ledger, paused, run, steps, stop_leftovers, wait_for
 
 from rlsweep.config.fingerprint import fingerprint
 from rlsweep.config.overrides import quote_group_values
@@ -322,6 +323,34 @@ def test_two_seeds_train_in_one_process(tmp_path: Path) -> None:
     assert (sweep_dir / first / "metrics.jsonl").read_text() != (sweep_dir / second / "metrics.jsonl").read_text()
     rerun = run(tmp_path, "seed=1,2", "seeds_per_process=2", "sweep_name=spp", *TINY)
     assert rerun.returncode == 0 and "skipping 2 point(s): 2 completed" in rerun.stdout
+
+
+def test_a_killed_process_of_two_seeds_records_both_and_a_rerun_resumes_both_without_gaps(tmp_path: Path) -> None:
+    """The real job process, paused after its checkpoint at iteration 4, then SIGKILLed (no handler runs)."""
+    args = ["seed=1,2", "seeds_per_process=2", *PAUSED, "sweep_name=gkill", *TINY]
+    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
+    sweep_dir = tmp_path / "sweeps" / "gkill"
+    try:
+        wait_for(lambda: len(ledger(sweep_dir)) == 2, 120, "the sweep's records")
+        first, second = (sweep_dir / run_id for run_id in sorted(ledger(sweep_dir)))
+        wait_for(lambda: paused(first / "log.txt"), 180, "the process to pause after its checkpoint")
+        (pid,) = {r["pid"] for r in ledger(sweep_dir).values()}
+        os.kill(pid, signal.SIGKILL)
+        out, _ = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:  # a failed wait: the autouse fixture stops the job, this stops the launcher
+            launcher.kill()
+    assert launcher.returncode == 1, out[-2000:]
+    for record in ledger(sweep_dir).values():
+        assert record["status"] == "failed" and "killed by signal 9" in record["error"]
+
+    rerun = run(tmp_path, *args)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    log = (first / "log.txt").read_text()
+    for run_dir in (first, second):
+        assert f"[{run_dir.name}] resumed at iteration 4, step 256" in log
+        assert steps(run_dir) == STEPS  # nothing lost, nothing twice
+    assert [r["attempts"] for r in ledger(sweep_dir).values()] == [2, 2]
 
 
 def _slurm_up() -> bool:
