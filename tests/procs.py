@@ -8,11 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["env=fake", "debug=smoke", "logger=none"]
@@ -89,3 +92,17 @@ def stop_leftovers(root: Path) -> None:
                     os.kill(int(record["pid"]), signal.SIGKILL)
     if jobs:
         sp.run(["scancel", *sorted(jobs)], capture_output=True, timeout=60)
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return out.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in out.stdout.split())
+
+
+# Tests that need the real one-node SLURM of launchers/slurm-local.sh (the README's test command and CI start it).
+slurm = pytest.mark.skipif(
+    not _slurm_up(), reason="no SLURM cluster is up: start the local one with `launchers/slurm-local.sh start`"
+)
+SLURM = ["hydra/launcher=slurm", "hydra.launcher.profile=local", "hydra.launcher.poll_every=1"]

@@ -5,14 +5,28 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import ENV, PAUSED, STEPS, TINY, cmd, job_paused, ledger, run, status, steps, stop_leftovers, wait_for
+from procs import (
+    ENV,
+    PAUSED,
+    SLURM,
+    STEPS,
+    TINY,
+    cmd,
+    job_paused,
+    ledger,
+    run,
+    slurm,
+    status,
+    steps,
+    stop_leftovers,
+    wait_for,
+)
 
 # --------------------------------------------------------------------------------------------- SLURM
 
@@ -21,19 +35,6 @@ from procs import ENV, PAUSED, STEPS, TINY, cmd, job_paused, ledger, run, status
 def _no_leftovers(tmp_path: Path) -> Iterator[None]:
     yield
     stop_leftovers(tmp_path)
-
-
-def _slurm_up() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    return out.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in out.stdout.split())
-
-
-slurm = pytest.mark.skipif(
-    not _slurm_up(), reason="no SLURM cluster is up: start the local one with `launchers/slurm-local.sh start`"
-)
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.profile=local", "hydra.launcher.poll_every=1"]
 
 
 @pytest.mark.slurm

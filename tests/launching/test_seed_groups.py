@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,21 @@ from typing import Any
 import pytest
 import submitit
 from inline import TINY
-from procs import ENV, PAUSED, STEPS, cmd, job_paused, ledger, paused, run, steps, stop_leftovers, wait_for
+from procs import (
+    ENV,
+    PAUSED,
+    SLURM,
+    STEPS,
+    cmd,
+    job_paused,
+    ledger,
+    paused,
+    run,
+    slurm,
+    steps,
+    stop_leftovers,
+    wait_for,
+)
 
 from rlsweep.config.fingerprint import fingerprint
 from rlsweep.config.overrides import quote_group_values
@@ -113,39 +126,6 @@ def test_seeds_per_process_names_no_run_no_sweep_and_no_fingerprint(tmp_path: Pa
 
 
 # --------------------------------------------------------------------------------------------- bad input
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["seeds_per_process=0"], "Invalid value for seeds_per_process: 0 (must be >= 1)"),
-        (["seeds_per_process=-2"], "Invalid value for seeds_per_process: -2 (must be >= 1)"),
-        (["seeds_per_process=two"], "Invalid value for seeds_per_process: 'two' (an integer is required)"),
-        (
-            ["seeds_per_process=2", "motivation=snd_v"],
-            "Invalid value for seeds_per_process: 2 with motivation.name='snd_v' (allowed: 1; more only with "
-            "motivation.name none or rnd, whose networks train stacked)",
-        ),
-        (["seeds_per_process=4", "motivation=snd_vic"], "seeds_per_process: 4 with motivation.name='snd_vic'"),
-        (["seeds_per_process=2", "motivation=snd_std"], "seeds_per_process: 2 with motivation.name='snd_std'"),
-        (
-            ["seeds_per_process=2", "perf.compile=default"],
-            "Invalid value for seeds_per_process: 2 with perf.compile='default' (allowed: 1; more only with "
-            "perf.compile=none)",
-        ),
-        (["seeds_per_process=3", "perf.compile=reduce-overhead"], "with perf.compile='reduce-overhead' (allowed: 1"),
-        # one bad point of the grid stops all of it
-        (["seeds_per_process=2", "motivation=rnd,snd_v"], "seeds_per_process: 2 with motivation.name='snd_v'"),
-    ],
-)
-def test_unsupported_seeds_per_process_stops_before_anything_starts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert main(["-m", "seed=1,2", *TINY, *args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("rlsweep: error: ") and message in err and "\n" not in err, err
-    assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_the_command_line_refuses_it_in_one_line_with_exit_status_2(tmp_path: Path) -> None:
@@ -351,19 +331,6 @@ def test_a_killed_process_of_two_seeds_records_both_and_a_rerun_resumes_both_wit
         assert f"[{run_dir.name}] resumed at iteration 4, step 256" in log
         assert steps(run_dir) == STEPS  # nothing lost, nothing twice
     assert [r["attempts"] for r in ledger(sweep_dir).values()] == [2, 2]
-
-
-def _slurm_up() -> bool:
-    if shutil.which("sinfo") is None:
-        return False
-    out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
-    return out.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in out.stdout.split())
-
-
-slurm = pytest.mark.skipif(
-    not _slurm_up(), reason="no SLURM cluster is up: start it with `launchers/slurm-local.sh start`"
-)
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.profile=local", "hydra.launcher.poll_every=1"]
 
 
 @pytest.mark.slurm
