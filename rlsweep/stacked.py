@@ -15,9 +15,14 @@ k x B rows is k blocks of B, one per seed. What keeps the seeds apart:
 - each seed's checkpoint is a lone run's checkpoint (:meth:`SeedStack.state_dicts`, :func:`optimizer_states`),
   so a seed can be resumed alone, in another group, or evaluated like any run.
 
-Random draws (actions, minibatch indices, the predictor mask) come from the process's one generator, seeded
-from the group's seeds: a group reruns identically, but seed j in a group does not repeat seed j trained
-alone (vmap's batched kernels also round differently).
+- random draws (actions, minibatch indices, the predictor mask, the warm-up's random actions) come from each
+  seed's own generator (:func:`seed_generator`), which starts where a lone run's global generator would be
+  and is drawn from in a lone run's order; its state is saved in the seed's checkpoint where a lone run saves
+  the global one.
+
+So a seed's numbers do not depend on which seeds share its process, nor on k: seed j trained with others
+repeats seed j trained alone, up to the rounding of the batched kernels (bit for bit on the CPU so far as the
+tests see; see tests/integration/test_seeds_per_process.py).
 """
 
 from __future__ import annotations
@@ -190,6 +195,51 @@ def seed_columns(x: Tensor, seed: int, seeds: int) -> Tensor:
     """Seed ``seed``'s envs of a (T, k N) tensor: (T, N)."""
     n = x.shape[1] // seeds
     return x[:, seed * n : (seed + 1) * n]
+
+
+# ---- per-seed random draws ------------------------------------------------------------------------------------
+def seed_generator(device: torch.device, seed: int) -> torch.Generator:
+    """A generator that continues where a lone run of ``seed`` would draw from next, called right after that
+    seed's networks were initialised from the global generator: on the CPU a copy of the global generator's
+    state; on CUDA the device's, which initialisation (on the CPU) has not touched since it was seeded."""
+    generator = torch.Generator(device=device)
+    if device.type == "cpu":
+        generator.set_state(torch.get_rng_state())
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+def generator_state(rng: dict[str, Any], generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """A lone run's RNG state (``rlsweep.training.seeding.rng_state``) with the seed's generator in the place of
+    the global one it stands for; a lone resume of the seed continues its draws."""
+    state = dict(rng)
+    if device.type == "cpu":
+        state["torch"] = generator.get_state()
+    else:
+        cuda = list(state.get("cuda") or [])
+        cuda[device.index or 0] = generator.get_state()
+        state["cuda"] = cuda
+    return state
+
+
+def load_generator_state(generator: torch.Generator, rng: dict[str, Any], device: torch.device) -> None:
+    state = rng["torch"] if device.type == "cpu" else rng["cuda"][device.index or 0]
+    generator.set_state(state.cpu())
+
+
+def sample_actions(probs: Tensor, generators: Sequence[torch.Generator]) -> Tensor:
+    """Each seed's actions from its own generator: ``Categorical(probs).sample()``'s draw, block by block."""
+    blocks = probs.reshape(len(generators), -1, probs.shape[-1])
+    return torch.cat([torch.multinomial(b, 1, True, generator=g).T.reshape(-1)
+                      for b, g in zip(blocks, generators, strict=True)])  # fmt: skip
+
+
+def seed_rand(shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device) -> Tensor:
+    """Uniform [0, 1) of ``shape``, whose first axis is k seed-major blocks, each from its seed's generator."""
+    k = len(generators)
+    block = (shape[0] // k, *shape[1:])
+    return torch.cat([torch.rand(block, device=device, generator=g) for g in generators])
 
 
 def seed_value(stat: Tensor, seed: int) -> Tensor:

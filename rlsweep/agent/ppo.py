@@ -125,10 +125,18 @@ class PPOUpdater:
     gradient clipping and statistics are its own (shape (seeds,)).
     """
 
-    def __init__(self, policy: nn.Module, cfg: PPOConfig, perf: PerfConfig | None = None, seeds: int = 1) -> None:
+    def __init__(
+        self,
+        policy: nn.Module,
+        cfg: PPOConfig,
+        perf: PerfConfig | None = None,
+        seeds: int = 1,
+        generators: list[torch.Generator] | None = None,
+    ) -> None:
         self.policy = policy
         self.cfg = cfg
         self.seeds = seeds
+        self.generators = generators  # each seed's own draws (several seeds); None: the global generator
         self.perf = perf or PerfConfig()
         self.optimizer = adam(policy.parameters(), cfg.learning_rate, cfg.adam_eps, fused=self.perf.fused_adam)
         prepare_modules([policy], self.perf.channels_last, self.perf.compile)
@@ -145,7 +153,9 @@ class PPOUpdater:
         cfg, k = self.cfg, self.seeds
         if k == 1:
             return minibatch_indices(size, cfg.minibatch_size, cfg.minibatch_sampling, device)
-        per_seed = [minibatch_indices(size // k, cfg.minibatch_size, cfg.minibatch_sampling, device) for _ in range(k)]
+        generators: list[torch.Generator | None] = [*self.generators] if self.generators else [None] * k
+        per_seed = [minibatch_indices(size // k, cfg.minibatch_size, cfg.minibatch_sampling, device, g)
+                    for g in generators]  # fmt: skip
         return seed_minibatches(per_seed, cfg.num_envs)
 
     def update(self, batch: Batch, after_minibatch: Callable[[torch.Tensor], Stats] | None = None) -> Stats:

@@ -58,9 +58,10 @@ class Motivation(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-    def stack(self, others: list[Any]) -> None:
+    def stack(self, others: list[Any], generators: list[torch.Generator]) -> None:
         """Train the same motivation built for more seeds of the configuration along with this one's, in one
-        process (``seeds_per_process``; :mod:`rlsweep.stacked`): inputs become seed-major blocks."""
+        process (``seeds_per_process``; :mod:`rlsweep.stacked`): inputs become seed-major blocks, and each
+        seed's random draws come from its generator."""
         ...
 
     def state_dicts(self) -> list[dict[str, Any]]:

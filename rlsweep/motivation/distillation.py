@@ -17,7 +17,15 @@ from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.perf import Stats, adam, autocast, prepare_modules
-from rlsweep.stacked import SeedStack, load_optimizer_states, load_state_dicts, optimizer_states, seed_mean, state_dicts
+from rlsweep.stacked import (
+    SeedStack,
+    load_optimizer_states,
+    load_state_dicts,
+    optimizer_states,
+    seed_mean,
+    seed_rand,
+    state_dicts,
+)
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
 SEED_MASK_ENVS = 32
@@ -53,6 +61,7 @@ class Distillation:
         self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
         self.seeds = 1  # seeds trained together in this process (stacked: rlsweep.stacked)
+        self.generators: list[torch.Generator] | None = None  # their own draws; None: the global generator
         self.keep = keep_fraction(cfg.update_proportion, num_envs)
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
         self.needs_warmup = cfg.obs_norm != "none"
@@ -161,7 +170,11 @@ class Distillation:
         """
         err, _ = self._error(obs, self.perf.autocast, self.kept_targets(rows))
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
-        mask = (torch.rand(shape, device=err.device) < self.keep).float()
+        if self.generators is None:
+            draw = torch.rand(shape, device=err.device)
+        else:
+            draw = seed_rand(shape, self.generators, err.device)
+        mask = (draw < self.keep).float()
         mask = mask.expand_as(err)
         if self.seeds == 1:
             loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
@@ -199,15 +212,17 @@ class Distillation:
             part.load_state_dict(state[key])
 
     # ---- several seeds in one process (seeds_per_process) ----------------------------------------------------------
-    def stack(self, others: list[Distillation]) -> None:
+    def stack(self, others: list[Distillation], generators: list[torch.Generator]) -> None:
         """Take on the networks of ``others`` (the same motivation built for the group's other seeds) as extra
         seeds: target and predictor become :class:`~rlsweep.stacked.SeedStack` s with one Adam over the stacked
-        predictor (k independent Adams, element-wise), and the running statistics are kept per seed."""
+        predictor (k independent Adams, element-wise), the running statistics are kept per seed, and each
+        seed's predictor mask is drawn from its generator."""
         if not self.frozen_target:
             raise ValueError(f"motivation.name={self.name}: several seeds per process (seeds_per_process) support "
                              "rnd and none; a trained target (SND) is not stacked")  # fmt: skip
         members = [self, *others]
         self.seeds = len(members)
+        self.generators = generators
         # A SeedStack answers calls as the network does (SND's forward_with_map aside, which is not stacked).
         self.target = SeedStack([m.target for m in members])  # type: ignore[assignment]
         self.predictor = SeedStack([m.predictor for m in members])  # type: ignore[assignment]

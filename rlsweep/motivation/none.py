@@ -31,7 +31,7 @@ class NoMotivation:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
 
-    def stack(self, others: list[NoMotivation]) -> None:
+    def stack(self, others: list[NoMotivation], generators: list[torch.Generator]) -> None:
         self.seeds = 1 + len(others)  # nothing else to stack: no networks, no statistics
 
     def state_dicts(self) -> list[dict[str, Any]]:

@@ -41,10 +41,14 @@ from rlsweep.models import PolicyNet, build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
 from rlsweep.stacked import (
+    generator_state,
+    load_generator_state,
     load_optimizer_states,
     load_state_dicts,
     optimizer_states,
+    sample_actions,
     seed_columns,
+    seed_generator,
     seed_rows,
     seed_value,
     stack,
@@ -156,6 +160,7 @@ class Run:
     motivation: Motivation
     upload: Uploader
     storage: RolloutStorage
+    generators: list[torch.Generator] | None  # each seed's own random draws when several train; None: one run
     iteration: int  # iterations done (of this and earlier attempts)
     global_step: int  # agent steps done by each seed, summed over its envs: the x axis of every metric
     iterations: int  # iterations in the budget
@@ -198,6 +203,7 @@ def set_up(
     envs: list[VecEnv] = []
     policies: list[PolicyNet] = []
     motivations: list[Motivation] = []
+    generators: list[torch.Generator] = []
     for seed_cfg, run_dir, info in zip(cfgs, run_dirs, infos, strict=True):
         seed_everything(seed_cfg.seed, cfg.debug.deterministic, device)
         checkpoint = load_checkpoint(run_dir, device)
@@ -216,6 +222,8 @@ def set_up(
                                      cfg.model.critic_init_gain).to(device))  # fmt: skip
         motivations.append(build_motivation(cfg.motivation, seed_envs.obs_shape, device, seed_envs.frame_channels,
                                             cfg.perf, ppo.num_envs))  # fmt: skip
+        # Where a lone run of this seed would draw next (several seeds: each draws from its own from here on).
+        generators.append(seed_generator(device, seed_cfg.seed))
         saved.append(checkpoint)
     check_one_start(saved, run_dirs)
     first = saved[0]
@@ -224,12 +232,13 @@ def set_up(
     iterations = -(-cfg.budget.total_steps // (ppo.num_envs * ppo.num_steps))  # ceil: a budget is at least reached
 
     k = len(cfgs)
+    own_draws = generators if k > 1 else None  # one run draws from the global generators, as it always has
     vec: VecEnv = envs[0] if k == 1 else SeedEnvs(envs)
     policy: PolicyNet = stack(policies)  # type: ignore[assignment]  # a SeedStack answers as the policy does
-    updater = PPOUpdater(policy, ppo, cfg.perf, seeds=k)
+    updater = PPOUpdater(policy, ppo, cfg.perf, seeds=k, generators=own_draws)
     motivation = motivations[0]
     if k > 1:
-        motivation.stack(motivations[1:])
+        motivation.stack(motivations[1:], generators)
     upload = Uploader(device, cfg.perf.pin_memory)
     storage = RolloutStorage(ppo.num_steps, ppo.num_envs * k, vec.obs_shape, device)
     seeds: list[SeedRun] = []
@@ -242,7 +251,8 @@ def set_up(
             built.tracker.finish("failed")
         vec.close()
         raise
-    run = Run(cfg, seeds, vec, envs, policy, updater, motivation, upload, storage, iteration, global_step, iterations)
+    run = Run(cfg, seeds, vec, envs, policy, updater, motivation, upload, storage, own_draws, iteration, global_step,
+              iterations)  # fmt: skip
     return run, None if first is None else [s for s in saved if s is not None]
 
 
@@ -280,17 +290,18 @@ def resume_or_warm_up(run: Run, saved: list[dict[str, Any]] | None) -> torch.Ten
     elif run.motivation.needs_warmup and run.cfg.motivation.warmup_steps > 0:
         # Random steps must not count as exploration by the agent: restore the counters afterwards.
         exploration_before = envs.exploration_state()
-        warm_up(envs, run.motivation, run.cfg.motivation.warmup_steps, run.upload)
+        warm_up(envs, run.motivation, run.cfg.motivation.warmup_steps, run.upload, len(run.seeds))
         envs.load_exploration_state(exploration_before)
         obs_np = envs.reset()
     return run.upload(obs_np)
 
 
-def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader) -> None:
-    """Fill the motivation's observation statistics with random-action steps (seed: 256 per env)."""
-    rng = np.random.default_rng(0)
+def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader, seeds: int = 1) -> None:
+    """Fill the motivation's observation statistics with random-action steps (seed: 256 per env); several seeds
+    each draw their envs' actions as a lone run would."""
+    rngs = [np.random.default_rng(0) for _ in range(seeds)]
     for _ in range(steps):
-        actions = rng.integers(0, envs.num_actions, size=envs.num_envs)
+        actions = np.concatenate([rng.integers(0, envs.num_actions, size=envs.num_envs // seeds) for rng in rngs])
         result = envs.step(actions)
         motivation.update_stats(upload(result.obs))
 
@@ -310,7 +321,7 @@ def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tenso
             # A seed stopped by a divergence still computes (NaN) in its slice of the stack until the process ends;
             # its actions must not stop the others' sampling. (Finite logits are unchanged.)
             dist = Categorical(logits=out.logits if len(run.seeds) == 1 else out.logits.nan_to_num())
-            action = dist.sample()
+            action = dist.sample() if run.generators is None else sample_actions(dist.probs, run.generators)
         actions_np = action.cpu().numpy()
         if cfg.perf.overlap_env:
             envs.step_async(actions_np)  # the emulators run while the networks compute r_int(s_t)
@@ -515,7 +526,8 @@ def checkpoint_states(run: Run) -> list[dict[str, Any]]:
     policies = state_dicts(run.policy)
     optimizers = optimizer_states(run.updater.optimizer, k)
     motivations = run.motivation.state_dicts()
-    rng = rng_state()  # the process's generators, shared by its seeds
+    rng = rng_state()
+    device = run.storage.obs.device
     return [
         {
             "iteration": run.iteration,
@@ -524,7 +536,7 @@ def checkpoint_states(run: Run) -> list[dict[str, Any]]:
             "optimizer": optimizers[j],
             "motivation": motivations[j],
             "exploration": run.seed_envs[j].exploration_state(),
-            "rng": rng,
+            "rng": rng if run.generators is None else generator_state(rng, run.generators[j], device),
             "wandb_id": seed.tracker.info.get("wandb_id"),
             # what the checkpoint was trained under: a resume under another config is refused (check_same_training)
             "fingerprint": seed.info["fingerprint"],
@@ -542,6 +554,9 @@ def resume(run: Run, saved: list[dict[str, Any]]) -> None:
     for envs, s in zip(run.seed_envs, saved, strict=True):
         envs.load_exploration_state(s["exploration"])
     set_rng_state(saved[0]["rng"])
+    if run.generators is not None:
+        for generator, s in zip(run.generators, saved, strict=True):
+            load_generator_state(generator, s["rng"], run.storage.obs.device)
     for seed in run.seeds:
         print(f"[{seed.info['run_id']}] resumed at iteration {run.iteration}, step {run.global_step}", flush=True)
 

@@ -100,7 +100,7 @@ def test_stacked_rnd_keeps_each_seeds_statistics_rewards_and_predictor() -> None
         members.append(build_motivation(cfg, OBS, device, num_envs=N))
     lone = [copy.deepcopy(m) for m in members]
     stacked = members[0]
-    stacked.stack(members[1:])
+    stacked.stack(members[1:], [torch.Generator().manual_seed(j) for j in range(K)])
     g = torch.Generator().manual_seed(1)
     # each seed sees frames of its own brightness, so per-seed statistics differ clearly from pooled ones
     steps = [[torch.randint(0, 64 * (j + 1), (N, *OBS), dtype=torch.uint8, generator=g) for j in range(K)]
@@ -144,4 +144,4 @@ def test_snd_is_refused_stacked_in_one_line() -> None:
     cfg = MotivationConfig(name="snd_v", network="c")
     members = [build_motivation(cfg, OBS, torch.device("cpu"), num_envs=N) for _ in range(2)]
     with pytest.raises(ValueError, match="seeds_per_process"):
-        members[0].stack(members[1:])
+        members[0].stack(members[1:], [torch.Generator(), torch.Generator()])
