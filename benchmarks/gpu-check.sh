@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check (issue #13 item 4): everything a lent GPU machine should tell us, in one call of at most about
-# 8 minutes on one GPU with 16 cores, written under $OUT as at most 8 files (the device tool brings back 8).
+# The GPU check (issue #13 item 4): everything a lent GPU machine should tell us, in one call of at most 9
+# minutes (the steps' time limits sum to 530 s) on one GPU with 16 cores, written under $OUT as at most 8 files
+# (the device tool brings back 8).
 #
 # On the GPU machine (device tool; carry ["gpu-carry"], made here by benchmarks/gpu-wheels.sh):
 #   benchmarks/gpu-check.sh                    # OUT is set by the device tool
