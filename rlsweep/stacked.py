@@ -13,16 +13,15 @@ k x B rows is k blocks of B, one per seed. What keeps the seeds apart:
 - minibatches are drawn per seed from that seed's samples (:func:`seed_rows`);
 - running statistics (observation and reward normalisers) are kept per seed;
 - each seed's checkpoint is a lone run's checkpoint (:meth:`SeedStack.state_dicts`, :func:`optimizer_states`),
-  so a seed can be resumed alone, in another group, or evaluated like any run.
-
+  so a seed can be resumed alone, in another group, or evaluated like any run;
 - random draws (actions, minibatch indices, the predictor mask, the warm-up's random actions) come from each
   seed's own generator (:func:`seed_generator`), which starts where a lone run's global generator would be
   and is drawn from in a lone run's order; its state is saved in the seed's checkpoint where a lone run saves
   the global one.
 
-So a seed's numbers do not depend on which seeds share its process, nor on k: seed j trained with others
-repeats seed j trained alone, up to the rounding of the batched kernels (bit for bit on the CPU so far as the
-tests see; see tests/integration/test_seeds_per_process.py).
+So a seed's numbers do not depend on which seeds share its process, nor on k: seed j gives the same numbers bit
+for bit whichever seeds train beside it, and those of seed j trained alone up to the rounding of the batched
+kernels (about 1e-7 on the CPU; tests/integration/test_seeds_per_process.py).
 """
 
 from __future__ import annotations
