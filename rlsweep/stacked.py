@@ -12,8 +12,8 @@ k x B rows is k blocks of B, one per seed. What keeps the seeds apart:
   over stacked parameters is k independent Adams;
 - minibatches are drawn per seed from that seed's samples (:func:`seed_rows`);
 - running statistics (observation and reward normalisers) are kept per seed;
-- each seed's checkpoint is a lone run's checkpoint (:meth:`SeedStack.state_dicts`, :func:`optimizer_states`),
-  so a seed can be resumed alone, in another group, or evaluated like any run;
+- each seed's checkpoint is a lone run's checkpoint (:func:`seed_states`), so a seed can be resumed alone, in
+  another group, or evaluated like any run;
 - random draws (actions, minibatch indices, the predictor mask, the warm-up's random actions) come from each
   seed's own generator (:func:`seed_generator`), which starts where a lone run's global generator would be
   and is drawn from in a lone run's order; its state is saved in the seed's checkpoint where a lone run saves
@@ -100,17 +100,26 @@ def stack(members: Sequence[nn.Module]) -> nn.Module:
     return members[0] if len(members) == 1 else SeedStack(members)
 
 
-def state_dicts(module: nn.Module) -> list[dict[str, Any]]:
-    """Per-seed ``state_dict`` s of a network built by :func:`stack`."""
-    return module.state_dicts() if isinstance(module, SeedStack) else [module.state_dict()]
+def seed_states(part: Any, seeds: int) -> list[dict[str, Any]]:
+    """One lone run's ``state_dict`` per seed of any part with state: a network built by :func:`stack`, an
+    optimiser over its parameters, or anything with ``state_dicts`` of its own (the running statistics)."""
+    if isinstance(part, torch.optim.Optimizer):
+        return optimizer_states(part, seeds)
+    if isinstance(part, nn.Module) and not isinstance(part, SeedStack):
+        return [part.state_dict()]
+    states: list[dict[str, Any]] = part.state_dicts()
+    return states
 
 
-def load_state_dicts(module: nn.Module, states: Sequence[dict[str, Any]]) -> None:
-    if isinstance(module, SeedStack):
-        module.load_state_dicts(states)
-    else:
+def load_seed_states(part: Any, states: Sequence[dict[str, Any]]) -> None:
+    """Load what :func:`seed_states` gave (one lone run's ``state_dict`` per seed) into ``part``."""
+    if isinstance(part, torch.optim.Optimizer):
+        load_optimizer_states(part, states)
+    elif isinstance(part, nn.Module) and not isinstance(part, SeedStack):
         (state,) = states
-        module.load_state_dict(state)
+        part.load_state_dict(state)
+    else:
+        part.load_state_dicts(states)
 
 
 # ---- optimiser state -------------------------------------------------------------------------------------------
@@ -190,10 +199,10 @@ def seed_minibatches(local_batches: Sequence[Iterator[Tensor]], num_envs: int) -
         yield seed_rows(per_seed, num_envs)
 
 
-def seed_columns(x: Tensor, seed: int, seeds: int) -> Tensor:
-    """Seed ``seed``'s envs of a (T, k N) tensor: (T, N)."""
-    n = x.shape[1] // seeds
-    return x[:, seed * n : (seed + 1) * n]
+def by_seed(x: Tensor, steps: int, seeds: int) -> Tensor:
+    """A rollout quantity of (T, k N) values (or flattened to T k N) as (k, T N): row j holds seed j's samples in
+    its own rollout's order (row t N + n)."""
+    return x.reshape(steps, seeds, -1).transpose(0, 1).reshape(seeds, -1)
 
 
 # ---- per-seed random draws ------------------------------------------------------------------------------------

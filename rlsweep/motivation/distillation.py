@@ -17,15 +17,7 @@ from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.perf import Stats, adam, autocast, prepare_modules
-from rlsweep.stacked import (
-    SeedStack,
-    load_optimizer_states,
-    load_state_dicts,
-    optimizer_states,
-    seed_mean,
-    seed_rand,
-    state_dicts,
-)
+from rlsweep.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_states
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
 SEED_MASK_ENVS = 32
@@ -60,8 +52,9 @@ class Distillation:
         self.device = device
         self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
-        self.seeds = 1  # seeds trained together in this process (stacked: rlsweep.stacked)
-        self.generators: list[torch.Generator] | None = None  # their own draws; None: the global generator
+        # Several seeds trained together in this process (rlsweep.stacked): each one's own draws. None: one seed,
+        # drawing from the global generator.
+        self.generators: list[torch.Generator] | None = None
         self.keep = keep_fraction(cfg.update_proportion, num_envs)
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
         self.needs_warmup = cfg.obs_norm != "none"
@@ -83,6 +76,11 @@ class Distillation:
         self.reuse_targets = self.perf.reuse_target_features and self.frozen_target
         self._step_targets: dict[int, torch.Tensor] = {}  # rollout step -> (N, F), filled by reward()
         self._targets: torch.Tensor | None = None  # (T * N, F) in rollout row order, built at the first update
+
+    @property
+    def seeds(self) -> int:
+        """Seeds trained together here (``seeds_per_process``; one unless :meth:`stack` added more)."""
+        return 1 if self.generators is None else len(self.generators)
 
     # ---- inputs ------------------------------------------------------------------------------------------------
     def _frame(self, obs: torch.Tensor) -> torch.Tensor:
@@ -221,7 +219,6 @@ class Distillation:
             raise ValueError(f"motivation.name={self.name}: several seeds per process (seeds_per_process) support "
                              "rnd and none; a trained target (SND) is not stacked")  # fmt: skip
         members = [self, *others]
-        self.seeds = len(members)
         self.generators = generators
         # A SeedStack answers calls as the network does (SND's forward_with_map aside, which is not stacked).
         self.target = SeedStack([m.target for m in members])  # type: ignore[assignment]
@@ -231,25 +228,11 @@ class Distillation:
         self.reward_rms = RunningMeanStd((), self.device, seeds=self.seeds)
 
     def state_dicts(self) -> list[dict[str, Any]]:
-        """One lone run's :meth:`state_dict` per seed."""
-        if self.seeds == 1:
-            return [self.state_dict()]
-        parts: dict[str, list[dict[str, Any]]] = {
-            "target": state_dicts(self.target),
-            "predictor": state_dicts(self.predictor),
-            "optimizer": optimizer_states(self.optimizer, self.seeds),
-            "obs_rms": self.obs_rms.state_dicts(),
-            "reward_rms": self.reward_rms.state_dicts(),
-        }
+        """One lone run's :meth:`state_dict` per seed (for one seed, ``[self.state_dict()]``)."""
+        parts = {key: seed_states(part, self.seeds) for key, part in self._modules().items()}
         return [{key: states[j] for key, states in parts.items()} for j in range(self.seeds)]
 
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
         """Load one lone run's :meth:`state_dict` per seed."""
-        if self.seeds == 1:
-            self.load_state_dict(states[0])
-            return
-        load_state_dicts(self.target, [s["target"] for s in states])
-        load_state_dicts(self.predictor, [s["predictor"] for s in states])
-        load_optimizer_states(self.optimizer, [s["optimizer"] for s in states])
-        self.obs_rms.load_state_dicts([s["obs_rms"] for s in states])
-        self.reward_rms.load_state_dicts([s["reward_rms"] for s in states])
+        for key, part in self._modules().items():
+            load_seed_states(part, [s[key] for s in states])

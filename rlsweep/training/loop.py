@@ -41,18 +41,16 @@ from rlsweep.models import PolicyNet, build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
 from rlsweep.perf import Stats, Uploader, mean_stats, to_floats
 from rlsweep.stacked import (
+    by_seed,
     generator_state,
     load_generator_state,
-    load_optimizer_states,
-    load_state_dicts,
-    optimizer_states,
+    load_seed_states,
     sample_actions,
-    seed_columns,
     seed_generator,
     seed_rows,
+    seed_states,
     seed_value,
     stack,
-    state_dicts,
 )
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
@@ -399,15 +397,11 @@ def check_finite(run: Run, stats: Stats, batch: Batch) -> None:
     """Stop each seed whose update produced a non-finite loss, gradient norm or value, with a
     :class:`DivergenceError` naming the iteration and every non-finite quantity (one device read)."""
     k, steps = len(run.seeds), run.storage.num_steps
-
-    def per_seed(x: torch.Tensor) -> torch.Tensor:  # a (T, k N) rollout quantity as (k, T N)
-        return x.reshape(steps, k, -1).transpose(0, 1).reshape(k, -1)
-
     checked = {key: v.detach().reshape(k, -1) for key, v in stats.items() if key.startswith(("loss/", "ppo/grad"))}
     checked.update({
-        "value/ext": per_seed(run.storage.values_ext),
-        "value/int": per_seed(run.storage.values_int),
-        "advantages": per_seed(batch.advantages),
+        "value/ext": by_seed(run.storage.values_ext, steps, k),
+        "value/int": by_seed(run.storage.values_int, steps, k),
+        "advantages": by_seed(batch.advantages, steps, k),
     })  # fmt: skip
     # finite[i][j]: whether seed j's part of the i-th quantity is finite everywhere
     finite = torch.stack([torch.isfinite(v).all(dim=1) for v in checked.values()]).tolist()
@@ -502,8 +496,8 @@ def iteration_metrics(
     k = len(run.seeds)
     seed, storage = run.seeds[j], run.storage
 
-    def own(x: torch.Tensor) -> torch.Tensor:  # seed j's envs of a (T, k N) rollout quantity, flattened
-        return seed_columns(x.reshape(storage.num_steps, -1), j, k).reshape(-1)
+    def own(x: torch.Tensor) -> torch.Tensor:  # seed j's samples of a rollout quantity
+        return by_seed(x, storage.num_steps, k)[j]
 
     metrics: dict[str, Any] = {"global_step": run.global_step, "iteration": run.iteration}
     metrics.update(seed.episodes.flush())
@@ -523,8 +517,8 @@ def checkpoint_states(run: Run) -> list[dict[str, Any]]:
     """Everything a resumed attempt of each seed needs to continue where it is (a lone run's checkpoint each);
     ``resume`` reads them back."""
     k = len(run.seeds)
-    policies = state_dicts(run.policy)
-    optimizers = optimizer_states(run.updater.optimizer, k)
+    policies = seed_states(run.policy, k)
+    optimizers = seed_states(run.updater.optimizer, k)
     motivations = run.motivation.state_dicts()
     rng = rng_state()
     device = run.storage.obs.device
@@ -548,8 +542,8 @@ def checkpoint_states(run: Run) -> list[dict[str, Any]]:
 
 def resume(run: Run, saved: list[dict[str, Any]]) -> None:
     """Restore the states ``checkpoint_states`` saved (``set_up`` already took the iteration and global step)."""
-    load_state_dicts(run.policy, [s["policy"] for s in saved])
-    load_optimizer_states(run.updater.optimizer, [s["optimizer"] for s in saved])
+    load_seed_states(run.policy, [s["policy"] for s in saved])
+    load_seed_states(run.updater.optimizer, [s["optimizer"] for s in saved])
     run.motivation.load_state_dicts([s["motivation"] for s in saved])
     for envs, s in zip(run.seed_envs, saved, strict=True):
         envs.load_exploration_state(s["exploration"])
