@@ -440,7 +440,7 @@ def e2e_child(cfg: Any, args: argparse.Namespace, user_overrides: list[str]) -> 
     cfg.debug = dataclasses.replace(cfg.debug, profile=True)
     if not any(o.startswith("motivation.warmup_steps") for o in user_overrides):
         cfg.motivation = dataclasses.replace(cfg.motivation, warmup_steps=min(cfg.motivation.warmup_steps, 16))
-    seeds = int(getattr(cfg, "seeds_per_process", 1))
+    seeds = cfg.seeds_per_process
     cfgs = [dataclasses.replace(cfg, seed=cfg.seed + j) for j in range(seeds)]
     device = select_device(cfg.device)
     memory = Memory(device)

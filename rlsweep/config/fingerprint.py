@@ -47,6 +47,12 @@ def _section(name: str, value: Any) -> dict[str, Any]:
     return {k: v for k, v in flatten({name: value}).items() if k not in NOT_TRAINING}
 
 
+def without_seed(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config less its ``seed``: what the seeds of one configuration have in common (the seeds that may
+    share a process, ``seeds_per_process``, are those whose configs are equal here)."""
+    return {k: v for k, v in config.items() if k != "seed"}
+
+
 def fingerprint(config: Mapping[str, Any], cache: dict[tuple[str, int], tuple[Any, str]] | None = None) -> str:
     """A short digest of the training part of a resolved config (stable across processes and Python versions).
 

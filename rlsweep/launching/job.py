@@ -29,7 +29,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from rlsweep.config import Config
-from rlsweep.config.fingerprint import differences, fingerprint, training_config
+from rlsweep.config.fingerprint import differences, fingerprint, training_config, without_seed
 from rlsweep.lock import LockHeld, LockLost, PointLock
 from rlsweep.record import RunRecord, job_identity
 
@@ -109,9 +109,9 @@ def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
 
 def check_one_configuration(dirs: list[Path], raws: list[dict[str, Any]]) -> None:
     """Points trained in one process must differ in their seed only (the launcher groups them so)."""
-    first = {k: v for k, v in raws[0].items() if k != "seed"}
+    first = without_seed(raws[0])
     for run_dir, raw in zip(dirs[1:], raws[1:], strict=True):
-        if {k: v for k, v in raw.items() if k != "seed"} != first:
+        if without_seed(raw) != first:
             diff = differences(training_config(raws[0]), training_config(raw)) or "keys other than training ones"
             raise ValueError(f"{run_dir.name} is not a seed of {dirs[0].name}'s configuration ({diff}); points "
                              "trained in one process may differ in their seed only")  # fmt: skip

@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlsweep.config import CONF_DIR, ConfigError, check_value, register_configs, run_id, validate
+from rlsweep.config.fingerprint import without_seed
 from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings, load_profile
 from rlsweep.config.naming import MAX_RUN_ID, config_name
 from rlsweep.config.schema import CONTROL_KEYS
@@ -107,7 +108,7 @@ def seed_groups(points: Sequence[Point], global_steps: Mapping[str, int] | None 
         if k <= 1:
             jobs.append((i, [p]))
             continue
-        same = json.dumps({key: v for key, v in p.config.items() if key != "seed"}, sort_keys=True, default=str)
+        same = json.dumps(without_seed(p.config), sort_keys=True, default=str)
         buckets.setdefault((same, int(steps.get(p.run_id, 0))), []).append((i, p))
     for members in buckets.values():
         members.sort(key=lambda m: (m[1].seed, m[0]))
