@@ -65,6 +65,9 @@ PRESETS: dict[str, list[str]] = {
     ],
     # The seed's configuration (ppo_rnd_a0): 128 envs x 128 steps, 4 epochs of 32 minibatches of 512.
     "seed": ["model=A", "motivation=rnd", "env=montezuma", "ppo=seed", "critic_init=0.1", "normalise_int_reward=false"],
+    # CleanRL ppo_rnd_envpool.py's networks, 84x84 frames and hyperparameters at vs_cleanrl.py's size: 16 envs x
+    # 128 steps, 4 epochs of 4 minibatches of 512, predictor mask per sample keeping 25 %.
+    "cleanrl": ["experiment=cleanrl_rnd"],
 }
 
 

@@ -216,6 +216,11 @@ class PerfConfig:
     # slightly where the input is normalised (obs_norm mean/std): the target then sees the state normalised by
     # the statistics of collection time, the predictor by those of update time. Not for SND (its target trains).
     reuse_target_features: bool = False
+    # motivation.mask=sample (CleanRL's and OpenAI's RND): the predictor's training passes run on the rows its mask
+    # keeps (update_proportion of the minibatch) instead of on every row with the rest zeroed. The same loss and
+    # gradient up to the order of float sums. One seed per process only: stacked seeds run every row, so that a
+    # seed's numbers stay independent of its partners. No effect on mask=element (the seed's, and SND's).
+    predictor_kept_rows: bool = True
 
 
 @dataclass

@@ -166,7 +166,10 @@ class Distillation:
 
         With several seeds, both per seed (shape (k,)): each seed's loss over its own block of the minibatch.
         """
-        err, _ = self._error(obs, self.perf.autocast, self.kept_targets(rows))
+        targets = self.kept_targets(rows)
+        if self.cfg.mask == "sample" and self.perf.predictor_kept_rows and self.generators is None:
+            return self._kept_rows_loss(obs, targets)
+        err, _ = self._error(obs, self.perf.autocast, targets)
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
         if self.generators is None:
             draw = torch.rand(shape, device=err.device)
@@ -180,6 +183,20 @@ class Distillation:
             k = self.seeds
             loss = (err * mask).reshape(k, -1).sum(dim=1) / mask.reshape(k, -1).sum(dim=1).clamp(min=1.0)
         return loss, seed_mean(mask, self.seeds)
+
+    def _kept_rows_loss(self, obs: torch.Tensor, targets: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`predictor_loss` of a sample mask (``perf.predictor_kept_rows``): the networks run on the rows the
+        mask keeps only. A dropped row adds exactly zero to the masked loss and its gradient, so this is the same
+        loss and the same gradient as running every row, up to the order of float sums, for update_proportion
+        of the compute (CleanRL and OpenAI's RND run all rows and zero three quarters of them). The mask is drawn
+        first, from the same generator and with the same shape as the all-rows path, so both keep the same rows.
+        """
+        draw = torch.rand((obs.shape[0], 1), device=obs.device)
+        kept = (draw[:, 0] < self.keep).nonzero()[:, 0]  # one device read (the number of kept rows)
+        err, _ = self._error(obs[kept], self.perf.autocast, None if targets is None else targets[kept])
+        # The all-rows loss divides by the kept elements, at least 1 (a batch with no kept row: loss 0, no gradient)
+        loss = err.sum() / max(err.numel(), 1)
+        return loss, torch.tensor(kept.numel() / obs.shape[0], device=obs.device)
 
     def predictor_step(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> Stats:
         loss, kept = self.predictor_loss(obs, rows)

@@ -166,6 +166,59 @@ def test_rnd_sample_mask_keeps_whole_rows() -> None:
     assert partial > 0
 
 
+def _predictor_step_both_ways(cfg: MotivationConfig, obs: torch.Tensor, draw_seed: int) -> list[dict]:
+    """One predictor step from the same networks and the same mask draw, on the kept rows only and on all rows
+    (perf.predictor_kept_rows true / false): the loss, the kept fraction, the gradients and the rows the
+    predictor was run on."""
+    from rlsweep.config.schema import PerfConfig
+
+    out = []
+    for kept_rows in (True, False):
+        torch.manual_seed(0)
+        rnd = build_motivation(cfg, OBS_SHAPE, CPU, perf=PerfConfig(predictor_kept_rows=kept_rows), num_envs=8)
+        assert isinstance(rnd, RND)
+        seen: list[int] = []
+        rnd.predictor.register_forward_hook(lambda _m, args, _out, seen=seen: seen.append(args[0].shape[0]))
+        torch.manual_seed(draw_seed)
+        loss, kept = rnd.predictor_loss(obs)
+        rnd.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in rnd.predictor.parameters()]
+        out.append({"loss": loss.item(), "kept": kept.item(), "grads": grads, "rows": seen})
+    return out
+
+
+@pytest.mark.parametrize("draw_seed", [0, 1, 2])
+def test_sample_mask_on_kept_rows_only_gives_the_all_rows_loss_and_gradient(draw_seed: int) -> None:
+    """perf.predictor_kept_rows: the predictor runs on the kept rows only, and the loss and every gradient are
+    those of running all rows with the dropped ones zeroed (up to the order of float sums)."""
+    obs = _obs(32, 5)
+    only_kept, all_rows = _predictor_step_both_ways(replace(RAW, mask="sample", update_proportion=0.25), obs,
+                                                    draw_seed)  # fmt: skip
+    assert all_rows["rows"] == [32]
+    assert only_kept["rows"] == [round(only_kept["kept"] * 32)]
+    assert 0 < only_kept["rows"][0] < 32  # draw seeds chosen so the mask is partial: 32 x 0.25 = 8 kept on average
+    assert only_kept["kept"] == all_rows["kept"]
+    assert only_kept["loss"] == pytest.approx(all_rows["loss"], rel=1e-6)
+    for a, b in zip(only_kept["grads"], all_rows["grads"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert any(g.abs().sum() > 0 for g in only_kept["grads"])
+
+
+def test_sample_mask_keeping_no_row_gives_a_zero_loss_and_gradient_both_ways() -> None:
+    obs = _obs(4, 6)
+    only_kept, all_rows = _predictor_step_both_ways(replace(RAW, mask="sample", update_proportion=1e-9), obs, 0)
+    assert only_kept["rows"] == [0] and all_rows["rows"] == [4]
+    assert only_kept["loss"] == all_rows["loss"] == 0.0 and only_kept["kept"] == all_rows["kept"] == 0.0
+    assert all(g.abs().sum() == 0 for g in only_kept["grads"] + all_rows["grads"])
+
+
+def test_element_mask_always_runs_every_row() -> None:
+    only_kept, all_rows = _predictor_step_both_ways(RAW, _obs(16, 7), 0)  # the seed's element mask
+    assert only_kept["rows"] == all_rows["rows"] == [16]
+    assert only_kept["loss"] == all_rows["loss"]
+
+
 # ---- RND: the reward ---------------------------------------------------------------------------------------
 
 
