@@ -154,6 +154,21 @@ def test_reused_target_features_give_the_same_run_on_raw_input(tmp_path: Path) -
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
 
 
+
+def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) -> None:
+    """perf.predictor_kept_rows: with CleanRL's per-sample mask the predictor runs on a quarter of the rows, and
+    the run is the one that runs every row (up to the order of float sums)."""
+    common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "motivation.mask=sample",
+              "motivation.update_proportion=0.25"]  # fmt: skip
+    run_inline(tmp_path, *common, "perf.predictor_kept_rows=true", "name=kept")
+    run_inline(tmp_path, *common, "perf.predictor_kept_rows=false", "name=all")
+    kept, every = metrics(tmp_path / "runs" / "kept-s1"), metrics(tmp_path / "runs" / "all-s1")
+    assert [r["global_step"] for r in kept] == [64, 128]
+    for a, b in zip(kept, every, strict=True):
+        assert 0 < a["motivation/mask_kept"] < 1
+        for key in ("loss/motivation", "motivation/mask_kept", "motivation/int_reward_mean", "loss/total"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     "switches",
