@@ -314,6 +314,8 @@ def play(
     """
     import torch
 
+    from rlsweep.perf import unit_frames
+
     n = len(envs)
     quota = [len(range(slot, episodes, n)) for slot in range(n)]
     played = [0] * n
@@ -328,7 +330,7 @@ def play(
         batch = torch.from_numpy(np.concatenate([obs[slot] for slot in active])).to(device)
         with torch.no_grad():
             # The policy sees what training fed it: uint8 frames scaled to [0, 1] (PPOUpdater.forward), in float32.
-            logits = policy(batch.float() / 255.0).logits.float().cpu()
+            logits = policy(unit_frames(batch)).logits.float().cpu()
         if mode == "greedy":
             actions = logits.argmax(dim=-1)
         else:  # the training policy: a draw from the softmax, from the evaluation's own seeded generator

@@ -12,7 +12,7 @@ from torch.distributions import Categorical
 from rlsweep.agent.gae import compute_gae
 from rlsweep.config.schema import PerfConfig, PPOConfig
 from rlsweep.models.policy import PolicyOutput
-from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules
+from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules, unit_frames
 from rlsweep.stacked import clip_grad_norm_per_seed, seed_mean, seed_minibatches
 from rlsweep.storage import RolloutStorage
 
@@ -145,7 +145,7 @@ class PPOUpdater:
         """The policy on uint8 observations: scaled to [0, 1] on the device, outputs in float32."""
         device = obs.device
         with autocast(device, self.perf.autocast):
-            out = self.policy(obs.float() / 255.0)
+            out = self.policy(unit_frames(obs))
         return PolicyOutput(out.logits.float(), out.value_ext.float(), out.value_int.float())
 
     def minibatches(self, size: int, device: torch.device) -> Iterator[torch.Tensor]:

@@ -28,6 +28,7 @@ from rlsweep.envs import make_env
 from rlsweep.launching.job import load_config
 from rlsweep.models import build_policy
 from rlsweep.motivation import Distillation, build_motivation
+from rlsweep.perf import unit_frames
 from rlsweep.training.checkpoint import load_checkpoint
 
 
@@ -54,7 +55,7 @@ def collect(run_dir: Path, steps: int, num_envs: int, seed: int) -> dict[str, np
         features, rooms, ep_steps, rewards, dones = [], [], [], [], []
         for _ in range(steps):
             with torch.no_grad():
-                action = Categorical(logits=policy(obs.float() / 255.0).logits).sample()
+                action = Categorical(logits=policy(unit_frames(obs)).logits).sample()
                 features.append(motivation.embed(obs).numpy())
                 rewards.append(motivation.reward(obs).numpy())
             room = rooms_of() if rooms_of is not None else None

@@ -16,7 +16,7 @@ from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
-from rlsweep.perf import Stats, adam, autocast, prepare_modules
+from rlsweep.perf import Stats, adam, autocast, prepare_modules, unit_frames
 from rlsweep.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_states
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
@@ -85,7 +85,7 @@ class Distillation:
     # ---- inputs ------------------------------------------------------------------------------------------------
     def _frame(self, obs: torch.Tensor) -> torch.Tensor:
         """Newest frame in [0, 1], shape (B, frame_channels, H, W)."""
-        return obs[:, -self.frame_channels :].float() / 255.0
+        return unit_frames(obs[:, -self.frame_channels :])
 
     def _normalise(self, frame: torch.Tensor) -> torch.Tensor:
         if self.cfg.obs_norm == "none":

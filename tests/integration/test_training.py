@@ -154,7 +154,6 @@ def test_reused_target_features_give_the_same_run_on_raw_input(tmp_path: Path) -
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
 
 
-
 def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) -> None:
     """perf.predictor_kept_rows: with CleanRL's per-sample mask the predictor runs on a quarter of the rows, and
     the run is the one that runs every row (up to the order of float sums)."""
@@ -168,6 +167,7 @@ def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) 
         assert 0 < a["motivation/mask_kept"] < 1
         for key in ("loss/motivation", "motivation/mask_kept", "motivation/int_reward_mean", "loss/total"):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(
