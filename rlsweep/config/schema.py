@@ -205,6 +205,11 @@ class PerfConfig:
 
     fused_adam: bool = True  # one fused Adam kernel over all parameters instead of torch's per-tensor loop
     overlap_env: bool = True  # the emulators step (envpool send/recv) while the intrinsic reward is computed
+    # Double-buffered sampling: the envs step in two halves, each half's policy pass and r_int computed while the
+    # other half steps. Envpool envs (Atari, Procgen), an even number of envs, one seed per process, no
+    # reuse_target_features. Changes numbers (not the method): actions are drawn per half, and the observation
+    # and reward statistics are updated half by half, so each half's r_int sees the statistics up to itself.
+    double_buffer: bool = False
     compile: str = one_of("none", ("none", "default", "reduce-overhead", "max-autotune"))  # torch.compile the
     #                        policy and distillation nets (reduce-overhead = CUDA graphs on GPU)
     autocast: str = one_of("none", ("none", "bf16"))  # bf16: the policy's and the predictor's training forward

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlsweep.config.schema import Config, allowed_words
+from rlsweep.envs import SYNTHETIC_IDS
 
 
 class ConfigError(ValueError):
@@ -255,6 +256,7 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
             "true only with rnd, whose target is frozen; an SND target trains, so its features go stale)"
         )
     check_seeds_per_process(cfg)
+    check_double_buffer(cfg)
     nets = TARGET_NETWORKS.get(mot["target_loss"])
     if allowed is not None and nets is not None and mot["network"] not in nets:
         raise ConfigError(
@@ -276,6 +278,25 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
         )
     if env_id.startswith("procgen-"):
         check_procgen(env_id, str(cfg["env"]["distribution_mode"]))
+
+
+def check_double_buffer(cfg: Mapping[str, Any]) -> None:
+    """Double-buffered sampling steps half of the envs at a time: envpool envs, halves of one seed's envs, and
+    target features kept by step whole."""
+    if not cfg["perf"]["double_buffer"]:
+        return
+    env_id, num_envs = str(cfg["env"]["id"]), cfg["ppo"]["num_envs"]
+    refusals = [
+        (env_id in SYNTHETIC_IDS, f"env.id={env_id!r}", "an envpool env (Atari or procgen-<game>), which can step "
+         "part of its envs"),
+        (num_envs < 2 or num_envs % 2 != 0, f"ppo.num_envs={num_envs}", "an even number of envs, two halves"),
+        (cfg["seeds_per_process"] > 1, f"seeds_per_process={cfg['seeds_per_process']}", "seeds_per_process=1"),
+        (cfg["perf"]["reuse_target_features"], "perf.reuse_target_features=true", "perf.reuse_target_features=false"),
+    ]  # fmt: skip
+    for refused, what, allowed in refusals:
+        if refused:
+            raise ConfigError(f"Invalid value for perf.double_buffer: true with {what} (allowed: true only with "
+                              f"{allowed})")  # fmt: skip
 
 
 def check_seeds_per_process(cfg: Mapping[str, Any]) -> None:

@@ -89,6 +89,7 @@ class AtariEnv:
         self._episodic_life = episodic_life
         self._track_rooms = env_id.startswith("MontezumaRevenge")
         self._all_ids = np.arange(num_envs)
+        self._part = slice(None)  # the envs of the step in flight
 
         self._ep_return = np.zeros(num_envs, dtype=np.float64)
         self._score = np.zeros(num_envs, dtype=np.float64)
@@ -113,27 +114,32 @@ class AtariEnv:
         self.step_async(actions)
         return self.step_wait()
 
-    def step_async(self, actions: np.ndarray) -> None:
-        """Hand the actions to envpool's worker threads and return while they emulate."""
-        self._pool.send(actions)
+    def step_async(self, actions: np.ndarray, part: slice = slice(None)) -> None:
+        """Hand the actions of the envs ``part`` (all by default; a part is a contiguous slice) to envpool's worker
+        threads and return while they emulate."""
+        self._part = part
+        self._pool.send(actions, part)
 
     def step_wait(self) -> StepResult:
-        """Wait for the step, then apply rewards, life splits, room counts and same-step resets."""
+        """Wait for the step, then apply rewards, life splits, room counts and same-step resets. The result holds
+        the envs of the step's part, episodes numbered among all envs."""
+        part = self._part
         obs, raw, game_over, info = self._pool.recv()
         lives, ram = np.asarray(info["lives"], dtype=np.int64), np.asarray(info["ram"])
         reward = (raw > 0).astype(np.float32) if self._binary_reward else raw.astype(np.float32)
-        self._ep_return += reward
-        self._score += raw
-        self._length += 1
-        done = game_over | ((lives < self._lives) & self._episodic_life)
-        self._lives = lives.copy()
+        self._ep_return[part] += reward
+        self._score[part] += raw
+        self._length[part] += 1
+        done = game_over | ((lives < self._lives[part]) & self._episodic_life)
+        self._lives[part] = lives
+        part_ids = self._all_ids[part]
         if self._track_rooms:
             # The final frame of an ending episode still counts for that episode (recorded before the reset).
-            self._visit_rooms(self._all_ids, ram)
+            self._visit_rooms(part_ids, ram)
 
         episodes: list[EpisodeInfo] = []
         if game_over.any():
-            ids = np.flatnonzero(game_over)
+            ids = part_ids[game_over]
             for i in ids:
                 episodes.append(
                     EpisodeInfo(
@@ -148,7 +154,7 @@ class AtariEnv:
             self._score[ids] = 0.0
             self._length[ids] = 0
             reset_ids, reset_obs, reset_info = self._pool.reset_envs(ids)
-            obs[reset_ids] = reset_obs
+            obs[reset_ids - part_ids[0]] = reset_obs
             self._lives[reset_ids] = reset_info["lives"]
             self._start_rooms(reset_ids, np.asarray(reset_info["ram"]))
         return StepResult(obs=obs, reward=reward, done=done, episodes=episodes)

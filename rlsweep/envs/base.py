@@ -49,16 +49,19 @@ class VecEnv(Protocol):
         """Step every env with int actions of shape (N,)."""
         ...
 
-    def step_async(self, actions: np.ndarray) -> None:
+    def step_async(self, actions: np.ndarray, part: slice = slice(None)) -> None:
         """Start :meth:`step` and return at once where the backend can (envpool); ``step_wait`` finishes it.
 
         The training loop computes the intrinsic reward of s_t between the two calls, so the emulators and the
-        networks work at the same time. Backends that cannot overlap step in ``step_wait``.
+        networks work at the same time. Backends that cannot overlap step in ``step_wait``. ``part``, a
+        contiguous slice of the envs, steps those envs only (``perf.double_buffer``; envpool backends), with
+        ``actions`` theirs; the others refuse a part.
         """
         ...
 
     def step_wait(self) -> StepResult:
-        """The result of the step started by :meth:`step_async`."""
+        """The result of the step started by :meth:`step_async` (of its part's envs; episodes numbered among
+        all envs)."""
         ...
 
     def exploration(self) -> dict[str, float]:
@@ -82,7 +85,9 @@ class SyncStepping(ABC):
     @abstractmethod
     def step(self, actions: np.ndarray) -> StepResult: ...
 
-    def step_async(self, actions: np.ndarray) -> None:
+    def step_async(self, actions: np.ndarray, part: slice = slice(None)) -> None:
+        if part != slice(None):
+            raise ValueError(f"{type(self).__name__} steps all its envs at once (perf.double_buffer needs envpool)")
         self._pending = np.array(actions, copy=True)
 
     def step_wait(self) -> StepResult:

@@ -37,7 +37,9 @@ class SeedEnvs:
         self.step_async(actions)
         return self.step_wait()
 
-    def step_async(self, actions: np.ndarray) -> None:
+    def step_async(self, actions: np.ndarray, part: slice = slice(None)) -> None:
+        if part != slice(None):
+            raise ValueError("the envs of several seeds step together (perf.double_buffer needs one seed)")
         # Every pool starts before any is waited for: their emulators run at the same time.
         for j, env in enumerate(self.members):
             env.step_async(actions[j * self.per_seed : (j + 1) * self.per_seed])

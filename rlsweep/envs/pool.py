@@ -7,7 +7,10 @@ those envs' observations. The next ``send`` is then an ordinary step (``elapsed_
 loop never sees a dummy transition (verified for both backends in the tests).
 
 Stepping is split into ``send`` and ``recv`` so that the training loop can compute the intrinsic reward of s_t
-while envpool's worker threads emulate s_{t+1}.
+while envpool's worker threads emulate s_{t+1}. A send may name a contiguous part of the envs
+(``perf.double_buffer``: one half steps while the networks work on the other); sync-mode envpool then answers
+the next ``recv`` with exactly those envs. One send at a time: with two in flight, sync-mode envpool answers the
+first ``recv`` with a full batch of mixed and unset env ids (observed with envpool 1.2.5), so ``send`` refuses it.
 
 :func:`import_envpool` is the one place envpool is imported. envpool loads its Procgen module, which links the
 system's Qt 5 GUI library, at import, once per process. Where the system has no Qt 5 but the ``PyQt5-Qt5``
@@ -86,29 +89,32 @@ class SameStepPool:
         self.num_envs = num_envs
         self._all_ids = np.arange(num_envs)
         self._all_ids_i32 = self._all_ids.astype(np.int32)
-        self._sent = False  # a send awaits its recv
+        self._sent: slice | None = None  # the envs of the send that awaits its recv
 
     def reset(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Reset every env: (obs, info) in env-id order."""
         obs, info = self.env.reset()
-        (obs,), info = self._in_order(info, np.asarray(obs))
+        (obs,), info = self._in_order(info, self._all_ids, np.asarray(obs))
         return obs, info
 
-    def send(self, actions: np.ndarray) -> None:
-        """Hand the actions to envpool's worker threads and return while they emulate."""
-        if self._sent:
+    def send(self, actions: np.ndarray, part: slice = slice(None)) -> None:
+        """Hand the actions of the envs ``part`` (all by default) to envpool's worker threads and return while they
+        emulate."""
+        if self._sent is not None:
             raise RuntimeError("step_async() twice without step_wait()")
-        self.env.send(np.asarray(actions).astype(np.int32, copy=False).reshape(self.num_envs), self._all_ids_i32)
-        self._sent = True
+        ids = self._all_ids_i32[part]
+        self.env.send(np.asarray(actions).astype(np.int32, copy=False).reshape(len(ids)), ids)
+        self._sent = part
 
     def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Wait for the step: (writable obs, raw reward float64, episode over, info), all in env-id order."""
-        if not self._sent:
+        """Wait for the step: (writable obs, raw reward float64, episode over, info) of the envs sent, in env-id
+        order."""
+        if self._sent is None:
             raise RuntimeError("step_wait() without step_async()")
-        self._sent = False
+        ids, self._sent = self._all_ids[self._sent], None
         obs, raw, terminated, truncated, info = self.env.recv()
         over = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
-        (obs, raw, over), info = self._in_order(info, np.asarray(obs), np.asarray(raw, dtype=np.float64), over)
+        (obs, raw, over), info = self._in_order(info, ids, np.asarray(obs), np.asarray(raw, dtype=np.float64), over)
         if not obs.flags.writeable:  # the finished envs' rows are overwritten with their reset observations
             obs = obs.copy()
         return obs, raw, over, info
@@ -123,15 +129,19 @@ class SameStepPool:
         if close is not None:
             close()
 
-    def _in_order(self, info: dict[str, Any], *arrays: np.ndarray) -> tuple[list[np.ndarray], dict[str, Any]]:
-        """Sort a full-batch result (``arrays`` and ``info``'s per-env arrays) by env id. Sync envpool answers
-        envs 0..N-1 in order (observed); this guards the assumption for one compare and permutes only when it
+    def _in_order(
+        self, info: dict[str, Any], ids: np.ndarray, *arrays: np.ndarray
+    ) -> tuple[list[np.ndarray], dict[str, Any]]:
+        """Sort the result of the envs ``ids`` (``arrays`` and ``info``'s per-env arrays) by env id. Sync envpool
+        answers in id order (observed); this guards the assumption for one compare and permutes only when it
         fails."""
         env_ids = np.asarray(info["env_id"])
-        if np.array_equal(env_ids, self._all_ids):
+        if np.array_equal(env_ids, ids):
             return list(arrays), info
+        if not np.array_equal(np.sort(env_ids), ids):
+            raise RuntimeError(f"envpool answered envs {env_ids.tolist()} for a step of envs {ids.tolist()}")
         order = np.argsort(env_ids)
         return [a[order] for a in arrays], {
-            k: (np.asarray(v)[order] if isinstance(v, np.ndarray) and v.shape[:1] == (self.num_envs,) else v)
+            k: (np.asarray(v)[order] if isinstance(v, np.ndarray) and v.shape[:1] == (len(ids),) else v)
             for k, v in info.items()
         }

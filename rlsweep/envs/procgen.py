@@ -135,6 +135,7 @@ class ProcgenEnv(NoExplorationCounters):
         self._ep_return = np.zeros(num_envs, dtype=np.float64)
         self._score = np.zeros(num_envs, dtype=np.float64)
         self._length = np.zeros(num_envs, dtype=np.int64)
+        self._part = slice(None)  # the envs of the step in flight
 
     def _frames(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (N, 3, 64, 64) -> uint8 (N, frame_channels, frame_size, frame_size)."""
@@ -166,26 +167,31 @@ class ProcgenEnv(NoExplorationCounters):
         self.step_async(actions)
         return self.step_wait()
 
-    def step_async(self, actions: np.ndarray) -> None:
-        actions = np.asarray(actions).astype(np.int32, copy=True).reshape(self.num_envs)
+    def step_async(self, actions: np.ndarray, part: slice = slice(None)) -> None:
+        """Start a step of the envs ``part`` (all by default; a contiguous slice)."""
+        actions = np.asarray(actions).astype(np.int32, copy=True).reshape(-1)
         if self._random_action_prob > 0:
-            swap = self._rng.random(self.num_envs) < self._random_action_prob
+            swap = self._rng.random(len(actions)) < self._random_action_prob
             actions[swap] = self._rng.integers(0, self.num_actions, size=int(swap.sum()))
-        self._pool.send(actions)
+        self._part = part
+        self._pool.send(actions, part)
 
     def step_wait(self) -> StepResult:
+        """The step's result for the envs of its part, episodes numbered among all envs."""
+        part = self._part
         obs, raw, done, _ = self._pool.recv()
         reward = (raw > 0).astype(np.float32) if self._binary_reward else raw.astype(np.float32)
-        self._ep_return += reward
-        self._score += raw
-        self._length += 1
+        self._ep_return[part] += reward
+        self._score[part] += raw
+        self._length[part] += 1
 
         c = self.frame_channels
-        self._stack[:, :-c] = self._stack[:, c:]
-        self._stack[:, -c:] = self._frames(obs)
+        stack = self._stack[part]  # a view: the part's rows
+        stack[:, :-c] = stack[:, c:]
+        stack[:, -c:] = self._frames(obs)
         episodes: list[EpisodeInfo] = []
         if done.any():
-            ids = np.flatnonzero(done)
+            ids = np.arange(self.num_envs)[part][done]
             for i in ids:
                 episodes.append(
                     EpisodeInfo(int(i), float(self._ep_return[i]), float(self._score[i]), int(self._length[i]), 0)
@@ -195,7 +201,7 @@ class ProcgenEnv(NoExplorationCounters):
             self._length[ids] = 0
             reset_ids, reset_obs, _ = self._pool.reset_envs(ids)
             self._fill(reset_ids, self._frames(reset_obs))
-        return StepResult(obs=self._stack.copy(), reward=reward, done=done, episodes=episodes)
+        return StepResult(obs=stack.copy(), reward=reward, done=done, episodes=episodes)
 
     def close(self) -> None:
         self._pool.close()

@@ -41,22 +41,23 @@ class RolloutStorage:
         values_ext: torch.Tensor,
         values_int: torch.Tensor,
         rewards_int: torch.Tensor,
+        envs: slice = slice(None),
     ) -> None:
-        """What the agent computed for step ``step`` (device tensors)."""
-        self.obs[step] = obs
-        self.actions[step] = actions
-        self.logprobs[step] = logprobs
-        self.values_ext[step] = values_ext
-        self.values_int[step] = values_int
-        self.rewards_int[step] = rewards_int
+        """What the agent computed for step ``step`` of the envs ``envs`` (device tensors)."""
+        self.obs[step, envs] = obs
+        self.actions[step, envs] = actions
+        self.logprobs[step, envs] = logprobs
+        self.values_ext[step, envs] = values_ext
+        self.values_int[step, envs] = values_int
+        self.rewards_int[step, envs] = rewards_int
 
-    def insert_env(self, step: int, rewards_ext: np.ndarray, dones: np.ndarray) -> None:
-        """What the envs returned for step ``step`` (host arrays; on the device after :meth:`finish`)."""
+    def insert_env(self, step: int, rewards_ext: np.ndarray, dones: np.ndarray, envs: slice = slice(None)) -> None:
+        """What the envs ``envs`` returned for step ``step`` (host arrays; on the device after :meth:`finish`)."""
         if self._copied is not None:  # the last rollout's copies must be done before its buffers are reused
             self._copied.synchronize()
             self._copied = None
-        self._host_rewards_ext[step] = torch.from_numpy(np.asarray(rewards_ext))
-        self._host_dones[step] = torch.from_numpy(np.asarray(dones))
+        self._host_rewards_ext[step, envs] = torch.from_numpy(np.asarray(rewards_ext))
+        self._host_dones[step, envs] = torch.from_numpy(np.asarray(dones))
 
     def finish(self, last_obs: torch.Tensor) -> None:
         """Close the rollout: store s_T and move the envs' rewards and dones to the device, one copy each."""

@@ -305,44 +305,77 @@ def warm_up(envs: VecEnv, motivation: Motivation, steps: int, upload: Uploader, 
 
 
 # ---- the steps of an iteration ---------------------------------------------------------------------------------
+def env_parts(num_envs: int, double_buffer: bool) -> list[slice]:
+    """The parts of the envs that step one at a time: all together, or two halves (``perf.double_buffer``)."""
+    if not double_buffer:
+        return [slice(None)]
+    half = num_envs // 2
+    return [slice(0, half), slice(half, num_envs)]
+
+
 def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Step the N envs T times from s_0 = ``obs`` into the storage; return s_T and each step's intrinsic reward.
 
     Owns the acting: sampling actions, stepping the envs, r_int(s_t) and the motivation's observation
     statistics, the finished episodes, and ``global_step``.
+
+    The envs step in parts (:func:`env_parts`), one part's step in flight at a time, and the networks work
+    while it is: with one part (the default), r_int(s_t) is computed while the emulators step
+    (``perf.overlap_env``); with two halves (``perf.double_buffer``), each half's policy pass and r_int are
+    computed while the other half steps, so the emulators and the networks rarely wait for each other.
     """
     cfg, envs, updater, motivation, storage = run.cfg, run.envs, run.updater, run.motivation, run.storage
-    int_rewards = []
-    for step in range(cfg.ppo.num_steps):
-        with torch.no_grad():
-            out = updater.forward(obs)
-            # A seed stopped by a divergence still computes (NaN) in its slice of the stack until the process ends;
-            # its actions must not stop the others' sampling. (Finite logits are unchanged.)
-            dist = Categorical(logits=out.logits if len(run.seeds) == 1 else out.logits.nan_to_num())
-            action = dist.sample() if run.generators is None else sample_actions(dist.probs, run.generators)
-        actions_np = action.cpu().numpy()
-        if cfg.perf.overlap_env:
-            envs.step_async(actions_np)  # the emulators run while the networks compute r_int(s_t)
-        with torch.no_grad():
-            if not motivation.stats_from_next:
-                motivation.update_stats(obs)
-            r_int = motivation.reward(obs, step)
+    parts = env_parts(envs.num_envs, cfg.perf.double_buffer)
+    part_obs = [obs[part] for part in parts]
+    int_rewards = torch.empty((cfg.ppo.num_steps, envs.num_envs), device=obs.device)
+    in_flight: tuple[int, int] | None = None  # (part, step) of the step the emulators are on
+
+    def finish(i: int, step: int) -> None:
+        """Wait for part i's step, store what the envs returned, and take its s_{t+1}."""
         with timer.phase("env"):  # time the loop waits for the emulators
-            if not cfg.perf.overlap_env:
-                envs.step_async(actions_np)
             result = envs.step_wait()
-        storage.insert(step, obs, action, dist.log_prob(action), out.value_ext, out.value_int, r_int)
-        storage.insert_env(step, result.reward, result.done)
-        int_rewards.append(r_int)
+        storage.insert_env(step, result.reward, result.done, parts[i])
         for episode in result.episodes:  # to the seed whose env it was (env j N + n is env n of seed j)
             run.seeds[episode.env_index // cfg.ppo.num_envs].episodes.add([episode])
-        obs = run.upload(result.obs)
+        part_obs[i] = run.upload(result.obs)
         if motivation.stats_from_next:
             with torch.no_grad():
-                motivation.update_stats(obs)  # the author's RND: s_{t+1}, after r_int(s_t)
+                motivation.update_stats(part_obs[i])  # the author's RND: s_{t+1}, after r_int(s_t)
+
+    def motivate(step: int, i: int) -> torch.Tensor:
+        with torch.no_grad():
+            if not motivation.stats_from_next:
+                motivation.update_stats(part_obs[i])
+            return motivation.reward(part_obs[i], step)
+
+    for step in range(cfg.ppo.num_steps):
+        for i, part in enumerate(parts):
+            if in_flight is not None and in_flight[0] == i:  # this part's s_t is the step in flight's result
+                finish(*in_flight)
+                in_flight = None
+            with torch.no_grad():
+                out = updater.forward(part_obs[i])
+                # A seed stopped by a divergence still computes (NaN) in its slice of the stack until the process
+                # ends; its actions must not stop the others' sampling. (Finite logits are unchanged.)
+                dist = Categorical(logits=out.logits if len(run.seeds) == 1 else out.logits.nan_to_num())
+                action = dist.sample() if run.generators is None else sample_actions(dist.probs, run.generators)
+            actions_np = action.cpu().numpy()
+            r_int = None if cfg.perf.overlap_env else motivate(step, i)
+            if in_flight is not None:  # one step in flight at a time: the other part's ends before this one starts
+                finish(*in_flight)
+            envs.step_async(actions_np, part)
+            in_flight = (i, step)
+            if r_int is None:
+                r_int = motivate(step, i)  # while the emulators run
+            storage.insert(step, part_obs[i], action, dist.log_prob(action), out.value_ext, out.value_int, r_int,
+                           part)  # fmt: skip
+            int_rewards[step, part] = r_int
+    if in_flight is not None:
+        finish(*in_flight)
+    obs = part_obs[0] if len(parts) == 1 else torch.cat(part_obs)
     storage.finish(obs)  # s_T (the last states' successors, for SND-VIC / SND-STD), rewards and dones
     run.global_step += run.batch_size
-    return obs, int_rewards
+    return obs, list(int_rewards)
 
 
 def advantages(run: Run, last_obs: torch.Tensor) -> Batch:

@@ -444,6 +444,22 @@ def test_reused_target_features_only_with_a_frozen_target() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["env=fake"], "env.id='fake'"),
+        (["env=montezuma", "ppo.num_envs=5", "ppo.minibatch_size=64"], "ppo.num_envs=5"),
+        (["env=montezuma", "seeds_per_process=2"], "seeds_per_process=2"),
+        (["env=montezuma", "perf.reuse_target_features=true"], "perf.reuse_target_features=true"),
+    ],
+)
+def test_double_buffering_is_refused_where_halves_cannot_step(overrides: list[str], named: str) -> None:
+    assert _plan("env=montezuma,jumper", "perf.double_buffer=true").points
+    with pytest.raises(ConfigError) as refused:
+        _plan(*overrides, "perf.double_buffer=true")
+    assert str(refused.value).startswith(f"Invalid value for perf.double_buffer: true with {named} (allowed: ")
+
+
 def test_plan_reports_the_first_bad_grid_point() -> None:
     with pytest.raises(ConfigError, match=r"ppo\.num_envs: 0"):
         _plan("ppo.num_envs=8,0")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from inline import metrics, run_inline, sweep_inline
 
 from rlsweep.launching.cli import main as cli_main
@@ -167,6 +168,63 @@ def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) 
         assert 0 < a["motivation/mask_kept"] < 1
         for key in ("loss/motivation", "motivation/mask_kept", "motivation/int_reward_mean", "loss/total"):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
+
+def test_double_buffered_collection_stores_what_the_envs_did(tmp_path: Path) -> None:
+    """perf.double_buffer: the two halves step out of phase, one in flight at a time. Replaying the stored actions
+    through the same envs stepped all at once gives every stored state, reward and done, episode ends included
+    (Breakout: lives are lost on different steps in different envs, so a half's results stored in the other
+    half's rows would show)."""
+    from rlsweep.envs import make_env
+    from rlsweep.launching.job import typed_config
+    from rlsweep.launching.plan import compose_point
+    from rlsweep.training.loop import PhaseTimer, close, collect, resume_or_warm_up, set_up
+
+    overrides = [
+        "env=montezuma",
+        "debug=smoke",
+        "logger=none",
+        "motivation=rnd",
+        "perf.double_buffer=true",
+        "ppo.num_envs=4",
+        "ppo.num_steps=48",
+        "env.id=Breakout-v5",  # lives lost on different steps in different envs
+        "env.episodic_life=true",
+        "env.max_episode_steps=30",
+        "motivation.warmup_steps=0",
+    ]
+    cfg = typed_config(compose_point(overrides))
+    info = {"name": "db", "run_id": "db", "seed": cfg.seed, "sweep": "", "choices": {}, "overrides": overrides}
+    run, saved = set_up([cfg], [tmp_path / "db"], [info])
+    try:
+        first = resume_or_warm_up(run, saved).clone()
+        timer = PhaseTimer(0)
+        last, int_rewards = collect(run, first, timer)
+        storage = run.storage
+        episodes = sorted(run.seeds[0].episodes.episodes, key=lambda e: (e.length, e.env_index))
+    finally:
+        close(run, finished=False, superseded=False)
+    assert timer.seconds["env"] > 0
+    replay = make_env(cfg.env, num_envs=4, seed=cfg.seed)
+    try:
+        state = replay.reset()
+        assert np.array_equal(state, first.numpy())
+        replayed = []
+        for t in range(48):
+            assert np.array_equal(storage.obs[t].numpy(), state), t
+            result = replay.step(storage.actions[t].numpy())
+            state = result.obs
+            assert np.array_equal(storage.rewards_ext[t].numpy(), result.reward), t
+            assert np.array_equal(storage.dones[t].numpy().astype(bool), result.done), t
+            replayed += result.episodes
+        assert np.array_equal(last.numpy(), state)
+    finally:
+        replay.close()
+    assert len(replayed) >= 4  # 30-step episodes: every env ended at least once in 48 steps
+    dones = storage.dones.numpy()
+    assert (dones[:, :2] != dones[:, 2:]).any()  # the halves' episodes end on different steps
+    assert episodes == sorted(replayed, key=lambda e: (e.length, e.env_index))
+    assert torch.equal(torch.stack(int_rewards), storage.rewards_int) and bool((storage.rewards_int > 0).all())
 
 
 @pytest.mark.gpu

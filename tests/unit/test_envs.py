@@ -116,6 +116,53 @@ def test_atari_async_step_equals_step() -> None:
         split.close()
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        EnvConfig(id="MontezumaRevenge-v5", max_episode_steps=12, num_threads=2),
+        EnvConfig(id="procgen-jumper", frame_size=64, frame_stack=2, grayscale=False, num_threads=2),
+    ],
+    ids=["atari", "procgen"],
+)
+def test_stepping_in_halves_is_stepping_all_envs(cfg: EnvConfig) -> None:
+    """perf.double_buffer steps the two halves of the envs one after the other: each env's trajectory, its
+    resets, episodes (numbered among all envs) and the run's rooms are those of stepping every env at once."""
+    whole, halves = make_env(cfg, num_envs=4, seed=5), make_env(cfg, num_envs=4, seed=5)
+    try:
+        assert np.array_equal(whole.reset(), halves.reset())
+        rng = np.random.default_rng(0)
+        parts = [slice(0, 2), slice(2, 4)]
+        ended = 0
+        for _ in range(40):
+            actions = rng.integers(0, whole.num_actions, size=4)
+            expected = whole.step(actions)
+            got = []
+            for part in parts:
+                halves.step_async(actions[part], part)
+                got.append(halves.step_wait())
+            assert np.array_equal(expected.obs, np.concatenate([g.obs for g in got]))
+            assert np.array_equal(expected.reward, np.concatenate([g.reward for g in got]))
+            assert np.array_equal(expected.done, np.concatenate([g.done for g in got]))
+            assert sorted(expected.episodes, key=lambda e: e.env_index) == [e for g in got for e in g.episodes]
+            ended += len(expected.episodes)
+        assert ended >= 4  # resets happened inside the halves (Atari: 12-step cap)
+        assert whole.exploration() == halves.exploration()
+        halves.step_async(np.zeros(2, dtype=np.int64), parts[0])
+        with pytest.raises(RuntimeError, match="twice"):  # envpool mixes up two sends in flight: refused
+            halves.step_async(np.zeros(2, dtype=np.int64), parts[1])
+        halves.step_wait()
+    finally:
+        whole.close()
+        halves.close()
+
+
+def test_synthetic_envs_refuse_to_step_a_part() -> None:
+    env = make_env(EnvConfig(id="fake", frame_size=16), num_envs=4, seed=0)
+    env.reset()
+    with pytest.raises(ValueError, match="steps all its envs at once"):
+        env.step_async(np.zeros(2, dtype=np.int64), slice(0, 2))
+
+
 def test_atari_montezuma_rooms(montezuma: AtariEnv) -> None:
     env = montezuma
     env.reset()
