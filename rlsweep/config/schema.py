@@ -198,9 +198,9 @@ class DebugConfig:
 @dataclass
 class PerfConfig:
     """Speed switches (benchmarks/README.md). Each gives the same numbers up to floating-point rounding
-    (``autocast`` up to bf16 rounding), except ``reuse_target_features`` (see its comment). A switch is on by
-    default only where it was measured faster and changes no number; the GPU-only ones stay off until measured
-    on a GPU.
+    (``autocast`` up to bf16 rounding), except ``reuse_target_features`` and ``double_buffer`` (see their
+    comments). A switch is on by default only where it was measured faster and changes no number beyond
+    rounding; the GPU-only ones stay off until measured on a GPU.
     """
 
     fused_adam: bool = True  # one fused Adam kernel over all parameters instead of torch's per-tensor loop
