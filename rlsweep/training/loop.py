@@ -342,7 +342,8 @@ def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tenso
             with torch.no_grad():
                 motivation.update_stats(part_obs[i])  # the author's RND: s_{t+1}, after r_int(s_t)
 
-    def motivate(step: int, i: int) -> torch.Tensor:
+    def motivate(i: int, step: int) -> torch.Tensor:
+        """The motivation's statistics and r_int(s_t) of part i."""
         with torch.no_grad():
             if not motivation.stats_from_next:
                 motivation.update_stats(part_obs[i])
@@ -360,13 +361,13 @@ def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tenso
                 dist = Categorical(logits=out.logits if len(run.seeds) == 1 else out.logits.nan_to_num())
                 action = dist.sample() if run.generators is None else sample_actions(dist.probs, run.generators)
             actions_np = action.cpu().numpy()
-            r_int = None if cfg.perf.overlap_env else motivate(step, i)
+            r_int = None if cfg.perf.overlap_env else motivate(i, step)
             if in_flight is not None:  # one step in flight at a time: the other part's ends before this one starts
                 finish(*in_flight)
             envs.step_async(actions_np, part)
             in_flight = (i, step)
             if r_int is None:
-                r_int = motivate(step, i)  # while the emulators run
+                r_int = motivate(i, step)  # while the emulators run
             storage.insert(step, part_obs[i], action, dist.log_prob(action), out.value_ext, out.value_int, r_int,
                            part)  # fmt: skip
             int_rewards[step, part] = r_int
