@@ -22,7 +22,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rlsweep.config.launchers import LocalSettings
 from rlsweep.launching.job import EXIT_BUSY
@@ -81,11 +80,17 @@ def run_local(groups: list[list[Point]], sweep_dir: Path, ledger: Ledger, settin
         + (f" on GPUs {gpus} ({settings.runs_per_gpu} per GPU)" if gpus else f" on the CPU ({threads} thread(s) each)"),
         flush=True,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM only note the request; the loop acts on it at its next turn (within 0.2 s). An exception
+    # raised wherever the signal lands (inside a print to the terminal, a record's write, subprocess's own
+    # bookkeeping) could leave that half done, or keep the loop from stopping its children. Installed explicitly,
+    # so a launcher started with SIGINT ignored (a background job of a script) still stops on one.
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
     try:
-        while pending or running:
+        while (pending or running) and not stop:
             busy = {r.slot for r in running}
-            while pending and len(running) < parallel:
+            while pending and len(running) < parallel and not stop:
                 group = []
                 for point in pending.pop(0):
                     # Checked again right before the start: another launch may have started it since prepare().
@@ -110,17 +115,14 @@ def run_local(groups: list[list[Point]], sweep_dir: Path, ledger: Ledger, settin
             if time.time() - last_progress >= settings.progress_every and running:
                 last_progress = time.time()
                 print(status_table(ledger, [p.run_id for p in points]), flush=True)
-    except KeyboardInterrupt:
-        n = sum(len(r.points) for r in running)
-        print(f"\n[rlsweep] interrupted: stopping {n} running point(s); a rerun resumes them", flush=True)
-        _stop(running)
-        raise
+        if stop:
+            n = sum(len(r.points) for r in running)
+            print(f"\n[rlsweep] interrupted: stopping {n} running point(s); a rerun resumes them", flush=True)
+            _stop(running)
+            raise KeyboardInterrupt
     finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _stop(running: list[_Running]) -> None:
