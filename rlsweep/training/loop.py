@@ -97,7 +97,7 @@ def train_seeds(
                 raise RuntimeError(f"debug.crash_at_iteration={cfg.debug.crash_at_iteration}: crashing on purpose")
             # 1. Collect T steps from N envs; the intrinsic reward is computed on s_t (method.md §4.3).
             with timer.phase("collect"):
-                obs, int_rewards = collect(run, obs, timer)
+                obs = collect(run, obs, timer)
             with timer.phase("update"):
                 # 2. GAE per stream, then the 2:1 combination (unnormalised in the seed).
                 batch = advantages(run, obs)
@@ -114,7 +114,7 @@ def train_seeds(
             if run.due(cfg.budget.log_every):
                 perf = timer.window(run.global_step, cfg.debug.profile)
                 for j, seed in run.training():
-                    log(run, seed, iteration_metrics(run, j, stats, batch, int_rewards, perf))
+                    log(run, seed, iteration_metrics(run, j, stats, batch, perf))
 
             # 5. Checkpoint atomically; only then may W&B see the lines it covers.
             if run.due(cfg.budget.checkpoint_every) or run.iteration == cfg.debug.pause_at_iteration:
@@ -313,8 +313,8 @@ def env_parts(num_envs: int, double_buffer: bool) -> list[slice]:
     return [slice(0, half), slice(half, num_envs)]
 
 
-def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Step the N envs T times from s_0 = ``obs`` into the storage; return s_T and each step's intrinsic reward.
+def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> torch.Tensor:
+    """Step the N envs T times from s_0 = ``obs`` into the storage (r_int(s_t) included); return s_T.
 
     Owns the acting: sampling actions, stepping the envs, r_int(s_t) and the motivation's observation
     statistics, the finished episodes, and ``global_step``.
@@ -327,7 +327,6 @@ def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tenso
     cfg, envs, updater, motivation, storage = run.cfg, run.envs, run.updater, run.motivation, run.storage
     parts = env_parts(envs.num_envs, cfg.perf.double_buffer)
     part_obs = [obs[part] for part in parts]
-    int_rewards = torch.empty((cfg.ppo.num_steps, envs.num_envs), device=obs.device)
     in_flight: tuple[int, int] | None = None  # (part, step) of the step the emulators are on
 
     def finish(i: int, step: int) -> None:
@@ -370,13 +369,12 @@ def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> tuple[torch.Tenso
                 r_int = motivate(i, step)  # while the emulators run
             storage.insert(step, part_obs[i], action, dist.log_prob(action), out.value_ext, out.value_int, r_int,
                            part)  # fmt: skip
-            int_rewards[step, part] = r_int
     if in_flight is not None:
         finish(*in_flight)
     obs = part_obs[0] if len(parts) == 1 else torch.cat(part_obs)
     storage.finish(obs)  # s_T (the last states' successors, for SND-VIC / SND-STD), rewards and dones
     run.global_step += run.batch_size
-    return obs, list(int_rewards)
+    return obs
 
 
 def advantages(run: Run, last_obs: torch.Tensor) -> Batch:
@@ -523,9 +521,7 @@ class PhaseTimer:
         return perf
 
 
-def iteration_metrics(
-    run: Run, j: int, stats: Stats, batch: Batch, int_rewards: list[torch.Tensor], perf: dict[str, float]
-) -> dict[str, Any]:
+def iteration_metrics(run: Run, j: int, stats: Stats, batch: Batch, perf: dict[str, float]) -> dict[str, Any]:
     """Seed ``j``'s metric line, its keys in a fixed order; empties its episode statistics."""
     k = len(run.seeds)
     seed, storage = run.seeds[j], run.storage
@@ -539,7 +535,7 @@ def iteration_metrics(
     metrics.update(to_floats({key: seed_value(v, j) for key, v in stats.items()}))
     metrics["ppo/explained_var_ext"] = explained_variance(own(storage.values_ext), own(batch.returns_ext))
     metrics["ppo/explained_var_int"] = explained_variance(own(storage.values_int), own(batch.returns_int))
-    r_int = own(torch.stack(int_rewards))
+    r_int = own(storage.rewards_int)
     metrics["motivation/int_reward_mean"] = float(r_int.mean())
     metrics["motivation/int_reward_std"] = float(r_int.std())
     metrics["motivation/int_reward_max"] = float(r_int.max())

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from inline import metrics, run_inline, sweep_inline
 
 from rlsweep.launching.cli import main as cli_main
@@ -199,7 +198,7 @@ def test_double_buffered_collection_stores_what_the_envs_did(tmp_path: Path) -> 
     try:
         first = resume_or_warm_up(run, saved).clone()
         timer = PhaseTimer(0)
-        last, int_rewards = collect(run, first, timer)
+        last = collect(run, first, timer)
         storage = run.storage
         episodes = sorted(run.seeds[0].episodes.episodes, key=lambda e: (e.length, e.env_index))
     finally:
@@ -224,7 +223,7 @@ def test_double_buffered_collection_stores_what_the_envs_did(tmp_path: Path) -> 
     dones = storage.dones.numpy()
     assert (dones[:, :2] != dones[:, 2:]).any()  # the halves' episodes end on different steps
     assert episodes == sorted(replayed, key=lambda e: (e.length, e.env_index))
-    assert torch.equal(torch.stack(int_rewards), storage.rewards_int) and bool((storage.rewards_int > 0).all())
+    assert bool((storage.rewards_int > 0).all())  # r_int(s_t) of every step of both halves
 
 
 @pytest.mark.gpu
