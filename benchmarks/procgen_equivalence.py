@@ -100,7 +100,7 @@ def record(backend: str, game: str, mode: str, num_envs: int, steps: int, seed: 
         hashes[0], kept[0] = _digest(frames), frames.copy()
         for t in range(steps):
             pool.send(actions[t])
-            frames, reward, over, _ = pool.recv()
+            _, frames, reward, over, _ = pool.recv()
             if over.any():
                 ids, first_frames, _ = pool.reset_envs(np.flatnonzero(over))
                 frames[ids] = first_frames

@@ -89,7 +89,6 @@ class AtariEnv:
         self._episodic_life = episodic_life
         self._track_rooms = env_id.startswith("MontezumaRevenge")
         self._all_ids = np.arange(num_envs)
-        self._part = slice(None)  # the envs of the step in flight
 
         self._ep_return = np.zeros(num_envs, dtype=np.float64)
         self._score = np.zeros(num_envs, dtype=np.float64)
@@ -117,14 +116,12 @@ class AtariEnv:
     def step_async(self, actions: np.ndarray, part: slice = slice(None)) -> None:
         """Hand the actions of the envs ``part`` (all by default; a part is a contiguous slice) to envpool's worker
         threads and return while they emulate."""
-        self._part = part
         self._pool.send(actions, part)
 
     def step_wait(self) -> StepResult:
         """Wait for the step, then apply rewards, life splits, room counts and same-step resets. The result holds
         the envs of the step's part, episodes numbered among all envs."""
-        part = self._part
-        obs, raw, game_over, info = self._pool.recv()
+        part, obs, raw, game_over, info = self._pool.recv()
         lives, ram = np.asarray(info["lives"], dtype=np.int64), np.asarray(info["ram"])
         reward = (raw > 0).astype(np.float32) if self._binary_reward else raw.astype(np.float32)
         self._ep_return[part] += reward

@@ -106,18 +106,19 @@ class SameStepPool:
         self.env.send(np.asarray(actions).astype(np.int32, copy=False).reshape(len(ids)), ids)
         self._sent = part
 
-    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Wait for the step: (writable obs, raw reward float64, episode over, info) of the envs sent, in env-id
-        order."""
-        if self._sent is None:
+    def recv(self) -> tuple[slice, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Wait for the step: (the part sent, writable obs, raw reward float64, episode over, info) of the envs
+        sent, in env-id order."""
+        part, self._sent = self._sent, None
+        if part is None:
             raise RuntimeError("step_wait() without step_async()")
-        ids, self._sent = self._all_ids[self._sent], None
+        ids = self._all_ids[part]
         obs, raw, terminated, truncated, info = self.env.recv()
         over = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
         (obs, raw, over), info = self._in_order(info, ids, np.asarray(obs), np.asarray(raw, dtype=np.float64), over)
         if not obs.flags.writeable:  # the finished envs' rows are overwritten with their reset observations
             obs = obs.copy()
-        return obs, raw, over, info
+        return part, obs, raw, over, info
 
     def reset_envs(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Reset the envs ``ids`` now: (the ids envpool answered for, their obs, their info)."""

@@ -135,7 +135,6 @@ class ProcgenEnv(NoExplorationCounters):
         self._ep_return = np.zeros(num_envs, dtype=np.float64)
         self._score = np.zeros(num_envs, dtype=np.float64)
         self._length = np.zeros(num_envs, dtype=np.int64)
-        self._part = slice(None)  # the envs of the step in flight
 
     def _frames(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (N, 3, 64, 64) -> uint8 (N, frame_channels, frame_size, frame_size)."""
@@ -173,13 +172,11 @@ class ProcgenEnv(NoExplorationCounters):
         if self._random_action_prob > 0:
             swap = self._rng.random(len(actions)) < self._random_action_prob
             actions[swap] = self._rng.integers(0, self.num_actions, size=int(swap.sum()))
-        self._part = part
         self._pool.send(actions, part)
 
     def step_wait(self) -> StepResult:
         """The step's result for the envs of its part, episodes numbered among all envs."""
-        part = self._part
-        obs, raw, done, _ = self._pool.recv()
+        part, obs, raw, done, _ = self._pool.recv()
         reward = (raw > 0).astype(np.float32) if self._binary_reward else raw.astype(np.float32)
         self._ep_return[part] += reward
         self._score[part] += raw

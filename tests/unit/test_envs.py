@@ -247,7 +247,7 @@ def test_procgen_exploration_mode_is_procgens_fixed_level(game: str) -> None:
         rng = np.random.default_rng(0)
         for _ in range(300):  # random play ends episodes; every new episode is the same level again
             pool.send(rng.integers(0, 15, size=3))
-            _, _, over, info = pool.recv()
+            _, _, _, over, info = pool.recv()
             levels |= set(info["level_seed"].tolist())
             if over.any():
                 _, _, reset_info = pool.reset_envs(np.flatnonzero(over))
@@ -269,7 +269,7 @@ def test_procgen_same_step_reset_leaves_no_dummy_step() -> None:
         resets = 0
         for _ in range(300):
             pool.send(rng.integers(0, 15, size=4))
-            _, _, over, info = pool.recv()
+            _, _, _, over, info = pool.recv()
             steps = np.asarray(info["elapsed_step"])
             assert (steps[just_reset] == 1).all(), steps
             just_reset = over.copy()
