@@ -221,6 +221,11 @@ class PerfConfig:
     # slightly where the input is normalised (obs_norm mean/std): the target then sees the state normalised by
     # the statistics of collection time, the predictor by those of update time. Not for SND (its target trains).
     reuse_target_features: bool = False
+    # RND's frozen target, when its features are not reused from collection: its features of the rollout's states
+    # are computed once when the update starts (in chunks, with the statistics the update reads) and every
+    # epoch's minibatches read them, instead of a target pass per minibatch in each of ppo.update_epochs epochs.
+    # The same numbers up to the rounding of batched kernels; holds (T N, feature_dim) floats during the update.
+    target_features_per_update: bool = True
     # motivation.mask=sample (CleanRL's and OpenAI's RND): the predictor's training passes run on the rows its mask
     # keeps (update_proportion of the minibatch) instead of on every row with the rest zeroed. The same loss and
     # gradient up to the order of float sums. One seed per process only: stacked seeds run every row, so that a

@@ -50,6 +50,10 @@ class Motivation(Protocol):
         """Intrinsic reward (N,) for the states the actions are taken in (rollout step ``step``); no gradient."""
         ...
 
+    def begin_update(self, rollout_obs: torch.Tensor) -> None:
+        """An update on the rollout ``rollout_obs`` (uint8 (T N, C, H, W)) starts; its :meth:`update` calls follow."""
+        ...
+
     def update(self, batch: MotivationBatch) -> dict[str, torch.Tensor]:
         """One optimisation step on a minibatch; returns loss/motivation metrics as 0-dim device tensors."""
         ...

@@ -17,10 +17,13 @@ from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.perf import Stats, adam, autocast, prepare_modules, unit_frames
-from rlsweep.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_states
+from rlsweep.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_rows, seed_states
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
 SEED_MASK_ENVS = 32
+# perf.target_features_per_update: states per seed in one target pass at the update's start. Large enough to keep
+# a GPU busy, small enough that the pass's activations (about 0.2 MB a state for arch "a") stay modest.
+TARGET_CHUNK = 1024
 
 
 def keep_fraction(update_proportion: float | None, num_envs: int) -> float:
@@ -52,6 +55,7 @@ class Distillation:
         self.device = device
         self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
+        self.num_envs = num_envs  # per seed: a rollout's rows are t (k N) + j N + n (rlsweep.stacked)
         # Several seeds trained together in this process (rlsweep.stacked): each one's own draws. None: one seed,
         # drawing from the global generator.
         self.generators: list[torch.Generator] | None = None
@@ -74,8 +78,12 @@ class Distillation:
         # during collection, are kept by step and reused by the predictor's update instead of a second forward
         # pass per minibatch. Only for a frozen target: SND's target changes while it trains.
         self.reuse_targets = self.perf.reuse_target_features and self.frozen_target
+        # perf.target_features_per_update: otherwise a frozen target's features are computed once per update, by
+        # begin_update, for every epoch's minibatches (the update's statistics do not change within it).
+        self.targets_per_update = self.perf.target_features_per_update and self.frozen_target and not self.reuse_targets
         self._step_targets: dict[int, torch.Tensor] = {}  # rollout step -> (N, F), filled by reward()
-        self._targets: torch.Tensor | None = None  # (T * N, F) in rollout row order, built at the first update
+        # (T * N, F) in rollout row order: built from _step_targets at the first update, or by begin_update
+        self._targets: torch.Tensor | None = None
 
     @property
     def seeds(self) -> int:
@@ -106,6 +114,7 @@ class Distillation:
         return self._normalise(self._frame(obs))
 
     def update_stats(self, obs: torch.Tensor) -> None:
+        self._drop_update_targets()
         self.obs_rms.update(self._frame(obs))
 
     # ---- reward ------------------------------------------------------------------------------------------------
@@ -137,6 +146,7 @@ class Distillation:
         # Always in float32, whatever perf.autocast says: the reward is a small difference of two networks'
         # outputs, and bf16's 8-bit mantissa would put a noise floor under it once the predictor has learned.
         err, target = self._error(obs)
+        self._drop_update_targets()
         if self.reuse_targets and step is not None:
             if step == 0:  # a new rollout: the previous one's features are stale
                 self._step_targets, self._targets = {}, None
@@ -151,15 +161,40 @@ class Distillation:
         return r
 
     # ---- predictor ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def begin_update(self, rollout_obs: torch.Tensor) -> None:
+        """An update on the rollout ``rollout_obs`` (uint8 (T k N, ...), rollout row order) starts. With
+        ``perf.target_features_per_update`` a frozen target's features of every state are computed here, once,
+        for the minibatches of all epochs; a new rollout or new statistics drop them (:meth:`update_stats`,
+        :meth:`reward`). Each pass takes the same rows of every seed, seed-major, as :class:`SeedStack` reads."""
+        if not self.targets_per_update:
+            return
+        k = self.seeds
+        size = rollout_obs.shape[0] // k  # each seed's samples
+        targets: torch.Tensor | None = None
+        with autocast(self.device, self.perf.autocast):  # the precision the update's own target pass would use
+            for start in range(0, size, TARGET_CHUNK):
+                local = torch.arange(start, min(start + TARGET_CHUNK, size), device=rollout_obs.device)
+                rows = seed_rows([local] * k, self.num_envs)
+                features = self.target(self.inputs(rollout_obs[rows]))
+                if targets is None:
+                    targets = features.new_empty((rollout_obs.shape[0], features.shape[1]))
+                targets[rows] = features
+        self._targets = targets
+
+    def _drop_update_targets(self) -> None:
+        if self.targets_per_update:
+            self._targets = None
+
     def kept_targets(self, rows: torch.Tensor | None) -> torch.Tensor | None:
-        """The target features kept from collection for rollout ``rows``; None when not reusing or not kept."""
-        if not self.reuse_targets or rows is None or not (self._step_targets or self._targets is not None):
+        """The target features computed before the update for rollout ``rows`` (kept from collection with
+        ``perf.reuse_target_features``, or by :meth:`begin_update`); None when there are none."""
+        if rows is None:
             return None
         if self._step_targets:  # the first update after a rollout: one (T N, F) tensor in row order
             self._targets = torch.cat([self._step_targets[t] for t in sorted(self._step_targets)])
             self._step_targets = {}
-        assert self._targets is not None
-        return self._targets[rows]
+        return None if self._targets is None else self._targets[rows]
 
     def predictor_loss(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked mean squared error and the mask's kept fraction; ``rows`` are ``obs``'s rows of the rollout.
@@ -223,6 +258,7 @@ class Distillation:
         return {key: part.state_dict() for key, part in self._modules().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._drop_update_targets()
         for key, part in self._modules().items():
             part.load_state_dict(state[key])
 
@@ -251,5 +287,6 @@ class Distillation:
 
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
         """Load one lone run's :meth:`state_dict` per seed."""
+        self._drop_update_targets()
         for key, part in self._modules().items():
             load_seed_states(part, [s[key] for s in states])

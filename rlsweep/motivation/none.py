@@ -22,6 +22,9 @@ class NoMotivation:
     def reward(self, obs: torch.Tensor, step: int | None = None) -> torch.Tensor:
         return torch.zeros(obs.shape[0], device=obs.device)
 
+    def begin_update(self, rollout_obs: torch.Tensor) -> None:
+        return None
+
     def update(self, batch: MotivationBatch) -> Stats:
         return {}
 

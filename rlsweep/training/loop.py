@@ -386,6 +386,7 @@ def advantages(run: Run, last_obs: torch.Tensor) -> Batch:
 
 def update(updater: PPOUpdater, motivation: Motivation, storage: RolloutStorage, batch: Batch, schedule: str) -> Stats:
     """PPO epochs, with the motivation trained per minibatch (seed) or in one pass afterwards (SND paper)."""
+    motivation.begin_update(storage.flat_obs())
     if schedule == "per_minibatch":
         return updater.update(batch, after_minibatch=partial(_update_on, motivation, storage))
     stats = updater.update(batch)

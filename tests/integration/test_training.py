@@ -154,6 +154,21 @@ def test_reused_target_features_give_the_same_run_on_raw_input(tmp_path: Path) -
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
 
 
+def test_target_features_once_per_update_give_the_run_of_a_target_pass_per_minibatch(tmp_path: Path) -> None:
+    """perf.target_features_per_update: the frozen target's features, computed once when the update starts, are
+    those each minibatch's target pass would compute (the statistics do not move within an update): the same run
+    with the seed's normalised input, up to the rounding of a differently batched target pass."""
+    common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "motivation.obs_norm=mean_std"]
+    run_inline(tmp_path, *common, "perf.target_features_per_update=true", "name=once")
+    run_inline(tmp_path, *common, "perf.target_features_per_update=false", "name=each")
+    once, each = metrics(tmp_path / "runs" / "once-s1"), metrics(tmp_path / "runs" / "each-s1")
+    assert [r["global_step"] for r in once] == [64, 128]
+    for a, b in zip(once, each, strict=True):
+        assert a["loss/motivation"] > 0
+        for key in ("loss/motivation", "motivation/int_reward_mean", "loss/total", "ppo/approx_kl"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5), key
+
+
 def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) -> None:
     """perf.predictor_kept_rows: with CleanRL's per-sample mask the predictor runs on a quarter of the rows, and
     the run is the one that runs every row (up to the order of float sums)."""

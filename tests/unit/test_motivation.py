@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rlsweep.config.schema import MotivationConfig
-from rlsweep.motivation import RND, MotivationBatch, NoMotivation, RunningMeanStd, build_motivation
+from rlsweep.motivation import RND, SND, MotivationBatch, NoMotivation, RunningMeanStd, build_motivation
 
 OBS_SHAPE = (4, 32, 32)
 CPU = torch.device("cpu")
@@ -435,3 +435,80 @@ def test_reused_target_features_keep_the_collection_time_normalisation() -> None
         expected = rnd.target(rnd.inputs(fresh))
     rnd.reward(fresh, 0)
     torch.testing.assert_close(rnd.kept_targets(rows), expected)
+
+
+# ---- perf.target_features_per_update -------------------------------------------------------------------------
+
+
+def _target_rows(rnd: RND) -> list[int]:
+    """The number of rows of every target pass from now on (a forward hook)."""
+    seen: list[int] = []
+    rnd.target.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[0]))
+    return seen
+
+
+def _per_update_rnd(cfg: MotivationConfig, per_update: bool) -> RND:
+    from rlsweep.config.schema import PerfConfig
+
+    torch.manual_seed(0)
+    rnd = build_motivation(cfg, OBS_SHAPE, CPU, perf=PerfConfig(target_features_per_update=per_update), num_envs=8)
+    assert isinstance(rnd, RND) and rnd.targets_per_update == per_update
+    return rnd
+
+
+def test_target_features_once_per_update_train_the_predictor_like_a_target_pass_per_minibatch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The features begin_update computes with the update's statistics are those each minibatch's own target pass
+    would compute: the same losses and the same predictor after two epochs. The target runs once per state, in
+    chunks, and never in a minibatch step."""
+    import rlsweep.motivation.distillation as distillation
+
+    monkeypatch.setattr(distillation, "TARGET_CHUNK", 12)  # 32 states: chunks of 12, 12 and a short one of 8
+    cfg = replace(RAW, obs_norm="mean_std")  # statistics that move during the rollout
+    epochs = [torch.randperm(32, generator=torch.Generator().manual_seed(e))[:16] for e in range(2)]
+    runs = []
+    for per_update in (False, True):
+        rnd = _per_update_rnd(cfg, per_update)
+        flat = _rollout(rnd, steps=4, num_envs=8)
+        seen = _target_rows(rnd)
+        rnd.begin_update(flat)
+        assert seen == ([12, 12, 8] if per_update else [])
+        seen.clear()
+        losses = []
+        for epoch, rows in enumerate(epochs):
+            torch.manual_seed(epoch)  # the same element mask both ways
+            batch = MotivationBatch(flat[rows], rows, flat, lambda r, flat=flat: flat[r])
+            losses.append(float(rnd.update(batch)["loss/motivation"]))
+        assert seen == ([] if per_update else [16, 16])
+        runs.append((losses, [p.detach().clone() for p in rnd.predictor.parameters()]))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-6)
+    for once, per_minibatch in zip(runs[1][1], runs[0][1], strict=True):
+        torch.testing.assert_close(once, per_minibatch)
+
+
+def test_target_features_of_an_update_are_dropped_by_new_statistics_a_new_rollout_or_a_load() -> None:
+    rnd = _per_update_rnd(replace(RAW, obs_norm="mean"), per_update=True)
+    flat = _rollout(rnd, steps=4, num_envs=8)
+    rows = torch.arange(8)
+    state = rnd.state_dict()
+    for new_data in (lambda: rnd.update_stats(_obs(8, 9)), lambda: rnd.reward(_obs(8, 9), 0),
+                     lambda: rnd.load_state_dict(state)):  # fmt: skip
+        rnd.begin_update(flat)
+        assert rnd.kept_targets(rows) is not None
+        new_data()
+        assert rnd.kept_targets(rows) is None  # a minibatch step now runs the target, with the new statistics
+    rnd.begin_update(flat)  # the next update's features: normalised by the statistics as they are now
+    with torch.no_grad():
+        expected = rnd.target(rnd.inputs(flat[rows]))
+    torch.testing.assert_close(rnd.kept_targets(rows), expected)
+
+
+@pytest.mark.parametrize("name", ["snd_v", "snd_vic", "snd_std"])
+def test_a_trained_target_computes_no_features_before_the_update(name: str) -> None:
+    from rlsweep.config.schema import PerfConfig
+
+    snd = build_motivation(replace(RAW, name=name), OBS_SHAPE, CPU, perf=PerfConfig(), num_envs=8)
+    assert isinstance(snd, SND) and not snd.targets_per_update  # SND's target changes at every minibatch step
+    snd.begin_update(_obs(32, 1))
+    assert snd.kept_targets(torch.arange(8)) is None
