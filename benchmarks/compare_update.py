@@ -3,7 +3,7 @@
     python benchmarks/compare_update.py --device cpu \\
         --variant "per minibatch=perf.target_features_per_update=false" --variant "defaults="
     python benchmarks/compare_update.py --preset seed --device cuda \\
-        --variant "defaults=" --variant "nhwc=perf.channels_last=true"
+        --variant "defaults=" --variant "nchw=perf.channels_last=false"
 
 What ``throughput.py`` times as "update: full iteration" (V(s_T), GAE for both streams, then the PPO epochs with
 the motivation trained as the loop trains it, through ``rlsweep.training.loop.update``), for each variant's own

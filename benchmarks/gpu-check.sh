@@ -11,14 +11,15 @@
 # Steps (each under its own time limit, so one that hangs or fails costs only its share; every step runs and
 # its exit status and time go into the summary):
 #   info        nvidia-smi, Python, torch, CUDA, numpy, cores
-#   cuda-tests  the test suite's CUDA tests (smoke runs with the defaults and with bf16 + CUDA graphs + NHWC; two
+#   cuda-tests  the test suite's CUDA tests (smoke runs with the defaults and with bf16 + CUDA graphs + NCHW; two
 #               seeds stacked in one process)
 #   emulation   the box's emulation limit: envpool alone stepping Montezuma, random actions, all cores
 #   throughput  the seed's config (128 envs x 128 steps, model A, RND) end to end and by parts, defaults
 #   concurrent  the defaults and bf16 autocast, one run and 4 runs sharing the GPU, summed steps/s
 #   seeds       4 seeds in one process (seeds_per_process=4, stacked networks): the process's steps/s, to set
 #               against the 4 separate runs of the concurrent step; and one run with double-buffered sampling
-#               (perf.double_buffer), to set against the concurrent step's one run with the defaults
+#               (perf.double_buffer) and one with NCHW convolutions (perf.channels_last=false: the NHWC default
+#               was measured on the CPU only), each to set against the concurrent step's one run with the defaults
 #   learning    PPO on Road Runner (experiment=atari_check) on CUDA, seeds 1 and 2: must beat the CPU test's 60
 # Files in $OUT: gpu-check.md (the summary and every table), logs.tar.gz (every step's log) and the JSON of
 # emulation, throughput, concurrent, seeds and learning.
@@ -33,10 +34,10 @@ start_all=$(date +%s)
 
 if [[ -n "${REHEARSE:-}" ]]; then  # the CPU rehearsal: the same steps at sizes a 2-core machine finishes
   device=cpu preset=cpu envs=16 secs=3 repeats=1 iters=1 warm=1 seeds=1 concurrent=2
-  limits=(60 120 60 300 400 300 200)
+  limits=(60 120 60 300 400 300 260)
 else
   device=cuda preset=seed envs=128 secs=8 repeats=3 iters=3 warm=1 seeds=2 concurrent=4
-  limits=(20 60 40 120 130 90 100)  # 560 s at most; each step usually ends well before its limit
+  limits=(20 60 40 100 130 90 120)  # 560 s at most; each step usually ends well before its limit
 fi
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to $work/NAME.log, one summary row
@@ -74,7 +75,7 @@ step concurrent "${limits[4]}" "$PY" benchmarks/compare.py --preset "$preset" --
 step seeds "${limits[6]}" "$PY" benchmarks/compare.py --preset "$preset" --device "$device" --rounds 1 \
   --iters "$iters" --warmup-iters "$warm" --out "$work/seeds" \
   --variant "$concurrent seeds in one process=seeds_per_process=$concurrent" \
-  --variant "double buffer=perf.double_buffer=true"
+  --variant "double buffer=perf.double_buffer=true" --variant "nchw=perf.channels_last=false"
 step learning "${limits[5]}" "$PY" benchmarks/atari_learning_check.py --seeds "$seeds" --random-seeds 0 \
   --device "$device" --results "$work/learning"
 

@@ -13,6 +13,6 @@ python benchmarks/compare.py --preset seed --device cuda --rounds "$ROUNDS" --it
     --variant "defaults=" \
     --variant "switches off=perf.fused_adam=false perf.overlap_env=false perf.pin_memory=false" \
     --variant "bf16=perf.autocast=bf16" \
-    --variant "channels_last=perf.channels_last=true" \
+    --variant "nchw=perf.channels_last=false" \
     --variant "compile=perf.compile=default" \
     --variant "cuda graphs=perf.compile=reduce-overhead"

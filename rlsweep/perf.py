@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlsweep.stacked import SeedStack
+
 #: Training statistics of one update: name -> 0-dim tensor on the run's device (no host sync until read).
 Stats = dict[str, torch.Tensor]
 
@@ -47,8 +49,10 @@ def prepare_modules(modules: Iterable[nn.Module], channels_last: bool, compile_m
     if channels_last:
         # Weights in NHWC make every conv produce NHWC output (PyTorch follows the weight's layout), so inputs
         # need no conversion; flattening before the linear layers restores the NCHW order the weights expect.
+        # Stacked seeds' networks (5-D weights, one grouped convolution under vmap) keep their NCHW layout.
         for module in modules:
-            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            if not isinstance(module, SeedStack):
+                module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     compile_modules(modules, compile_mode)
 
 

@@ -21,7 +21,8 @@ k x B rows is k blocks of B, one per seed. What keeps the seeds apart:
 
 So a seed's numbers do not depend on which seeds share its process, nor on k: seed j gives the same numbers bit
 for bit whichever seeds train beside it, and those of seed j trained alone up to the rounding of the batched
-kernels (about 1e-7 on the CPU; tests/integration/test_seeds_per_process.py).
+kernels (tests/integration/test_seeds_per_process.py: within 1e-5 relative on the CPU; about 1e-7 against a lone
+run in the stack's NCHW layout, ``perf.channels_last=false``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class SeedStack(nn.Module):
         self._buffer_names = list(buffers)
         # Registered under flattened names, so .parameters() yields the stacked leaves in the members' own order:
         # an optimiser's state then lines up with a lone network's, index for index (optimizer_states).
+        # Contiguous (NCHW) whatever layout the members had (perf.channels_last): vmap runs the k convolutions as
+        # one grouped convolution, and one layout keeps a seed's numbers independent of how its network was built.
         for name, p in params.items():
-            self.register_parameter(_flat(name), nn.Parameter(p, requires_grad=p.requires_grad))
+            self.register_parameter(_flat(name), nn.Parameter(p.contiguous(), requires_grad=p.requires_grad))
         for name, b in buffers.items():
             self.register_buffer(_flat(name), b)
         # The shape without storage, called with each seed's slice of the stacked tensors. Kept out of the module

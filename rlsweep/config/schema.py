@@ -214,7 +214,8 @@ class PerfConfig:
     #                        policy and distillation nets (reduce-overhead = CUDA graphs on GPU)
     autocast: str = one_of("none", ("none", "bf16"))  # bf16: the policy's and the predictor's training forward
     #                        passes under bf16 autocast (weights, gradients and Adam stay float32; r_int too)
-    channels_last: bool = False  # convolution weights in NHWC memory order (oneDNN's and cuDNN's preferred layout)
+    # Convolution weights in NHWC memory order (oneDNN's and cuDNN's preferred layout); the convs then run NHWC.
+    channels_last: bool = True
     pin_memory: bool = True  # observations reach a CUDA device through a pinned buffer, asynchronously
     # RND's frozen target: its features of each collected state, computed for r_int during collection, are kept
     # and reused by the predictor's update instead of a target forward pass per minibatch. Changes numbers

@@ -244,8 +244,8 @@ def test_double_buffered_collection_stores_what_the_envs_did(tmp_path: Path) -> 
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     "switches",
-    [[], ["perf.autocast=bf16", "perf.compile=reduce-overhead", "perf.channels_last=true", "perf.pin_memory=false"]],
-    ids=["defaults", "bf16-cudagraphs-nhwc"],
+    [[], ["perf.autocast=bf16", "perf.compile=reduce-overhead", "perf.channels_last=false", "perf.pin_memory=false"]],
+    ids=["defaults", "bf16-cudagraphs-nchw"],
 )
 def test_smoke_on_cuda(tmp_path: Path, switches: list[str]) -> None:
     torch = pytest.importorskip("torch")

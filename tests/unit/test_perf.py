@@ -175,10 +175,13 @@ def test_channels_last_policy_and_predictor_compute_the_same_function() -> None:
     conv = next(m for m in nhwc.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
     obs = _obs(8, 7)
-    for a, b in zip(PPOUpdater(plain, PPO).forward(obs), PPOUpdater(nhwc, PPO).forward(obs), strict=True):
+    nchw_perf, nhwc_perf = PerfConfig(channels_last=False), PerfConfig(channels_last=True)
+    nchw_out = PPOUpdater(plain, PPO, nchw_perf).forward(obs)
+    assert next(m for m in plain.modules() if isinstance(m, torch.nn.Conv2d)).weight.is_contiguous()
+    for a, b in zip(nchw_out, PPOUpdater(nhwc, PPO, nhwc_perf).forward(obs), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     torch.manual_seed(2)
-    rnd = build_motivation(MotivationConfig(), OBS_SHAPE, CPU)
+    rnd = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, perf=nchw_perf)
     torch.manual_seed(2)
-    rnd_nhwc = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, perf=PerfConfig(channels_last=True))
+    rnd_nhwc = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, perf=nhwc_perf)
     torch.testing.assert_close(rnd_nhwc.reward(obs), rnd.reward(obs), rtol=1e-4, atol=1e-6)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rlsweep.agent.ppo import Batch, PPOUpdater
-from rlsweep.config.schema import MotivationConfig, PPOConfig
+from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
 from rlsweep.models import build_policy
 from rlsweep.motivation import build_motivation
 from rlsweep.motivation.base import MotivationBatch
@@ -94,10 +94,13 @@ def test_stacked_rnd_keeps_each_seeds_statistics_rewards_and_predictor() -> None
     cfg = MotivationConfig(name="rnd", update_proportion=1.0, normalise_int_reward=True, obs_norm="mean_std",
                            learning_rate=1e-3)  # fmt: skip
     device = torch.device("cpu")
+    # The lone nets in the stack's layout (NCHW): Adam turns layout rounding in near-zero gradients into 1e-3
+    # relative steps, which would hide what this test looks for (each seed's own statistics and predictor).
+    nchw = PerfConfig(channels_last=False)
     members = []
     for seed in range(K):
         torch.manual_seed(seed)
-        members.append(build_motivation(cfg, OBS, device, num_envs=N))
+        members.append(build_motivation(cfg, OBS, device, perf=nchw, num_envs=N))
     lone = [copy.deepcopy(m) for m in members]
     stacked = members[0]
     stacked.stack(members[1:], [torch.Generator().manual_seed(j) for j in range(K)])
