@@ -37,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from throughput import PRESETS, machine_info, machine_label, result_header, summarize  # noqa: E402
+from throughput import PRESETS, comparison_lines, machine_info, machine_label, result_header, summarize  # noqa: E402
 
 
 @dataclass
@@ -95,17 +95,11 @@ def run_children(v: Variant, args: argparse.Namespace, tmp: Path, count: int) ->
 
 
 def markdown(res: dict[str, Any]) -> str:
-    m = res["machine"]
     base = res["variants"][0]
     lines = [
         f"# rlsweep before/after: {res['label']}",
         "",
-        f"{res['date']} · `{' '.join(res['command'])}`",
-        "",
-        f"- machine: {m['cpu_model']}, {m['cpu_count']} logical cores, {m['memory_gib']} GiB; device "
-        f"{m['device']}" + (f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else "") + f"; torch {m['torch']}",
-        f"- load average at start {m['load_average_start']}, at end {m.get('load_average_end')}"
-        + (f" — {res['note']}" if res.get("note") else ""),
+        *comparison_lines(res),
         f"- preset `{res['preset']}` ({' '.join(PRESETS[res['preset']])}); {res['rounds']} rounds x "
         f"{res['iters']} measured iterations per variant (after {res['warmup_iters']} dropped), interleaved",
         "",

@@ -42,17 +42,11 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    m = res["machine"]
     base = res["variants"][0]["iteration_s"]["median"]
     lines = [
         f"# rlsweep update before/after: {res['label']}",
         "",
-        f"{res['date']} · `{' '.join(res['command'])}`",
-        "",
-        f"- machine: {m['cpu_model']}, {m['cpu_count']} logical cores, {m['memory_gib']} GiB; device "
-        f"{m['device']}" + (f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else "") + f"; torch {m['torch']}",
-        f"- load average at start {m['load_average_start']}, at end {m.get('load_average_end')}"
-        + (f" — {res['note']}" if res.get("note") else ""),
+        *tp.comparison_lines(res),
         f"- preset `{res['preset']}` ({' '.join(tp.PRESETS[res['preset']])}); {res['samples_per_iteration']} samples,"
         f" {res['minibatch_steps']} minibatch steps per iteration; {res['rounds']} interleaved rounds after one "
         "dropped",

@@ -230,6 +230,21 @@ def result_header(
     }
 
 
+def comparison_lines(res: dict[str, Any]) -> list[str]:
+    """The lines under a before/after table's title (compare.py, compare_update.py): what ran and when, on which
+    machine, under what load."""
+    m = res["machine"]
+    gpu = f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else ""
+    return [
+        f"{res['date']} · `{' '.join(res['command'])}`",
+        "",
+        f"- machine: {m['cpu_model']}, {m['cpu_count']} logical cores, {m['memory_gib']} GiB; device {m['device']}"
+        f"{gpu}; torch {m['torch']}",
+        f"- load average at start {m['load_average_start']}, at end {m.get('load_average_end')}"
+        + (f" — {res['note']}" if res.get("note") else ""),
+    ]
+
+
 # ---- phases ----------------------------------------------------------------------------------------------------
 def bench_env(env_cfg: Any, num_envs: int, seed: int, steps: int, repeats: int) -> tuple[dict[str, Any], Any]:
     """Seconds per ``envs.step`` of ``num_envs`` envs; also returns the last ``steps`` observations (uint8)."""

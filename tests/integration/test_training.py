@@ -19,6 +19,7 @@ from rlsweep.launching.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["env=fake", "budget=smoke", "debug=smoke", "logger=none"]
+
 METRIC_KEYS = {
     "global_step",
     "iteration",
@@ -33,6 +34,13 @@ METRIC_KEYS = {
     "motivation/int_reward_mean",
     "perf/sps",
 }
+
+
+def runs_with(tmp_path: Path, common: list[str], **variants: str) -> list[list[dict]]:
+    """One run of ``common`` per variant (name = one extra override), in order; each run's metric lines."""
+    for name, override in variants.items():
+        run_inline(tmp_path, *common, override, f"name={name}")
+    return [metrics(tmp_path / "runs" / f"{name}-s1") for name in variants]
 
 
 def test_smoke_every_model_on_fake_env(tmp_path: Path) -> None:
@@ -132,9 +140,7 @@ def test_montezuma_smoke_on_real_envpool(tmp_path: Path) -> None:
 def test_overlapped_env_stepping_gives_the_same_run(tmp_path: Path) -> None:
     """perf.overlap_env only changes when the emulators run (envpool send/recv around r_int): same numbers."""
     common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128"]
-    run_inline(tmp_path, *common, "perf.overlap_env=true", "name=overlap")
-    run_inline(tmp_path, *common, "perf.overlap_env=false", "name=serial")
-    overlap, serial = metrics(tmp_path / "runs" / "overlap-s1"), metrics(tmp_path / "runs" / "serial-s1")
+    overlap, serial = runs_with(tmp_path, common, overlap="perf.overlap_env=true", serial="perf.overlap_env=false")
     assert [r["global_step"] for r in overlap] == [64, 128]
     assert overlap[-1]["motivation/int_reward_mean"] > 0
     strip = [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in overlap]
@@ -145,9 +151,8 @@ def test_reused_target_features_give_the_same_run_on_raw_input(tmp_path: Path) -
     """perf.reuse_target_features: with un-normalised input the kept features are the ones the update would
     recompute, so the run is the same (up to float rounding of a different batch); the predictor's loss too."""
     common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "motivation.obs_norm=none"]
-    run_inline(tmp_path, *common, "perf.reuse_target_features=true", "name=reuse")
-    run_inline(tmp_path, *common, "perf.reuse_target_features=false", "name=recompute")
-    reuse, recompute = metrics(tmp_path / "runs" / "reuse-s1"), metrics(tmp_path / "runs" / "recompute-s1")
+    reuse, recompute = runs_with(tmp_path, common, reuse="perf.reuse_target_features=true",
+                                 recompute="perf.reuse_target_features=false")  # fmt: skip
     assert [r["global_step"] for r in reuse] == [64, 128]
     for a, b in zip(reuse, recompute, strict=True):
         for key in ("loss/motivation", "motivation/int_reward_mean", "loss/total"):
@@ -159,9 +164,8 @@ def test_target_features_once_per_update_give_the_run_of_a_target_pass_per_minib
     those each minibatch's target pass would compute (the statistics do not move within an update): the same run
     with the seed's normalised input, up to the rounding of a differently batched target pass."""
     common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "motivation.obs_norm=mean_std"]
-    run_inline(tmp_path, *common, "perf.target_features_per_update=true", "name=once")
-    run_inline(tmp_path, *common, "perf.target_features_per_update=false", "name=each")
-    once, each = metrics(tmp_path / "runs" / "once-s1"), metrics(tmp_path / "runs" / "each-s1")
+    once, each = runs_with(tmp_path, common, once="perf.target_features_per_update=true",
+                           each="perf.target_features_per_update=false")  # fmt: skip
     assert [r["global_step"] for r in once] == [64, 128]
     for a, b in zip(once, each, strict=True):
         assert a["loss/motivation"] > 0
@@ -174,9 +178,8 @@ def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) 
     the run is the one that runs every row (up to the order of float sums)."""
     common = ["env=montezuma", "debug=smoke", "logger=none", "budget.total_steps=128", "motivation.mask=sample",
               "motivation.update_proportion=0.25"]  # fmt: skip
-    run_inline(tmp_path, *common, "perf.predictor_kept_rows=true", "name=kept")
-    run_inline(tmp_path, *common, "perf.predictor_kept_rows=false", "name=all")
-    kept, every = metrics(tmp_path / "runs" / "kept-s1"), metrics(tmp_path / "runs" / "all-s1")
+    kept, every = runs_with(tmp_path, common, kept="perf.predictor_kept_rows=true",
+                            all="perf.predictor_kept_rows=false")  # fmt: skip
     assert [r["global_step"] for r in kept] == [64, 128]
     for a, b in zip(kept, every, strict=True):
         assert 0 < a["motivation/mask_kept"] < 1
