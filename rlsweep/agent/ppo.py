@@ -13,7 +13,7 @@ from rlsweep.agent.gae import compute_gae
 from rlsweep.config.schema import PerfConfig, PPOConfig
 from rlsweep.models.policy import PolicyOutput
 from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules, unit_frames
-from rlsweep.stacked import clip_grad_norm_per_seed, seed_mean, seed_minibatches
+from rlsweep.stacked import SeedStack, clip_grad_norm_per_seed, seed_mean, seed_minibatches
 from rlsweep.storage import RolloutStorage
 
 
@@ -140,12 +140,14 @@ class PPOUpdater:
         self.perf = perf or PerfConfig()
         self.optimizer = adam(policy.parameters(), cfg.learning_rate, cfg.adam_eps, fused=self.perf.fused_adam)
         prepare_modules([policy], self.perf.channels_last, self.perf.compile)
+        # NHWC convolutions take NHWC frames; stacked seeds' networks stay NCHW (rlsweep.perf.prepare_modules)
+        self.nhwc = self.perf.channels_last and not isinstance(policy, SeedStack)
 
     def forward(self, obs: torch.Tensor) -> PolicyOutput:
         """The policy on uint8 observations: scaled to [0, 1] on the device, outputs in float32."""
         device = obs.device
         with autocast(device, self.perf.autocast):
-            out = self.policy(unit_frames(obs))
+            out = self.policy(unit_frames(obs, self.nhwc))
         return PolicyOutput(out.logits.float(), out.value_ext.float(), out.value_int.float())
 
     def minibatches(self, size: int, device: torch.device) -> Iterator[torch.Tensor]:

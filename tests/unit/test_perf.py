@@ -21,7 +21,7 @@ from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
 from rlsweep.envs.synthetic import FakeEnv
 from rlsweep.models import build_policy
 from rlsweep.motivation import MotivationBatch, build_motivation
-from rlsweep.perf import Uploader, autocast, compile_modules, mean_stats, prepare_modules, to_floats
+from rlsweep.perf import Uploader, autocast, compile_modules, mean_stats, prepare_modules, to_floats, unit_frames
 
 OBS_SHAPE = (4, 32, 32)
 CPU = torch.device("cpu")
@@ -185,3 +185,29 @@ def test_channels_last_policy_and_predictor_compute_the_same_function() -> None:
     torch.manual_seed(2)
     rnd_nhwc = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, perf=nhwc_perf)
     torch.testing.assert_close(rnd_nhwc.reward(obs), rnd.reward(obs), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unit_frames_are_the_frames_over_255_in_the_asked_layout(channels_last: bool) -> None:
+    frames = _obs(6, 3)
+    x = unit_frames(frames, channels_last)
+    assert x.dtype == torch.float32 and torch.equal(x, frames.float() / 255)  # bit for bit
+    assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert x.is_contiguous() != channels_last  # 4 channels: the two layouts differ
+
+
+@pytest.mark.parametrize(("channels_last", "seeds"), [(True, 1), (False, 1), (True, 2)])
+def test_the_policy_reads_frames_in_its_convolutions_layout(channels_last: bool, seeds: int) -> None:
+    """NHWC convolutions get NHWC frames; NCHW ones, and stacked seeds' (always NCHW), get NCHW frames."""
+    from rlsweep.stacked import SeedStack
+
+    nets = [build_policy("A", OBS_SHAPE, 5, 0.1) for _ in range(seeds)]
+    policy = nets[0] if seeds == 1 else SeedStack(nets)
+    updater = PPOUpdater(policy, PPO, PerfConfig(channels_last=channels_last), seeds=seeds)
+    seen: list[torch.Tensor] = []
+    policy.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    updater.forward(_obs(4, 1))
+    nhwc = channels_last and seeds == 1
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) == nhwc and seen[0].is_contiguous() != nhwc
+    conv = next(p for p in policy.parameters() if p.dim() >= 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) == nhwc if conv.dim() == 4 else conv.is_contiguous()
