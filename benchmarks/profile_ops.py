@@ -6,7 +6,7 @@
 Profiles (a) ``--steps`` collection steps without the env (policy forward + sample, the motivation's statistics
 and reward, copies, storage insert) and (b) ``--minibatches`` PPO minibatch steps with the motivation's update,
 exactly as ``throughput.py`` times them, and prints the top operators by self time for each. Writes
-``<out>.txt`` when ``--out`` is given.
+the tables to the file ``--out`` when given.
 """
 
 from __future__ import annotations
