@@ -38,7 +38,7 @@ def unit_frames(frames: torch.Tensor, channels_last: bool = False) -> torch.Tens
     with the conversion, in the same pass; left to the first convolution, the reorder of its NCHW input cost
     more than that (model A, 512 frames of 4x96x96, 2 CPU cores: forward and backward 328 against 366 ms).
     """
-    layout = torch.channels_last if channels_last and frames.dim() == 4 else torch.preserve_format
+    layout = torch.channels_last if channels_last else torch.preserve_format
     return frames.to(torch.float32, memory_format=layout, copy=True).div_(255.0)
 
 
@@ -49,15 +49,20 @@ def autocast(device: torch.device, mode: str) -> contextlib.AbstractContextManag
     return contextlib.nullcontext()
 
 
+def runs_nhwc(module: nn.Module, channels_last: bool) -> bool:
+    """Whether ``module``'s convolutions run NHWC under ``perf.channels_last``. Stacked seeds' networks (5-D
+    weights, one grouped convolution under vmap) keep their NCHW layout."""
+    return channels_last and not isinstance(module, SeedStack)
+
+
 def prepare_modules(modules: Iterable[nn.Module], channels_last: bool, compile_mode: str) -> None:
     """Apply the layout and compilation switches to networks already on their device, in place."""
     modules = list(modules)
     if channels_last:
         # Weights in NHWC make every conv produce NHWC output (PyTorch follows the weight's layout), so inputs
         # need no conversion; flattening before the linear layers restores the NCHW order the weights expect.
-        # Stacked seeds' networks (5-D weights, one grouped convolution under vmap) keep their NCHW layout.
         for module in modules:
-            if not isinstance(module, SeedStack):
+            if runs_nhwc(module, channels_last):
                 module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     compile_modules(modules, compile_mode)
 

@@ -12,8 +12,8 @@ from torch.distributions import Categorical
 from rlsweep.agent.gae import compute_gae
 from rlsweep.config.schema import PerfConfig, PPOConfig
 from rlsweep.models.policy import PolicyOutput
-from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules, unit_frames
-from rlsweep.stacked import SeedStack, clip_grad_norm_per_seed, seed_mean, seed_minibatches
+from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules, runs_nhwc, unit_frames
+from rlsweep.stacked import clip_grad_norm_per_seed, seed_mean, seed_minibatches
 from rlsweep.storage import RolloutStorage
 
 
@@ -140,8 +140,7 @@ class PPOUpdater:
         self.perf = perf or PerfConfig()
         self.optimizer = adam(policy.parameters(), cfg.learning_rate, cfg.adam_eps, fused=self.perf.fused_adam)
         prepare_modules([policy], self.perf.channels_last, self.perf.compile)
-        # NHWC convolutions take NHWC frames; stacked seeds' networks stay NCHW (rlsweep.perf.prepare_modules)
-        self.nhwc = self.perf.channels_last and not isinstance(policy, SeedStack)
+        self.nhwc = runs_nhwc(policy, self.perf.channels_last)  # NHWC convolutions read NHWC frames
 
     def forward(self, obs: torch.Tensor) -> PolicyOutput:
         """The policy on uint8 observations: scaled to [0, 1] on the device, outputs in float32."""
