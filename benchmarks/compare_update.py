@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -30,15 +29,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import compare  # noqa: E402
 import throughput as tp  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
-    name, sep, rest = text.partition("=")
-    words = shlex.split(rest)
-    if not sep or not name.strip() or (words and words[0].startswith("@")):
+    """compare.py's ``NAME=[OVERRIDE ...]``, without its ``@GIT_REF``: one process holds one commit's code."""
+    variant = compare.parse_variant(text)
+    if variant.ref:
         raise SystemExit(f"--variant {text!r}: expected NAME=[OVERRIDE ...] (another commit: compare.py)")
-    return name.strip(), words
+    return variant.name, variant.overrides
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -80,8 +80,6 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from rlsweep.agent import rollout_batch
-    from rlsweep.training.loop import update
     from rlsweep.training.seeding import seed_everything, select_device
 
     device = select_device(args.device)
@@ -102,18 +100,11 @@ def main(argv: list[str] | None = None) -> None:
         tp.fill_rollout(cfg, parts, frames, device)
         built.append((cfg, parts))
 
-    def iteration(cfg: Any, parts: Any) -> None:
-        _, updater, motivation, storage = parts
-        with torch.no_grad():
-            last = updater.forward(storage.last_obs)
-        batch = rollout_batch(storage, last.value_ext, last.value_int, cfg.ppo)
-        update(updater, motivation, storage, batch, cfg.motivation.predictor_updates)
-
     clock = tp.Clock(device)
     times: list[list[float]] = [[] for _ in built]
     for r in range(args.rounds + 1):
         for i, (cfg, parts) in enumerate(built):
-            seconds = clock.time(lambda cfg=cfg, parts=parts: iteration(cfg, parts))
+            seconds = clock.time(lambda cfg=cfg, parts=parts: tp.learning_iteration(cfg, parts))
             if r:  # round 0 warms up (allocator, oneDNN primitive caches, compilation)
                 times[i].append(seconds)
         if r:

@@ -392,31 +392,40 @@ def fill_rollout(cfg: Any, parts: Any, frames: Any, device: Any) -> None:
     storage.set_last_obs(storage.obs[-1])
 
 
-def bench_update(cfg: Any, parts: Any, device: Any, clock: Clock, repeats: int) -> dict[str, Any]:
-    """One iteration's learning: V(s_T), GAE per stream, PPO epochs with the motivation's updates."""
+def gae_part(cfg: Any, parts: Any) -> Any:
+    """V(s_T) and GAE per stream of the filled rollout: the update's batch, as the loop builds it."""
     import torch
 
-    _, updater, motivation, storage = parts
-    ppo = cfg.ppo
     from rlsweep.agent import rollout_batch
+
+    _, updater, _, storage = parts
+    with torch.no_grad():
+        last = updater.forward(storage.last_obs)
+    return rollout_batch(storage, last.value_ext, last.value_int, cfg.ppo)
+
+
+def ppo_part(cfg: Any, parts: Any, batch: Any) -> None:
+    """The PPO epochs with the motivation's updates, through the loop's own ``update``."""
     from rlsweep.training.loop import update
 
-    def gae_part() -> Any:
-        with torch.no_grad():
-            last = updater.forward(storage.last_obs)
-        return rollout_batch(storage, last.value_ext, last.value_int, ppo)
+    _, updater, motivation, storage = parts
+    update(updater, motivation, storage, batch, cfg.motivation.predictor_updates)
 
-    def ppo_part(batch: Any) -> None:
-        update(updater, motivation, storage, batch, cfg.motivation.predictor_updates)
 
-    def ppo_only(batch: Any) -> None:
-        updater.update(batch)
+def learning_iteration(cfg: Any, parts: Any) -> None:
+    """One iteration's learning: V(s_T), GAE per stream, PPO epochs with the motivation's updates."""
+    ppo_part(cfg, parts, gae_part(cfg, parts))
 
-    batch = gae_part()
-    ppo_part(batch)  # warm-up
-    gae = [clock.time(gae_part) for _ in range(repeats)]
-    total = [clock.time(lambda: ppo_part(gae_part())) for _ in range(repeats)]
-    ppo_alone = [clock.time(lambda: ppo_only(batch)) for _ in range(max(1, repeats // 2))]
+
+def bench_update(cfg: Any, parts: Any, device: Any, clock: Clock, repeats: int) -> dict[str, Any]:
+    """One iteration's learning: V(s_T), GAE per stream, PPO epochs with the motivation's updates."""
+    _, updater, _, _ = parts
+    ppo = cfg.ppo
+    batch = gae_part(cfg, parts)
+    ppo_part(cfg, parts, batch)  # warm-up
+    gae = [clock.time(lambda: gae_part(cfg, parts)) for _ in range(repeats)]
+    total = [clock.time(lambda: learning_iteration(cfg, parts)) for _ in range(repeats)]
+    ppo_alone = [clock.time(lambda: updater.update(batch)) for _ in range(max(1, repeats // 2))]
     samples_per_iter = ppo.num_envs * ppo.num_steps
     minibatches = ppo.update_epochs * (samples_per_iter // ppo.minibatch_size)
     return {
