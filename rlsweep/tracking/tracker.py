@@ -17,6 +17,7 @@ from rlsweep.config.fingerprint import flatten
 from rlsweep.config.schema import Config
 from rlsweep.record import RunRecord
 from rlsweep.tracking.gitinfo import code_version
+from rlsweep.tracking.wandb_log import wait_for_exit
 
 # W&B rejects tags longer than this (wandb_settings validates 1..64 characters).
 _MAX_TAG = 64
@@ -101,7 +102,7 @@ class Tracker:
             run_dir=str(run_dir), status="running",
         )  # fmt: skip
         self.info = {**info, "global_step": resume_step or 0, "wandb_id": record.wandb_id}
-        # Last step W&B holds for sure: set only when a W&B run was closed by finish(), which flushes.
+        # Last step W&B holds for sure: set only when a W&B run was closed by finish() and its lines are on disk.
         # wandb-core buffers its offline file (and its uploads): a SIGKILLed job loses lines it had
         # already been given, so commit() alone proves nothing (measured: the killed segment kept 0 rows).
         self.info["wandb_step"] = record.wandb_step
@@ -224,8 +225,15 @@ class Tracker:
         if self._wandb is not None:
             if status == "completed":
                 self.commit()
+            log = Path(self._wandb.settings.sync_file)
             self._wandb.finish(exit_code=0 if status == "completed" else 1)
             self._wandb = None
-            self.info["wandb_step"] = self._sent_step  # finish() returned: everything sent is on disk
+            # Online, finish() returns once the server has every line. Offline it returns before the
+            # service has written the file (rlsweep.tracking.wandb_log): wait until the exit record is there.
+            if self.info["wandb"]["mode"] != "offline" or wait_for_exit(log):
+                self.info["wandb_step"] = self._sent_step
+            else:
+                print(f"[{self.info['run_id']}] W&B has not written {log} yet; a resume re-sends its lines",
+                      file=sys.stderr, flush=True)  # fmt: skip
         if save:
             self._save()

@@ -1,8 +1,7 @@
 """Tracking: git provenance, W&B config/tags, and real offline W&B runs read back and compared to metrics.jsonl.
 
-The offline ``.wandb`` file is read here with a small reader over wandb's own protobuf classes. That format is
-internal to wandb (pinned at 0.31.0 in pyproject.toml) and is read **only in tests**, to check that what W&B
-would upload matches the local store; the product never reads it.
+The offline ``.wandb`` file is read with rlsweep.tracking.wandb_log (wandb's own protobuf classes over its
+LevelDB framing), to check that what W&B would upload matches the local store.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,41 +22,11 @@ import pytest
 from rlsweep.config.schema import Config
 from rlsweep.tracking import Tracker, git_info, read_metrics, wandb_config, wandb_tags
 from rlsweep.tracking.gitinfo import GitInfo
+from rlsweep.tracking.wandb_log import holds_exit, payloads, records, wait_for_exit
 
 REPO = Path(__file__).resolve().parents[2]
 
-# ----------------------------------------------------------------------------- offline .wandb reader (tests only)
-
-_BLOCK = 32768  # LevelDB log block size used by wandb's transaction log
-_HEADER = 7  # ":W&B" + uint16 magic 0xBEE1 + uint8 version; also the size of a record header
-
-
-def _payloads(path: Path) -> Iterator[bytes]:
-    """Record payloads of a ``run-<id>.wandb`` file (LevelDB log framing: FULL/FIRST/MIDDLE/LAST chunks)."""
-    data = path.read_bytes()
-    assert data[:4] == b":W&B", f"{path}: not a W&B transaction log"
-    assert struct.unpack("<H", data[4:6])[0] == 0xBEE1
-    pos, pending = _HEADER, b""
-    while pos + _HEADER <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HEADER:  # a block's tail too short for a header is zero padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
-        if kind == 0 and length == 0:
-            pos += left
-            continue
-        chunk = data[pos + _HEADER : pos + _HEADER + length]
-        pos += _HEADER + length
-        if kind == 1:
-            yield chunk
-        elif kind == 2:
-            pending = chunk
-        elif kind == 3:
-            pending += chunk
-        elif kind == 4:
-            yield pending + chunk
-            pending = b""
+# ------------------------------------------------------------------------------------ offline .wandb runs
 
 
 @dataclass
@@ -75,13 +43,9 @@ class OfflineRun:
 
 
 def read_offline_run(run_dir: Path) -> OfflineRun:
-    from wandb.proto import wandb_internal_pb2 as pb
-
     (log,) = run_dir.glob("run-*.wandb")
     out = OfflineRun()
-    for raw in _payloads(log):
-        rec = pb.Record()
-        rec.ParseFromString(raw)
+    for rec in records(log):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             out.run_id, out.group, out.name = rec.run.run_id, rec.run.run_group, rec.run.display_name
@@ -263,6 +227,42 @@ def test_tracker_resume_continues_the_offline_run_without_duplicates(tmp_path: P
     assert assert_history_matches_store(run_dir, segments) == [64, 128, 192, 256, 320, 384]
     assert synced_history(segments)[3]["loss/total"] == pytest.approx(26.6)  # recomputed line, not the lost one
     assert meta["wandb_step"] == 384
+
+
+def test_offline_log_read_while_being_written_never_shows_an_exit_it_does_not_hold(tmp_path: Path) -> None:
+    """The tracker trusts a closed W&B run only once its exit record is on disk (wandb_log.wait_for_exit).
+
+    Every prefix of a real log, as a reader could see it while wandb-core writes it, parses as a prefix of its
+    records and holds the exit record only when the file reaches the end of it; another file holds none.
+    """
+    cfg = Config()
+    cfg.logger.mode = "offline"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tracker = Tracker(cfg, run_dir, _info(), resume_step=None)
+    for step in (64, 128):
+        tracker.log({"global_step": step, "iteration": step // 64, "loss/total": step / 10})
+    tracker.finish("completed")
+    assert json.loads((run_dir / "run.json").read_text())["wandb_step"] == 128
+    (log,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    whole = list(payloads(log))
+    kinds = [rec.WhichOneof("record_type") for rec in records(log)]
+    assert "exit" in kinds and kinds.count("history") == 2
+    data = log.read_bytes()
+    part = tmp_path / "part.wandb"
+    exit_seen_at = None
+    for size in range(len(data) + 1):
+        part.write_bytes(data[:size])
+        got = list(payloads(part))
+        assert got == whole[: len(got)], size
+        if exit_seen_at is None and holds_exit(part):
+            exit_seen_at = size
+    assert exit_seen_at is not None
+    part.write_bytes(data[: exit_seen_at - 1])
+    assert not wait_for_exit(part, timeout=0.0)
+    part.write_bytes(b"not a W&B log" * 10)
+    assert list(payloads(part)) == [] and not holds_exit(part)
+    assert not holds_exit(tmp_path / "missing.wandb")
 
 
 def test_real_offline_run_killed_and_resumed(tmp_path: Path) -> None:
