@@ -14,10 +14,12 @@ k x B rows is k blocks of B, one per seed. What keeps the seeds apart:
 - running statistics (observation and reward normalisers) are kept per seed;
 - each seed's checkpoint is a lone run's checkpoint (:func:`seed_states`), so a seed can be resumed alone, in
   another group, or evaluated like any run;
-- random draws (actions, minibatch indices, the predictor mask, the warm-up's random actions) come from each
-  seed's own generator (:func:`seed_generator`), which starts where a lone run's global generator would be
-  and is drawn from in a lone run's order; its state is saved in the seed's checkpoint where a lone run saves
-  the global one.
+- SND's target losses are per seed too: each seed's pairs, views and batch statistics (VICReg's variance and
+  covariance, ST-DIM's scores) come from its own block (:func:`per_seed`, or the stacked loss heads);
+- random draws (actions, minibatch indices, the predictor mask, the warm-up's random actions, SND-V's pairs and
+  augmentations) come from each seed's own generator (:func:`seed_generator`), which starts where a lone run's
+  global generator would be and is drawn from in a lone run's order; its state is saved in the seed's
+  checkpoint where a lone run saves the global one.
 
 So a seed's numbers do not depend on which seeds share its process, nor on k: seed j gives the same numbers bit
 for bit whichever seeds train beside it, and those of seed j trained alone up to the rounding of the batched
@@ -28,7 +30,7 @@ run in the stack's NCHW layout, ``perf.channels_last=false``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -65,17 +67,25 @@ class SeedStack(nn.Module):
         buffers = {name: getattr(self, _flat(name)) for name in self._buffer_names}
         return params, buffers
 
-    def forward(self, x: Tensor) -> Any:
-        k = self.seeds
-        if x.shape[0] % k:
-            raise ValueError(f"a batch of {x.shape[0]} rows does not split into {k} seeds")
-        skeleton = self._skeleton[0]
+    def forward(self, *xs: Tensor) -> Any:
+        return self.call("forward", *xs)
 
-        def one_seed(params: dict[str, Tensor], buffers: dict[str, Tensor], xs: Tensor) -> Any:
-            return functional_call(skeleton, (params, buffers), (xs,))
+    def call(self, method: str, *xs: Tensor, **options: Any) -> Any:
+        """The members' ``method`` on each seed's block of every input (each (k B, ...)); outputs seed-major,
+        (k B, ...) for per-sample outputs and (k,) for a per-seed scalar (a loss). ``options`` go to every seed
+        as they are (e.g. SND-STD's ``conv_index`` for ``forward_with_map``)."""
+        k = self.seeds
+        for x in xs:
+            if x.shape[0] % k:
+                raise ValueError(f"a batch of {x.shape[0]} rows does not split into {k} seeds")
+        bound = _Method(self._skeleton[0], method)
+
+        def one_seed(params: dict[str, Tensor], buffers: dict[str, Tensor], *blocks: Tensor) -> Any:
+            named = {f"net.{name}": t for name, t in {**params, **buffers}.items()}
+            return functional_call(bound, named, blocks, options)
 
         params, buffers = self._tensors()
-        out = vmap(one_seed)(params, buffers, x.reshape(k, -1, *x.shape[1:]))
+        out = vmap(one_seed)(params, buffers, *(x.reshape(k, -1, *x.shape[1:]) for x in xs))
         return tree_map(lambda t: t.reshape(-1, *t.shape[2:]), out)
 
     def state_dicts(self) -> list[dict[str, Tensor]]:
@@ -92,6 +102,18 @@ class SeedStack(nn.Module):
         params, buffers = self._tensors()
         for name, t in {**params, **buffers}.items():
             t.copy_(torch.stack([s[name].to(t.device, t.dtype) for s in states]))
+
+
+class _Method(nn.Module):
+    """A network's method other than ``forward`` as a module's ``forward``, for ``functional_call``."""
+
+    def __init__(self, net: nn.Module, method: str) -> None:
+        super().__init__()
+        self.net = net
+        self.method = method
+
+    def forward(self, *xs: Tensor, **options: Any) -> Any:
+        return getattr(self.net, self.method)(*xs, **options)
 
 
 def _flat(name: str) -> str:
@@ -165,6 +187,16 @@ def _slice(v: Any, j: int) -> Any:
 
 
 # ---- per-seed reductions and rows ------------------------------------------------------------------------------
+def per_seed(fn: Callable[..., Any], seeds: int, *xs: Tensor) -> Any:
+    """``fn`` of each seed's block of the inputs (each (k B, ...)), results stacked to (k, ...) leaf by leaf; for
+    one seed ``fn(*xs)`` itself. For per-seed losses whose batch statistics vmap cannot batch (VICReg's boolean
+    indexing), or that are cheap next to the networks."""
+    if seeds == 1:
+        return fn(*xs)
+    outs = [fn(*blocks) for blocks in zip(*(x.chunk(seeds) for x in xs), strict=True)]
+    return tree_map(lambda *leaves: torch.stack(leaves), outs[0], *outs[1:])
+
+
 def seed_mean(x: Tensor, seeds: int) -> Tensor:
     """The mean of each seed's block of ``x`` (shape (seeds,)); for one seed the plain mean (0-dim), as before."""
     return x.mean() if seeds == 1 else x.reshape(seeds, -1).mean(dim=1)

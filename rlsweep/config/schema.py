@@ -252,8 +252,8 @@ class Config:
     torch_threads: int = 0  # 0 = torch default
     # Launchers: up to this many seeds of one configuration (resolved configs equal but for `seed`, and at the same
     # progress) train together in one process, with stacked networks; each seed stays its own run (directory,
-    # record, lock, metrics, W&B run). 1 = one process per point. > 1 only with motivation none or rnd and
-    # perf.compile=none (rlsweep.config.validate); on the CPU slower than separate processes (README)
+    # record, lock, metrics, W&B run). 1 = one process per point. > 1 only with perf.compile=none
+    # (rlsweep.config.validate); on the CPU slower than separate processes (README)
     seeds_per_process: int = 1
     name: str = ""  # configuration name; empty = derived from the group choices (see rlsweep.config.naming)
     sweep_name: str = ""  # W&B group; empty = the sweep directory's name

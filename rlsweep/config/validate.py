@@ -233,16 +233,13 @@ def known_env_ids() -> frozenset[str]:
 
 # Which SND target losses each motivation can train (snd_v's vicreg is the author's two-augmented-views variant).
 TARGET_LOSSES = {"snd_v": ("mse", "vicreg"), "snd_vic": ("vicreg",), "snd_std": ("stdim",)}
-# Motivations whose networks train stacked, several seeds in one process (seeds_per_process > 1): SND's targets
-# train with their own losses and are not stacked.
-STACKED_MOTIVATIONS = ("none", "rnd")
 # Distillation nets each SND target loss can use: ST-DIM needs the ST_DIM_CNN's 64-channel third conv map.
 TARGET_NETWORKS = {"stdim": ("std", "vic")}
 
 
 def check_combinations(cfg: Mapping[str, Any]) -> None:
     """Checks that span several keys: SND loss vs motivation and network, reused target features vs motivation,
-    seeds per process vs motivation and compile mode, RGB frames vs backend."""
+    seeds per process vs compile mode, RGB frames vs backend."""
     mot = cfg["motivation"]
     allowed = TARGET_LOSSES.get(mot["name"])
     if allowed is not None and mot["target_loss"] not in allowed:
@@ -300,17 +297,11 @@ def check_double_buffer(cfg: Mapping[str, Any]) -> None:
 
 
 def check_seeds_per_process(cfg: Mapping[str, Any]) -> None:
-    """Several seeds in one process train with stacked networks: only the motivations that have them, and not
-    under torch.compile."""
+    """Several seeds in one process train with stacked networks (every motivation has them), not under
+    torch.compile."""
     k = cfg["seeds_per_process"]
     if k == 1:
         return
-    name = cfg["motivation"]["name"]
-    if name not in STACKED_MOTIVATIONS:
-        raise ConfigError(
-            f"Invalid value for seeds_per_process: {k} with motivation.name={name!r} (allowed: 1; more only with "
-            f"motivation.name {' or '.join(STACKED_MOTIVATIONS)}, whose networks train stacked)"
-        )
     mode = cfg["perf"]["compile"]
     if mode != "none":
         raise ConfigError(

@@ -267,13 +267,10 @@ class Distillation:
         """Take on the networks of ``others`` (the same motivation built for the group's other seeds) as extra
         seeds: target and predictor become :class:`~rlsweep.stacked.SeedStack` s with one Adam over the stacked
         predictor (k independent Adams, element-wise), the running statistics are kept per seed, and each
-        seed's predictor mask is drawn from its generator."""
-        if not self.frozen_target:
-            raise ValueError(f"motivation.name={self.name}: several seeds per process (seeds_per_process) support "
-                             "rnd and none; a trained target (SND) is not stacked")  # fmt: skip
+        seed's predictor mask is drawn from its generator. (SND adds its target's training: SND.stack.)"""
         members = [self, *others]
         self.generators = generators
-        # A SeedStack answers calls as the network does (SND's forward_with_map aside, which is not stacked).
+        # A SeedStack answers forward calls as the network does; other methods through SeedStack.call.
         self.target = SeedStack([m.target for m in members])  # type: ignore[assignment]
         self.predictor = SeedStack([m.predictor for m in members])  # type: ignore[assignment]
         self.optimizer = adam(self.predictor.parameters(), self.cfg.learning_rate, fused=self.perf.fused_adam)

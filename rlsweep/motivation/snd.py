@@ -9,6 +9,7 @@ Adam on the variant's loss. Both follow ``motivation.predictor_updates`` (per PP
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import partial
 
 import torch
 from torch import nn
@@ -17,8 +18,9 @@ from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.normalizers import RunningMeanStd
-from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sample_pairs, stdim_loss, vicreg_loss
+from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sample_pairs, vicreg_loss
 from rlsweep.perf import Stats, adam
+from rlsweep.stacked import SeedStack, per_seed, seed_mean, seed_rows
 
 #: ST-DIM's local features: the activated output of the third conv (64 channels) of the ST_DIM_CNN.
 _STDIM_LOCAL_CONV = 2
@@ -55,12 +57,21 @@ class SND(Distillation, ABC):
         stats = self.predictor_step(batch.obs)
         loss, extra = self.target_loss(batch)
         self.target_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()  # several seeds: each seed's target and heads get their own loss's gradient
         self.target_optimizer.step()
         return {**stats, "loss/motivation_target": loss.detach(), **extra}
 
     def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer | RunningMeanStd]:
         return {**super()._modules(), "heads": self.heads, "target_optimizer": self.target_optimizer}
+
+    def stack(self, others: list[Distillation], generators: list[torch.Generator]) -> None:
+        """As :meth:`Distillation.stack`, and the target's loss heads stacked too, with one Adam over the stacked
+        target and heads (k independent Adams, as for the predictor). The target losses are per seed: each
+        seed's views, pairs and batch statistics come from its own block of the minibatch and its generator."""
+        super().stack(others, generators)
+        self.heads = SeedStack([m.heads for m in [self, *others] if isinstance(m, SND)])
+        params = [*self.target.parameters(), *self.heads.parameters()]
+        self.target_optimizer = adam(params, self.cfg.target_learning_rate, fused=self.perf.fused_adam)
 
 
 class SNDV(SND):
@@ -71,20 +82,34 @@ class SNDV(SND):
 
     name = "snd_v"
 
-    def views(self, batch: MotivationBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x_a, x_b, labels)``: augmented, normalised newest frames of sampled pairs (labels 0 close, 1 far)."""
+    def _pairs(
+        self, size: int, device: torch.device, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(idx_a, idx_b, labels)`` of one seed's pairs, rows of its own rollout of ``size`` states."""
         cfg = self.cfg
-        rollout = batch.rollout_obs
         count = cfg.target_batch_size
         if cfg.target_loss == "vicreg":
-            idx_a = torch.randint(0, rollout.shape[0], (count,), device=rollout.device)
-            idx_b, labels = idx_a, torch.zeros(count, device=rollout.device)
-        else:
-            idx_a, idx_b, labels = sample_pairs(count, rollout.shape[0], cfg.pair_far_prob, rollout.device)
+            idx_a = torch.randint(0, size, (count,), device=device, generator=generator)
+            return idx_a, idx_a, torch.zeros(count, device=device)
+        return sample_pairs(count, size, cfg.pair_far_prob, device, generator)
+
+    def views(self, batch: MotivationBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_a, x_b, labels)``: augmented, normalised newest frames of sampled pairs (labels 0 close, 1 far).
+
+        Several seeds: each seed's pairs come from its own rollout and generator, in a lone run's order (pairs,
+        then view a, then view b), joined seed-major.
+        """
+        cfg = self.cfg
+        rollout = batch.rollout_obs
+        generators: list[torch.Generator | None] = [None] if self.generators is None else list(self.generators)
+        pairs = [self._pairs(rollout.shape[0] // self.seeds, rollout.device, g) for g in generators]
+        idx_a, idx_b = (seed_rows([p[i] for p in pairs], self.num_envs) for i in (0, 1))
+        labels = torch.cat([p[2] for p in pairs])
 
         def view(idx: torch.Tensor) -> torch.Tensor:
-            x = self.inputs(rollout[idx])
-            return augment(x, cfg.augmentations, cfg.aug_prob, cfg.aug_tile_drop, cfg.aug_noise)
+            blocks = self.inputs(rollout[idx]).chunk(self.seeds)
+            return torch.cat([augment(x, cfg.augmentations, cfg.aug_prob, cfg.aug_tile_drop, cfg.aug_noise, g)
+                              for x, g in zip(blocks, generators, strict=True)])  # fmt: skip
 
         return view(idx_a), view(idx_b), labels
 
@@ -93,9 +118,11 @@ class SNDV(SND):
         xa, xb, labels = self.views(batch)
         za, zb = self.target(xa), self.target(xb)
         if cfg.target_loss == "vicreg":
-            loss, parts = vicreg_loss(za, zb, cfg.vicreg_inv, cfg.vicreg_var, cfg.vicreg_cov)
+            loss, parts = per_seed(partial(vicreg_loss, inv=cfg.vicreg_inv, var=cfg.vicreg_var, cov=cfg.vicreg_cov),
+                                   self.seeds, za, zb)  # fmt: skip
             return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
-        loss, loss_sim, magnitude = contrastive_mse_loss(za, zb, labels, cfg.magnitude_threshold)
+        contrastive = partial(contrastive_mse_loss, threshold=cfg.magnitude_threshold)
+        loss, loss_sim, magnitude = per_seed(contrastive, self.seeds, za, zb, labels)
         return loss, {"motivation/target_sim": loss_sim.detach(), "motivation/target_magnitude": magnitude.detach()}
 
 
@@ -107,7 +134,8 @@ class SNDVIC(SND):
     def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]:
         cfg = self.cfg
         za, zb = self.target(self.inputs(batch.obs)), self.target(self.inputs(batch.next_obs))
-        loss, parts = vicreg_loss(za, zb, cfg.vicreg_inv, cfg.vicreg_var, cfg.vicreg_cov)
+        vicreg = partial(vicreg_loss, inv=cfg.vicreg_inv, var=cfg.vicreg_var, cov=cfg.vicreg_cov)
+        loss, parts = per_seed(vicreg, self.seeds, za, zb)
         return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
 
 
@@ -122,13 +150,20 @@ class SNDSTD(SND):
         feature_dim = self.target.linear_layers()[-1].out_features
         return STDIMHeads(feature_dim, local_depth)
 
+    def _with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target's features and its local map (ST-DIM's third conv), for one network or k stacked."""
+        if isinstance(self.target, SeedStack):
+            out: tuple[torch.Tensor, torch.Tensor] = self.target.call("forward_with_map", x,
+                                                                      conv_index=_STDIM_LOCAL_CONV)  # fmt: skip
+            return out
+        return self.target.forward_with_map(x, _STDIM_LOCAL_CONV)
+
     def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]:
         cfg = self.cfg
-        assert isinstance(self.heads, STDIMHeads)
-        z_t, local_t = self.target.forward_with_map(self.inputs(batch.obs), _STDIM_LOCAL_CONV)
-        z_next, local_next = self.target.forward_with_map(self.inputs(batch.next_obs), _STDIM_LOCAL_CONV)
-        infonce, logit_norm = stdim_loss(z_next, local_t, local_next, self.heads)
+        z_t, local_t = self._with_map(self.inputs(batch.obs))
+        z_next, local_next = self._with_map(self.inputs(batch.next_obs))
+        infonce, logit_norm = self.heads(z_next, local_t, local_next)  # STDIMHeads: stdim_loss, per seed
         # The paper's "uniformity" term: -mean over samples of the std across one sample's features.
-        spread = -z_t.std(dim=1).mean()
+        spread = -seed_mean(z_t.std(dim=1), self.seeds)
         loss = infonce + cfg.stdim_norm_coef * logit_norm + cfg.stdim_std_coef * spread
         return loss, {"motivation/stdim_infonce": infonce.detach(), "motivation/stdim_logit_norm": logit_norm.detach()}

@@ -108,6 +108,10 @@ class STDIMHeads(nn.Module):
         self.global_local = nn.Linear(feature_dim, local_depth)
         self.local_local = nn.Linear(local_depth, local_depth)
 
+    def forward(self, global_next: Tensor, local_t: Tensor, local_next: Tensor) -> tuple[Tensor, Tensor]:
+        """:func:`stdim_loss` with these scorers (a module call, so that k seeds' heads run stacked)."""
+        return stdim_loss(global_next, local_t, local_next, self)
+
 
 def stdim_loss(global_next: Tensor, local_t: Tensor, local_next: Tensor, heads: STDIMHeads) -> tuple[Tensor, Tensor]:
     """``(infonce, logit_norm)`` of ST-DIM between consecutive states (paper ``loss_function_crossentropy``).

@@ -72,12 +72,14 @@ def test_two_seeds_in_one_process_are_two_runs_with_their_own_records_metrics_wa
     assert len(wandb_ids) == 2
 
 
-def test_a_seed_repeats_its_lone_run_whichever_seeds_share_its_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("motivation", ["rnd", "snd_v", "snd_std"])
+def test_a_seed_repeats_its_lone_run_whichever_seeds_share_its_process(tmp_path: Path, motivation: str) -> None:
     """Each seed draws from its own generator, in a lone run's order: seed 1 trained with seed 2 or with seed 3
-    gives the same numbers bit for bit, and those of seed 1 trained alone up to the batched kernels' rounding."""
+    gives the same numbers bit for bit, and those of seed 1 trained alone up to the batched kernels' rounding.
+    SND-V draws pairs and augmentations too; SND-STD trains loss heads beside its target."""
 
     def seed_1(sweep: str, seeds: str) -> list[dict[str, float]]:
-        first = seeds_of_one_config(tmp_path / sweep, *TINY, "motivation=rnd", seeds=seeds)
+        first = seeds_of_one_config(tmp_path / sweep, *TINY, f"motivation={motivation}", seeds=seeds)
         run_points(first)
         return [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in metrics(first[0])]
 
@@ -111,8 +113,9 @@ def test_a_crashed_process_resumes_every_seed_without_gaps_or_duplicates(tmp_pat
         assert [r["global_step"] for r in metrics(d)] == STEPS  # iteration 3 recomputed once, not twice
 
 
-def test_a_seed_trained_in_a_group_resumes_alone_from_its_checkpoint(tmp_path: Path) -> None:
-    dirs = seeds_of_one_config(tmp_path, *TINY, "motivation=rnd", "debug.crash_at_iteration=3")
+@pytest.mark.parametrize("motivation", ["rnd", "snd_std"])  # SND-STD: target, loss heads and their Adam too
+def test_a_seed_trained_in_a_group_resumes_alone_from_its_checkpoint(tmp_path: Path, motivation: str) -> None:
+    dirs = seeds_of_one_config(tmp_path, *TINY, f"motivation={motivation}", "debug.crash_at_iteration=3")
     with pytest.raises(RuntimeError, match="crashing on purpose"):
         run_points(dirs)
     alone = dirs[1]

@@ -47,20 +47,13 @@ from rlsweep.record import RunRecord
         (["seeds_per_process=-2"], "Invalid value for seeds_per_process: -2 (must be >= 1)"),
         (["seeds_per_process=two"], "Invalid value for seeds_per_process: 'two' (an integer is required)"),
         (
-            ["seeds_per_process=2", "motivation=snd_v"],
-            "Invalid value for seeds_per_process: 2 with motivation.name='snd_v' (allowed: 1; more only with "
-            "motivation.name none or rnd, whose networks train stacked)",
-        ),
-        (["seeds_per_process=4", "motivation=snd_vic"], "seeds_per_process: 4 with motivation.name='snd_vic'"),
-        (["seeds_per_process=2", "motivation=snd_std"], "seeds_per_process: 2 with motivation.name='snd_std'"),
-        (
             ["seeds_per_process=2", "perf.compile=default"],
             "Invalid value for seeds_per_process: 2 with perf.compile='default' (allowed: 1; more only with "
             "perf.compile=none)",
         ),
         (["seeds_per_process=3", "perf.compile=reduce-overhead"], "with perf.compile='reduce-overhead' (allowed: 1"),
         # one bad point of the grid stops all of it
-        (["seeds_per_process=2", "motivation=rnd,snd_v"], "seeds_per_process: 2 with motivation.name='snd_v'"),
+        (["seeds_per_process=2", "perf.compile=none,default"], "seeds_per_process: 2 with perf.compile='default'"),
     ],
 )
 def test_bad_launch_settings_and_names_stop_before_anything_starts(

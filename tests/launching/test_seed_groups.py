@@ -129,11 +129,11 @@ def test_seeds_per_process_names_no_run_no_sweep_and_no_fingerprint(tmp_path: Pa
 
 
 def test_the_command_line_refuses_it_in_one_line_with_exit_status_2(tmp_path: Path) -> None:
-    out = run(tmp_path, "seed=1,2", "seeds_per_process=2", "motivation=snd_v", *TINY)
+    out = run(tmp_path, "seed=1,2", "seeds_per_process=2", "perf.compile=default", *TINY)
     assert out.returncode == 2, out.stdout + out.stderr
     assert out.stderr.strip() == (
-        "rlsweep: error: Invalid value for seeds_per_process: 2 with motivation.name='snd_v' (allowed: 1; more only "
-        "with motivation.name none or rnd, whose networks train stacked)"
+        "rlsweep: error: Invalid value for seeds_per_process: 2 with perf.compile='default' (allowed: 1; more only "
+        "with perf.compile=none)"
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -144,6 +144,7 @@ def test_the_command_line_refuses_it_in_one_line_with_exit_status_2(tmp_path: Pa
         ["motivation=none,rnd", "seeds_per_process=2"],
         ["perf.compile=none", "seeds_per_process=3"],
         ["motivation=snd_v,snd_vic,snd_std", "seeds_per_process=1"],
+        ["motivation=snd_v,snd_vic,snd_std", "seeds_per_process=2"],
         ["perf.compile=default", "seeds_per_process=1"],
     ],
 )

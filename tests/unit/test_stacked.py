@@ -1,14 +1,16 @@
 """Several seeds in one process (``seeds_per_process``): the stacked update is each seed's own update.
 
-Each test builds k lone pieces (policy and PPO updater, RND motivation), keeps copies, stacks the originals
-(:mod:`rlsweep.stacked`), feeds both the same data and compares. Where the lone and the stacked run would draw
-random numbers differently (minibatch order, the predictor mask) the configs take that away: one minibatch is a
-whole rollout (its mean loss does not depend on the order), and the mask keeps everything.
+Each test builds k lone pieces (policy and PPO updater, RND and SND motivations), keeps copies, stacks the
+originals (:mod:`rlsweep.stacked`), feeds both the same data and compares. Where the lone and the stacked run would
+draw random numbers differently (minibatch order, the predictor mask) the configs take that away: one minibatch
+is a whole rollout (its mean loss does not depend on the order), and the mask keeps everything; the SND test
+instead starts each lone run's global generator where its seed's generator starts.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -143,8 +145,70 @@ def test_seed_rows_put_each_seeds_own_samples_in_its_block() -> None:
         assert rollout.reshape(-1)[rows[j]].tolist() == own[local[j]].tolist()
 
 
-def test_snd_is_refused_stacked_in_one_line() -> None:
-    cfg = MotivationConfig(name="snd_v", network="c")
-    members = [build_motivation(cfg, OBS, torch.device("cpu"), num_envs=N) for _ in range(2)]
-    with pytest.raises(ValueError, match="seeds_per_process"):
-        members[0].stack(members[1:], [torch.Generator(), torch.Generator()])
+SND_CONFIGS = {
+    "snd_v": MotivationConfig(name="snd_v", network="c", target_loss="mse", target_batch_size=8),
+    "snd_v-vicreg": MotivationConfig(name="snd_v", network="c", target_loss="vicreg", target_batch_size=8),
+    "snd_vic": MotivationConfig(name="snd_vic", network="vic", target_loss="vicreg"),
+    # the spread term weighted up (paper 1e-4) so that a seed taking another seed's statistics would show
+    "snd_std": MotivationConfig(name="snd_std", network="std", target_loss="stdim", stdim_std_coef=1.0),
+}
+
+
+@pytest.mark.parametrize("variant", list(SND_CONFIGS))
+def test_stacked_snd_trains_each_seeds_own_target_from_its_own_draws(variant: str) -> None:
+    """Two updates of K stacked SND motivations against K lone ones whose global generator starts where each
+    seed's does: the same predictor mask, pairs and augmentations (SND-V), per-seed batch statistics (VICReg,
+    ST-DIM's spread), so the same losses, networks, heads and Adam moments, and states a lone run loads."""
+    cfg = dataclasses.replace(SND_CONFIGS[variant], update_proportion=0.5, obs_norm="mean_std", learning_rate=1e-3,
+                              target_learning_rate=1e-3)  # fmt: skip
+    device = torch.device("cpu")
+    nchw = PerfConfig(channels_last=False)  # the stack's layout (see the RND test above)
+    members = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        members.append(build_motivation(cfg, OBS, device, perf=nchw, num_envs=N))
+    lone = [copy.deepcopy(m) for m in members]
+    stacked = members[0]
+    stacked.stack(members[1:], [torch.Generator().manual_seed(100 + j) for j in range(K)])
+    # VICReg and ST-DIM are blind to some directions (e.g. the target's last bias): the gradient there is rounding
+    # noise, which Adam with eps 1e-8 turns into full lr steps of either sign, lone or stacked alike. A larger eps
+    # keeps those steps at the noise's size and every real step as it was.
+    for m in [stacked, *lone]:
+        for opt in (m.optimizer, m.target_optimizer):
+            opt.param_groups[0]["eps"] = 1e-4
+    g = torch.Generator().manual_seed(1)
+    per_seed = [torch.randint(0, 64 * (j + 1), (T + 1, N, *OBS), dtype=torch.uint8, generator=g) for j in range(K)]
+    for t in range(T):
+        for m, frames in zip(lone, per_seed, strict=True):
+            m.update_stats(frames[t])
+        stacked.update_stats(torch.cat([frames[t] for frames in per_seed]))
+    rollout = seed_major([frames[:T] for frames in per_seed])
+    successors = seed_major([frames[1:] for frames in per_seed])
+    rows = [torch.tensor([0, 3, N + 1, 2 * N + 2, T * N - 1]), torch.tensor([1, 2, N, 3 * N + 3, T * N - 2])]
+    lone_rng: dict[int, torch.Tensor] = {}  # each lone run's global generator, between its updates
+    for update in range(2):
+        idx = seed_rows([rows[update]] * K, N)
+        batch = MotivationBatch(rollout[idx], idx, rollout, lambda r: successors[r])
+        stats = stacked.update(batch)
+        for j, m in enumerate(lone):
+            torch.manual_seed(100 + j) if update == 0 else torch.set_rng_state(lone_rng[j])
+            own = per_seed[j].reshape(-1, *OBS)
+            lone_stats = m.update(MotivationBatch(own[rows[update]], rows[update], own[: T * N],
+                                                  lambda r, own=own: own[r + N]))  # fmt: skip
+            lone_rng[j] = torch.get_rng_state()
+            for key in ("loss/motivation", "loss/motivation_target"):
+                torch.testing.assert_close(stats[key][j], lone_stats[key], rtol=1e-5, atol=1e-6)
+        if update == 0:
+            continue
+        states = stacked.state_dicts()
+        for j in range(K):
+            want = lone[j].state_dict()
+            assert set(states[j]) == set(want)
+            for part in ("target", "predictor", "heads"):
+                assert states[j][part].keys() == want[part].keys()
+                for name, value in want[part].items():
+                    torch.testing.assert_close(states[j][part][name], value, rtol=1e-4, atol=1e-6)
+            moments = states[j]["target_optimizer"]["state"]
+            for i, entry in want["target_optimizer"]["state"].items():
+                torch.testing.assert_close(moments[i]["exp_avg_sq"], entry["exp_avg_sq"], rtol=1e-3, atol=1e-10)
+            lone[j].load_state_dict(states[j])  # a seed's state is a lone run's: it loads into one
