@@ -164,11 +164,15 @@ def test_seeds_at_different_iterations_are_refused_before_training(tmp_path: Pat
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("switches", [[], ["perf.autocast=bf16"]], ids=["defaults", "bf16"])
+@pytest.mark.parametrize(
+    "switches",
+    [["motivation=rnd"], ["motivation=rnd", "perf.autocast=bf16"], ["motivation=snd_v"]],
+    ids=["defaults", "bf16", "snd_v"],  # SND-V: each seed's pairs and augmentations from its CUDA generator
+)
 def test_two_seeds_in_one_process_on_cuda(tmp_path: Path, switches: list[str]) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine; the same runs are tested on the CPU above")
-    dirs = seeds_of_one_config(tmp_path, *TINY, "motivation=rnd", "device=cuda", *switches)
+    dirs = seeds_of_one_config(tmp_path, *TINY, "device=cuda", *switches)
     run_points(dirs)
     for d in dirs:
         assert RunRecord.read(d).status == "completed"
