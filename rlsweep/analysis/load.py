@@ -289,6 +289,12 @@ def load_sweep(sweep_dir: Path | str | Sequence[Path | str]) -> SweepData:
     constant = [c for k in choice_keys if k in override_keys and runs[c := choice_column(k)].nunique() < 2]
     runs = runs.drop(columns=constant)
     choice_columns = [c for c in (choice_column(k) for k in choice_keys) if c not in constant]
+    # A configuration is its name and the value overrides that vary: `-m experiment=atari_check
+    # perf.autocast=none,bf16` is two configurations of one preset name, each with its own seeds.
+    varied = [(k, c) for k in choice_keys if k in override_keys and (c := choice_column(k)) in choice_columns]
+    if varied:
+        suffix = ["".join(f"-{k}={row[c]}" for k, c in varied if row[c] != UNSET) for _, row in runs.iterrows()]
+        runs["name"] = runs["name"] + pd.Series(suffix, index=runs.index, dtype=str)
     runs = runs.sort_values(["name", "seed", "run_id"], kind="stable").reset_index(drop=True)
 
     dup = runs[runs["run_id"].duplicated(keep=False)]

@@ -42,9 +42,11 @@ def make_run(
     n_lines: int = 100,
     total_steps: int = TOTAL,
     tail: str | None = None,
+    overrides: list[str] | None = None,
+    run_id: str | None = None,
 ) -> Path:
     """Write run.json + metrics.jsonl for one synthetic run; ``curve(step)`` gives the metric values."""
-    run_id = f"{name}-s{seed}"
+    run_id = run_id or f"{name}-s{seed}"
     run_dir = sweep / run_id
     run_dir.mkdir(parents=True)
     lines = []
@@ -61,6 +63,7 @@ def make_run(
         "seed": seed,
         "sweep": "unit",
         "choices": choices,
+        "overrides": overrides or [],
         "status": status,
         "total_steps": total_steps,
         "global_step": n_lines * STEP,
@@ -72,6 +75,32 @@ def make_run(
 
 def const(value: float, metric: str = "episode/score") -> Callable[[int], dict[str, float]]:
     return lambda step: {metric: value}
+
+
+def test_a_swept_value_override_on_one_preset_makes_a_configuration_per_value(tmp_path: Path) -> None:
+    """``-m experiment=atari_check perf.autocast=none,bf16``: one preset name, two configurations, each with its
+    own seeds; an override every run shares (``budget.total_steps``) names nothing."""
+    sweep = tmp_path / "sw"
+    for value, score in (("none", 500.0), ("bf16", 300.0)):
+        for seed in (1, 2):
+            overrides = ["experiment=atari_check", f"seed={seed}", f"perf.autocast={value}", "budget.total_steps=9"]
+            make_run(
+                sweep,
+                "atari_check",
+                seed,
+                {"experiment": "atari_check"},
+                const(score + seed),
+                overrides=overrides,
+                run_id=f"atari_check-budget.total_steps=9-perf.autocast={value}-s{seed}",
+            )
+    data = load_sweep(sweep)
+    assert data.factors == ["perf.autocast"]
+    assert sorted(data.configs["name"]) == ["atari_check-perf.autocast=bf16", "atari_check-perf.autocast=none"]
+    assert list(data.configs["seeds"]) == [[1, 2], [1, 2]]
+    assert not [i for i in data.issues if "has 2 runs" in i], data.issues
+    final = summarize(data, "episode/score").set_index("name")["mean"]
+    assert final["atari_check-perf.autocast=none"] == pytest.approx(501.5)
+    assert final["atari_check-perf.autocast=bf16"] == pytest.approx(301.5)
 
 
 # --------------------------------------------------------------------------------------------- statistics
