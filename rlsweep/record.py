@@ -74,7 +74,7 @@ class RunRecord:
     log: str = ""  # the job's console log
     # tracking
     wandb_id: str | None = None
-    wandb_step: int = 0  # last global_step W&B is known to hold (a closed run flushed it)
+    wandb_step: int = 0  # last global_step W&B is known to hold (a closed run whose log has its exit record)
     wandb: dict[str, Any] = field(default_factory=dict)  # project, entity, mode, group
     git: dict[str, Any] = field(default_factory=dict)  # commit and dirty flag of the code that ran
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
 import pytest
 import torch
@@ -92,20 +93,27 @@ def test_a_stacked_ppo_update_is_each_seeds_own_update(max_grad_norm: float) -> 
                                lone[1].optimizer.state_dict()["state"][0]["exp_avg"])  # fmt: skip
 
 
-def test_stacked_rnd_keeps_each_seeds_statistics_rewards_and_predictor() -> None:
-    cfg = MotivationConfig(name="rnd", update_proportion=1.0, normalise_int_reward=True, obs_norm="mean_std",
-                           learning_rate=1e-3)  # fmt: skip
-    device = torch.device("cpu")
-    # The lone nets in the stack's layout (NCHW): Adam turns layout rounding in near-zero gradients into 1e-3
-    # relative steps, which would hide what this test looks for (each seed's own statistics and predictor).
+def stacked_and_lone(cfg: MotivationConfig, first_draw_seed: int) -> tuple[Any, list[Any]]:
+    """K motivations built from seeds 0..K-1, stacked (seed j drawing from a generator seeded
+    ``first_draw_seed + j``), and a lone copy of each taken before stacking.
+
+    The lone nets are built in the stack's layout (NCHW): Adam turns layout rounding in near-zero gradients into
+    1e-3 relative steps, which would hide what these tests look for (each seed's own statistics and networks).
+    """
     nchw = PerfConfig(channels_last=False)
     members = []
     for seed in range(K):
         torch.manual_seed(seed)
-        members.append(build_motivation(cfg, OBS, device, perf=nchw, num_envs=N))
+        members.append(build_motivation(cfg, OBS, torch.device("cpu"), perf=nchw, num_envs=N))
     lone = [copy.deepcopy(m) for m in members]
-    stacked = members[0]
-    stacked.stack(members[1:], [torch.Generator().manual_seed(j) for j in range(K)])
+    members[0].stack(members[1:], [torch.Generator().manual_seed(first_draw_seed + j) for j in range(K)])
+    return members[0], lone
+
+
+def test_stacked_rnd_keeps_each_seeds_statistics_rewards_and_predictor() -> None:
+    cfg = MotivationConfig(name="rnd", update_proportion=1.0, normalise_int_reward=True, obs_norm="mean_std",
+                           learning_rate=1e-3)  # fmt: skip
+    stacked, lone = stacked_and_lone(cfg, first_draw_seed=0)
     g = torch.Generator().manual_seed(1)
     # each seed sees frames of its own brightness, so per-seed statistics differ clearly from pooled ones
     steps = [[torch.randint(0, 64 * (j + 1), (N, *OBS), dtype=torch.uint8, generator=g) for j in range(K)]
@@ -161,15 +169,7 @@ def test_stacked_snd_trains_each_seeds_own_target_from_its_own_draws(variant: st
     ST-DIM's spread), so the same losses, networks, heads and Adam moments, and states a lone run loads."""
     cfg = dataclasses.replace(SND_CONFIGS[variant], update_proportion=0.5, obs_norm="mean_std", learning_rate=1e-3,
                               target_learning_rate=1e-3)  # fmt: skip
-    device = torch.device("cpu")
-    nchw = PerfConfig(channels_last=False)  # the stack's layout (see the RND test above)
-    members = []
-    for seed in range(K):
-        torch.manual_seed(seed)
-        members.append(build_motivation(cfg, OBS, device, perf=nchw, num_envs=N))
-    lone = [copy.deepcopy(m) for m in members]
-    stacked = members[0]
-    stacked.stack(members[1:], [torch.Generator().manual_seed(100 + j) for j in range(K)])
+    stacked, lone = stacked_and_lone(cfg, first_draw_seed=100)
     # VICReg and ST-DIM are blind to some directions (e.g. the target's last bias): the gradient there is rounding
     # noise, which Adam with eps 1e-8 turns into full lr steps of either sign, lone or stacked alike. A larger eps
     # keeps those steps at the noise's size and every real step as it was.
