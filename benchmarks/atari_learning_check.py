@@ -7,6 +7,14 @@ statistic is the one tests/integration/test_atari_learning.py asserts: the mean 
 end in the second half of the run (after 16,384 agent steps), weighted by episode. Writes a table and a JSON::
 
     python benchmarks/atari_learning_check.py --seeds 5 --random-seeds 8 --results benchmarks/results/<name>
+
+``--sweeps DIR [DIR ...]`` instead reads sweeps of ``experiment=atari_check`` that set switches against each other
+(``python sweep.py -m experiment=atari_check "seed=range(1,17)" perf.autocast=none,bf16``) and writes the same
+statistic per configuration, seed by seed, with a paired Wilcoxon signed-rank test of each configuration against
+the first over their common seeds: does a switch that changes numbers change learning? (``rlsweep report`` on the
+same directories gives the bootstrap CIs and the pictures.)::
+
+    python benchmarks/atari_learning_check.py --sweeps sweeps/a sweeps/b --results benchmarks/results/<name>
 """
 
 from __future__ import annotations
@@ -68,13 +76,68 @@ def random_policy(seed: int, env_cfg: Any, total_steps: int, num_envs: int) -> d
     return {"seed": seed, "score": float(np.mean(late)), "episodes": len(late)}
 
 
+def compare_sweeps(sweep_dirs: list[Path], results: Path, baseline: str | None = None) -> None:
+    """Second-half scores per configuration of the given sweeps, seed by seed, each against ``baseline`` (a
+    configuration name as ``rlsweep report`` shows it; default the first in name order)."""
+    from scipy.stats import wilcoxon
+
+    from rlsweep.analysis.load import load_sweep
+
+    data = load_sweep(sweep_dirs)
+    scores: dict[str, dict[int, float]] = {}
+    for run in data.runs.itertuples():
+        rows = [json.loads(line) for line in (Path(run.run_dir) / "metrics.jsonl").read_text().splitlines()]
+        if run.status == "completed" and rows:
+            scores.setdefault(str(run.name), {})[int(run.seed)] = second_half_score(rows, int(run.total_steps))[0]
+    if baseline is not None and baseline not in scores:
+        raise SystemExit(f"--baseline {baseline!r} is none of the configurations: {', '.join(sorted(scores))}")
+    names = sorted(scores, key=lambda n: (n != (baseline or min(scores)), n))
+    seeds = sorted({s for per in scores.values() for s in per})
+    lines = [
+        f"# The CPU learning check, switch against switch ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"`python benchmarks/atari_learning_check.py {' '.join(sys.argv[1:])}` on {platform.machine()}, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}. Statistic: the mean raw score of the "
+        "episodes that end in the second half of each run (the CPU test's statistic), per seed.",
+        "",
+        "| seed | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    lines += [f"| {s} | " + " | ".join(f"{scores[n][s]:.1f}" if s in scores[n] else "–" for n in names) + " |"
+              for s in seeds]  # fmt: skip
+    for label, stat in (("mean", np.mean), ("median", np.median)):
+        lines.append(f"| {label} | " + " | ".join(f"{stat(list(scores[n].values())):.1f}" for n in names) + " |")
+    tests = {}
+    first = names[0]
+    for name in names[1:]:
+        common = sorted(set(scores[first]) & set(scores[name]))
+        a, b = np.array([scores[first][s] for s in common]), np.array([scores[name][s] for s in common])
+        same = bool(np.all(a == b))
+        p = 1.0 if same else float(wilcoxon(a, b).pvalue)
+        tests[name] = {"seeds": common, "higher": int((b > a).sum()), "lower": int((b < a).sum()), "p": p,
+                       "identical": same}  # fmt: skip
+        lines.append(f"\n{name} against {first}, seeds {common[0]}–{common[-1]}: "
+                     + ("the same score for every seed" if same else
+                        f"higher for {tests[name]['higher']}, lower for {tests[name]['lower']} of {len(common)} "
+                        f"seeds; Wilcoxon signed-rank p = {p:.2f}"))  # fmt: skip
+    results.with_suffix(".json").write_text(json.dumps({"sweeps": [str(d) for d in sweep_dirs], "scores": scores,
+                                                        "tests": tests}, indent=1) + "\n")  # fmt: skip
+    results.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--random-seeds", type=int, default=8)
     parser.add_argument("--results", type=Path, required=True, help="path stem for the .json and .md")
     parser.add_argument("--device", default="cpu", help="the trained runs' device (cuda on the GPU check)")
+    parser.add_argument("--sweeps", type=Path, nargs="+", help="compare the configurations of these sweeps instead")
+    parser.add_argument("--baseline", help="with --sweeps: the configuration the others are set against")
     args = parser.parse_args(argv)
+    if args.sweeps:
+        compare_sweeps(args.sweeps, args.results, args.baseline)
+        return 0
 
     from types import SimpleNamespace
 
