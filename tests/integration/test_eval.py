@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from inline import sweep_inline
 
+from rlsweep.tracking.wandb_log import records
+
 REPO = Path(__file__).resolve().parents[2]
 # A maze run of 10 iterations x 64 agent steps (4 envs), snapshots at steps 256, 512 and 640; plain PPO is enough to
 # have a policy to play, and trains in a few seconds.
@@ -121,7 +123,7 @@ def test_a_snapshot_by_step_and_the_learning_curve_over_every_snapshot(run_dir: 
 
 
 def _offline_reader() -> Any:
-    """The offline ``.wandb`` reader of tests/unit/test_tracking.py (wandb's internal format, read in tests only)."""
+    """tests/unit/test_tracking.py's ``read_offline_run``: an offline W&B run's run record, config and history."""
     spec = importlib.util.spec_from_file_location("_tracking_reader", REPO / "tests" / "unit" / "test_tracking.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -151,22 +153,9 @@ def test_wandb_eval_run_lands_offline_with_video_score_rooms_and_length(run_dir:
     (media,) = (offline / "files" / "media" / "videos").rglob("*.mp4")
     assert media.read_bytes() == (out / "episode-0.mp4").read_bytes()
     assert list((offline / "files" / "media" / "table").rglob("*.table.json"))
-    job_types = [line for line in _run_records(reader, offline) if line]
-    assert job_types == ["eval"]
-
-
-def _run_records(reader: Any, offline: Path) -> list[str]:
-    """The job_type of each run record in the offline log."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
     (log,) = offline.glob("run-*.wandb")
-    types = []
-    for raw in reader._payloads(log):
-        rec = pb.Record()
-        rec.ParseFromString(raw)
-        if rec.WhichOneof("record_type") == "run":
-            types.append(rec.run.job_type)
-    return types
+    job_types = [rec.run.job_type for rec in records(log) if rec.WhichOneof("record_type") == "run"]
+    assert job_types == ["eval"]
 
 
 def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
