@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from functools import partial
+from typing import cast
 
 import torch
 from torch import nn
@@ -61,6 +62,13 @@ class SND(Distillation, ABC):
         self.target_optimizer.step()
         return {**stats, "loss/motivation_target": loss.detach(), **extra}
 
+    def vicreg(self, za: torch.Tensor, zb: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        """VICReg with the configured weights, per seed, and its three terms as statistics."""
+        cfg = self.cfg
+        weighted = partial(vicreg_loss, inv=cfg.vicreg_inv, var=cfg.vicreg_var, cov=cfg.vicreg_cov)
+        loss, parts = per_seed(weighted, self.seeds, za, zb)
+        return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
+
     def _modules(self) -> dict[str, nn.Module | torch.optim.Optimizer | RunningMeanStd]:
         return {**super()._modules(), "heads": self.heads, "target_optimizer": self.target_optimizer}
 
@@ -69,7 +77,7 @@ class SND(Distillation, ABC):
         target and heads (k independent Adams, as for the predictor). The target losses are per seed: each
         seed's views, pairs and batch statistics come from its own block of the minibatch and its generator."""
         super().stack(others, generators)
-        self.heads = SeedStack([m.heads for m in [self, *others] if isinstance(m, SND)])
+        self.heads = SeedStack([m.heads for m in cast(list[SND], [self, *others])])
         params = [*self.target.parameters(), *self.heads.parameters()]
         self.target_optimizer = adam(params, self.cfg.target_learning_rate, fused=self.perf.fused_adam)
 
@@ -118,9 +126,7 @@ class SNDV(SND):
         xa, xb, labels = self.views(batch)
         za, zb = self.target(xa), self.target(xb)
         if cfg.target_loss == "vicreg":
-            loss, parts = per_seed(partial(vicreg_loss, inv=cfg.vicreg_inv, var=cfg.vicreg_var, cov=cfg.vicreg_cov),
-                                   self.seeds, za, zb)  # fmt: skip
-            return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
+            return self.vicreg(za, zb)
         contrastive = partial(contrastive_mse_loss, threshold=cfg.magnitude_threshold)
         loss, loss_sim, magnitude = per_seed(contrastive, self.seeds, za, zb, labels)
         return loss, {"motivation/target_sim": loss_sim.detach(), "motivation/target_magnitude": magnitude.detach()}
@@ -132,11 +138,7 @@ class SNDVIC(SND):
     name = "snd_vic"
 
     def target_loss(self, batch: MotivationBatch) -> tuple[torch.Tensor, Stats]:
-        cfg = self.cfg
-        za, zb = self.target(self.inputs(batch.obs)), self.target(self.inputs(batch.next_obs))
-        vicreg = partial(vicreg_loss, inv=cfg.vicreg_inv, var=cfg.vicreg_var, cov=cfg.vicreg_cov)
-        loss, parts = per_seed(vicreg, self.seeds, za, zb)
-        return loss, {f"motivation/vicreg_{k}": v.detach() for k, v in parts.items()}
+        return self.vicreg(self.target(self.inputs(batch.obs)), self.target(self.inputs(batch.next_obs)))
 
 
 class SNDSTD(SND):
