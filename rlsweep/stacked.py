@@ -88,6 +88,19 @@ class SeedStack(nn.Module):
         out = vmap(one_seed)(params, buffers, *(x.reshape(k, -1, *x.shape[1:]) for x in xs))
         return tree_map(lambda t: t.reshape(-1, *t.shape[2:]), out)
 
+    def each(self, method: str, blocks: Sequence[Tensor], **options: Any) -> list[Any]:
+        """The members' ``method`` on one block per seed, blocks of any sizes: seed j's network (its slice of the
+        stacked tensors) on ``blocks[j]``, one call after another. For inputs that do not split into k equal
+        blocks, e.g. each seed's rows kept by its own predictor mask; each call is a lone network's on its rows
+        (k kernels where :meth:`call` runs one). Gradients reach the stacked parameters, seed j's in slice j."""
+        if len(blocks) != self.seeds:
+            raise ValueError(f"{len(blocks)} blocks for {self.seeds} seeds")
+        bound = _Method(self._skeleton[0], method)
+        params, buffers = self._tensors()
+        slices = {f"net.{name}": t.unbind(0) for name, t in {**params, **buffers}.items()}  # one backward node each
+        return [functional_call(bound, {name: ts[j] for name, ts in slices.items()}, (x,), options)
+                for j, x in enumerate(blocks)]  # fmt: skip
+
     def state_dicts(self) -> list[dict[str, Tensor]]:
         """Each seed's network as a lone network's ``state_dict`` (same keys, same shapes)."""
         params, buffers = self._tensors()

@@ -229,8 +229,9 @@ class PerfConfig:
     target_features_per_update: bool = True
     # motivation.mask=sample (CleanRL's and OpenAI's RND): the predictor's training passes run on the rows its mask
     # keeps (update_proportion of the minibatch) instead of on every row with the rest zeroed. The same loss and
-    # gradient up to the order of float sums. One seed per process only: stacked seeds run every row, so that a
-    # seed's numbers stay independent of its partners. No effect on mask=element (the seed's, and SND's).
+    # gradient up to the order of float sums. Stacked seeds (seeds_per_process) keep different numbers of rows, so
+    # each seed's kept rows run through its own slice of the stacked networks, a lone run's pass on them. No effect
+    # on mask=element (the seed's, and SND's).
     predictor_kept_rows: bool = True
 
 

@@ -7,7 +7,7 @@ trains it with a self-supervised loss in ``update``). Details and sources: the p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -202,7 +202,7 @@ class Distillation:
         With several seeds, both per seed (shape (k,)): each seed's loss over its own block of the minibatch.
         """
         targets = self.kept_targets(rows)
-        if self.cfg.mask == "sample" and self.perf.predictor_kept_rows and self.generators is None:
+        if self.cfg.mask == "sample" and self.perf.predictor_kept_rows:
             return self._kept_rows_loss(obs, targets)
         err, _ = self._error(obs, self.perf.autocast, targets)
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
@@ -226,12 +226,36 @@ class Distillation:
         of the compute (CleanRL and OpenAI's RND run all rows and zero three quarters of them). The mask is drawn
         first, from the same generator and with the same shape as the all-rows path, so both keep the same rows.
         """
-        draw = torch.rand((obs.shape[0], 1), device=obs.device)
-        kept = (draw[:, 0] < self.keep).nonzero()[:, 0]  # one device read (the number of kept rows)
-        err, _ = self._error(obs[kept], self.perf.autocast, None if targets is None else targets[kept])
-        # The all-rows loss divides by the kept elements, at least 1 (a batch with no kept row: loss 0, no gradient)
-        loss = err.sum() / max(err.numel(), 1)
-        return loss, torch.tensor(kept.numel() / obs.shape[0], device=obs.device)
+        shape = (obs.shape[0], 1)
+        if self.generators is None:
+            draw = torch.rand(shape, device=obs.device)
+        else:
+            draw = seed_rand(shape, self.generators, obs.device)
+        keep = draw[:, 0] < self.keep
+        if self.seeds == 1:
+            kept = keep.nonzero()[:, 0]  # one device read (the number of kept rows)
+            err, _ = self._error(obs[kept], self.perf.autocast, None if targets is None else targets[kept])
+            # The all-rows loss divides by the kept elements, at least 1 (no kept row: loss 0, no gradient)
+            loss = err.sum() / max(err.numel(), 1)
+            return loss, torch.tensor(kept.numel() / obs.shape[0], device=obs.device)
+        # Several seeds keep different numbers of rows, which one vmapped pass over equal blocks cannot take: each
+        # seed's kept rows go through its own slice of the stacked networks (SeedStack.each), which is a lone
+        # run's pass on those rows, so a seed's numbers stay independent of the seeds beside it.
+        k, size = self.seeds, obs.shape[0] // self.seeds
+        x = self.inputs(obs)  # every row, each seed's block with its own statistics; then each seed's kept rows
+        rows = [block.nonzero()[:, 0] + j * size for j, block in enumerate(keep.reshape(k, size))]  # k reads
+        inputs = [x[r] for r in rows]
+        predictor = cast(SeedStack, self.predictor)
+        with autocast(self.device, self.perf.autocast):
+            predictions = predictor.each("forward", inputs)
+            if targets is None:
+                with torch.no_grad():
+                    kept_targets = cast(SeedStack, self.target).each("forward", inputs)
+            else:
+                kept_targets = [targets[r] for r in rows]
+        losses = [((t.float() - p.float()) ** 2).sum() / max(p.numel(), 1)
+                  for t, p in zip(kept_targets, predictions, strict=True)]  # fmt: skip
+        return torch.stack(losses), keep.reshape(k, size).float().mean(dim=1)
 
     def predictor_step(self, obs: torch.Tensor, rows: torch.Tensor | None = None) -> Stats:
         loss, kept = self.predictor_loss(obs, rows)

@@ -93,14 +93,14 @@ def test_a_stacked_ppo_update_is_each_seeds_own_update(max_grad_norm: float) -> 
                                lone[1].optimizer.state_dict()["state"][0]["exp_avg"])  # fmt: skip
 
 
-def stacked_and_lone(cfg: MotivationConfig, first_draw_seed: int) -> tuple[Any, list[Any]]:
+def stacked_and_lone(cfg: MotivationConfig, first_draw_seed: int, kept_rows: bool = True) -> tuple[Any, list[Any]]:
     """K motivations built from seeds 0..K-1, stacked (seed j drawing from a generator seeded
     ``first_draw_seed + j``), and a lone copy of each taken before stacking.
 
     The lone nets are built in the stack's layout (NCHW): Adam turns layout rounding in near-zero gradients into
     1e-3 relative steps, which would hide what these tests look for (each seed's own statistics and networks).
     """
-    nchw = PerfConfig(channels_last=False)
+    nchw = PerfConfig(channels_last=False, predictor_kept_rows=kept_rows)
     members = []
     for seed in range(K):
         torch.manual_seed(seed)
@@ -141,6 +141,74 @@ def test_stacked_rnd_keeps_each_seeds_statistics_rewards_and_predictor() -> None
         torch.testing.assert_close(states[j]["obs_rms"]["mean"], want["obs_rms"]["mean"])
         torch.testing.assert_close(states[j]["reward_rms"]["var"], want["reward_rms"]["var"])
         lone[j].load_state_dict(states[j])  # a seed's state is a lone run's: it loads into one
+
+
+@pytest.mark.parametrize("kept_rows", [True, False], ids=["kept-rows", "all-rows"])
+def test_a_stacked_sample_mask_trains_each_seed_as_its_lone_run(kept_rows: bool) -> None:
+    """CleanRL's per-sample predictor mask with K stacked seeds: each seed keeps the rows its own generator keeps,
+    and with perf.predictor_kept_rows its predictor (and target) run on those rows only, seed by seed, as its
+    lone run's do. Two updates: the same losses, kept fractions and predictors as K lone runs."""
+    cfg = MotivationConfig(name="rnd", mask="sample", update_proportion=0.25, obs_norm="mean_std",
+                           learning_rate=1e-3)  # fmt: skip
+    stacked, lone = stacked_and_lone(cfg, first_draw_seed=7, kept_rows=kept_rows)
+    seen: list[int] = []
+    for m in [stacked, *lone]:
+        m.predictor.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    g = torch.Generator().manual_seed(3)
+    per_seed = [torch.randint(0, 64 * (j + 1), (T, N, *OBS), dtype=torch.uint8, generator=g) for j in range(K)]
+    for t in range(T):
+        for m, frames in zip(lone, per_seed, strict=True):
+            m.update_stats(frames[t])
+        stacked.update_stats(torch.cat([frames[t] for frames in per_seed]))
+    rollout = seed_major(per_seed)
+    rows = [torch.arange(16), torch.arange(8, 24)]  # 16 of each seed's 32 samples: 4 kept on average
+    lone_rng: dict[int, torch.Tensor] = {}
+    kept_counts: set[int] = set()
+    for update in range(2):
+        idx = seed_rows([rows[update]] * K, N)
+        seen.clear()
+        stats = stacked.update(MotivationBatch.from_obs(rollout[idx]))
+        assert seen == ([] if kept_rows else [K * 16])  # kept rows go seed by seed (SeedStack.each), not stacked
+        for j, m in enumerate(lone):
+            torch.manual_seed(7 + j) if update == 0 else torch.set_rng_state(lone_rng[j])
+            own = per_seed[j].reshape(-1, *OBS)
+            seen.clear()
+            lone_stats = m.update(MotivationBatch.from_obs(own[rows[update]]))
+            lone_rng[j] = torch.get_rng_state()
+            kept = round(lone_stats["motivation/mask_kept"].item() * 16)
+            assert seen == [kept if kept_rows else 16]  # the lone run itself: kept rows only, or every row
+            kept_counts.add(kept)
+            assert stats["motivation/mask_kept"][j].item() == lone_stats["motivation/mask_kept"].item()
+            if kept_rows:  # seed j's kept rows through its own slice: its lone run's pass, to the bit
+                assert torch.equal(stats["loss/motivation"][j], lone_stats["loss/motivation"])
+            else:  # one vmapped pass over every seed's rows: the grouped kernels round differently
+                torch.testing.assert_close(stats["loss/motivation"][j], lone_stats["loss/motivation"],
+                                           rtol=1e-6, atol=0.0)  # fmt: skip
+    assert len(kept_counts) > 1  # the seeds kept different numbers of rows, which one vmapped pass cannot take
+    states = stacked.state_dicts()
+    for j in range(K):
+        for name, value in lone[j].state_dict()["predictor"].items():
+            torch.testing.assert_close(states[j]["predictor"][name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_each_runs_seed_js_network_on_block_j_and_trains_slice_j() -> None:
+    nets = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        nets.append(torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ELU(), torch.nn.Linear(5, 2)))
+    stacked = SeedStack(nets)
+    blocks = [torch.randn(n, 6) for n in (3, 0, 5)]  # any sizes, an empty one included
+    outs = stacked.each("forward", blocks)
+    for net, x, out in zip(nets, blocks, outs, strict=True):
+        assert torch.equal(out, net(x))  # a lone network's pass, to the bit
+    sum(o.sum() for o in outs).backward()  # type: ignore[union-attr]
+    weight = stacked.get_parameter("0__weight")
+    assert weight.grad is not None and torch.count_nonzero(weight.grad[1]) == 0  # seed 1 saw no rows
+    nets[2][0].weight.grad = None
+    nets[2](blocks[2]).sum().backward()
+    torch.testing.assert_close(weight.grad[2], nets[2][0].weight.grad)
+    with pytest.raises(ValueError, match="2 blocks for 3 seeds"):
+        stacked.each("forward", blocks[:2])
 
 
 def test_seed_rows_put_each_seeds_own_samples_in_its_block() -> None:
