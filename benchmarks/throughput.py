@@ -158,16 +158,27 @@ class Memory:
 
 
 # ---- machine ---------------------------------------------------------------------------------------------------
+#: The CPU's vector extensions that decide the networks' kernels: one "AMD EPYC" VM had AVX512 with native bf16
+#: (bf16 autocast 1.5x float32), the next AVX2 only (bf16 autocast 6-10x slower than float32), under one name.
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
 def host_info() -> dict[str, Any]:
-    """The machine itself, for every benchmark's result file: host, CPU model, cores (all and usable), memory."""
+    """The machine itself, for every benchmark's result file: host, CPU model and vector extensions (also in the
+    model string, so every table shows them), cores (all and usable), memory."""
     cpu = platform.processor() or "unknown"
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    features = [f for f in CPU_FEATURES if f in flags]
+    if features:
+        cpu = f"{cpu} ({', '.join(features)})"
     mem_gib = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -178,6 +189,7 @@ def host_info() -> dict[str, Any]:
     return {
         "hostname": platform.node(),
         "cpu_model": cpu,
+        "cpu_features": features,
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": mem_gib,
@@ -417,19 +429,53 @@ def learning_iteration(cfg: Any, parts: Any) -> None:
     ppo_part(cfg, parts, gae_part(cfg, parts))
 
 
+def count_flops(fn: Callable[[], Any]) -> int:
+    """Floating-point operations of the matrix products and convolutions ``fn`` runs (forward and backward;
+    element-wise work is not counted), by ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_rate(device: Any, dtype: Any, clock: Clock, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of one dense ``size`` x ``size`` matrix product at ``dtype`` on ``device`` (median of ``repeats``):
+    what this device's kernels reach on the easiest shape, a yardstick for the networks' own rate."""
+    import torch
+
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    a @ b  # warm-up
+    seconds = statistics.median(clock.time(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / seconds
+
+
 def bench_update(cfg: Any, parts: Any, device: Any, clock: Clock, repeats: int) -> dict[str, Any]:
     """One iteration's learning: V(s_T), GAE per stream, PPO epochs with the motivation's updates."""
     _, updater, _, _ = parts
     ppo = cfg.ppo
     batch = gae_part(cfg, parts)
-    ppo_part(cfg, parts, batch)  # warm-up
+    flops = count_flops(lambda: ppo_part(cfg, parts, batch))  # also the warm-up
     gae = [clock.time(lambda: gae_part(cfg, parts)) for _ in range(repeats)]
     total = [clock.time(lambda: learning_iteration(cfg, parts)) for _ in range(repeats)]
     ppo_alone = [clock.time(lambda: updater.update(batch)) for _ in range(max(1, repeats // 2))]
     samples_per_iter = ppo.num_envs * ppo.num_steps
     minibatches = ppo.update_epochs * (samples_per_iter // ppo.minibatch_size)
+    import torch
+
+    # On the CPU torch's bf16 autocast runs convolutions and matrix products in bf16 through oneDNN (AMX or
+    # AVX512-BF16 where the CPU has them); its yardstick is then the bf16 product.
+    dtype = torch.bfloat16 if cfg.perf.autocast == "bf16" else torch.float32
+    rate = matmul_rate(device, dtype, clock)
+    achieved = flops / statistics.median(total)
     return {
         "minibatch_steps_per_iteration": minibatches,
+        "flops_per_iteration": flops,
+        "achieved_flops_s": achieved,
+        "matmul_dtype": str(dtype).removeprefix("torch."),
+        "matmul_flops_s": rate,
+        "fraction_of_matmul_rate": achieved / rate,
         "gae_s": summarize(gae),
         "ppo_without_motivation_s": summarize(ppo_alone),
         "iteration_s": summarize(total),
@@ -587,6 +633,14 @@ def markdown(res: dict[str, Any]) -> str:
             f"| update: full iteration (GAE + PPO + motivation) | {_ms(up['iteration_s'])} ms "
             f"| {_us(up['per_agent_step_s'])} | {_rate(up['per_agent_step_s'])} |",
         ]
+        if "flops_per_iteration" in up:
+            lines += [
+                "",
+                f"The update's convolutions and matrix products: {up['flops_per_iteration'] / 1e9:,.1f} GFLOP per "
+                f"iteration, run at {up['achieved_flops_s'] / 1e9:,.1f} GFLOP/s (at the median time), "
+                f"{up['fraction_of_matmul_rate']:.0%} of what one {up['matmul_dtype']} 2048 x 2048 matrix product "
+                f"reaches on this device ({up['matmul_flops_s'] / 1e9:,.1f} GFLOP/s).",
+            ]
     if c.get("skipped"):
         lines.append(f"\nSkipped: {', '.join(c['skipped'])} (the sum of parts needs env, infer and update).")
     lines += [
