@@ -72,14 +72,20 @@ def test_two_seeds_in_one_process_are_two_runs_with_their_own_records_metrics_wa
     assert len(wandb_ids) == 2
 
 
-@pytest.mark.parametrize("motivation", ["rnd", "snd_v", "snd_std"])
-def test_a_seed_repeats_its_lone_run_whichever_seeds_share_its_process(tmp_path: Path, motivation: str) -> None:
+@pytest.mark.parametrize(
+    "switches",
+    [["motivation=rnd"], ["motivation=rnd", "motivation.mask=sample", "motivation.update_proportion=0.25"],
+     ["motivation=snd_v"], ["motivation=snd_std"]],
+    ids=["rnd", "rnd-sample-mask", "snd_v", "snd_std"],
+)  # fmt: skip
+def test_a_seed_repeats_its_lone_run_whichever_seeds_share_its_process(tmp_path: Path, switches: list[str]) -> None:
     """Each seed draws from its own generator, in a lone run's order: seed 1 trained with seed 2 or with seed 3
     gives the same numbers bit for bit, and those of seed 1 trained alone up to the batched kernels' rounding.
+    CleanRL's per-sample mask: each seed's predictor runs on its own kept rows, however many the others keep.
     SND-V draws pairs and augmentations too; SND-STD trains loss heads beside its target."""
 
     def seed_1(sweep: str, seeds: str) -> list[dict[str, float]]:
-        first = seeds_of_one_config(tmp_path / sweep, *TINY, f"motivation={motivation}", seeds=seeds)
+        first = seeds_of_one_config(tmp_path / sweep, *TINY, *switches, seeds=seeds)
         run_points(first)
         return [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in metrics(first[0])]
 
