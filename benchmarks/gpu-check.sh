@@ -15,7 +15,8 @@
 #               seeds stacked in one process)
 #   emulation   the box's emulation limit: envpool alone stepping Montezuma, random actions, all cores
 #   throughput  the seed's config (128 envs x 128 steps, model A, RND) end to end and by parts, defaults
-#   concurrent  the defaults and bf16 autocast, one run and 4 runs sharing the GPU, summed steps/s
+#   concurrent  the defaults and bf16 autocast, one run and 4 runs sharing the GPU, summed steps/s (the CPU rehearsal
+#               leaves bf16 out on a CPU without bf16 instructions, which emulates it at minutes per iteration)
 #   seeds       4 seeds in one process (seeds_per_process=4, stacked networks): the process's steps/s, to set
 #               against the 4 separate runs of the concurrent step; and one run with double-buffered sampling
 #               (perf.double_buffer) and one with NCHW convolutions (perf.channels_last=false: the NHWC default
@@ -59,6 +60,11 @@ if ! "$PY" -c "import envpool, hydra, submitit" 2>/dev/null; then
   . benchmarks/gpu-install.sh  # the wheels gpu-wheels.sh gathered: no registry needed
 fi
 export WANDB_MODE=disabled PYTHONUNBUFFERED=1
+bf16=(--variant "bf16=perf.autocast=bf16")
+if [[ -n "${REHEARSE:-}" ]] && ! "$PY" -c "import sys; from rlsweep.perf import cpu_has_bf16; sys.exit(not cpu_has_bf16())"
+then
+  bf16=()  # a CPU without bf16 instructions emulates it: minutes per iteration, which the rehearsal need not wait for
+fi
 
 step info "${limits[0]}" bash -c "nvidia-smi || true; nproc; $PY -c 'import sys, torch, numpy; \
 print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.is_available(), \
@@ -71,7 +77,7 @@ step throughput "${limits[3]}" "$PY" benchmarks/throughput.py --preset "$preset"
   --repeats "$repeats" --e2e-iters "$iters" --e2e-warmup-iters "$warm" --out "$work/throughput"
 step concurrent "${limits[4]}" "$PY" benchmarks/compare.py --preset "$preset" --device "$device" --rounds 1 \
   --iters "$iters" --warmup-iters "$warm" --concurrent "$concurrent" --out "$work/concurrent" \
-  --variant "defaults=" --variant "bf16=perf.autocast=bf16"
+  --variant "defaults=" "${bf16[@]}"
 step seeds "${limits[6]}" "$PY" benchmarks/compare.py --preset "$preset" --device "$device" --rounds 1 \
   --iters "$iters" --warmup-iters "$warm" --out "$work/seeds" \
   --variant "$concurrent seeds in one process=seeds_per_process=$concurrent" \
