@@ -30,7 +30,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stacked_update import step_time
-from throughput import machine_info, result_header, summarize
+from throughput import machine_info, machine_line, result_header, summarize
 
 from rlsweep.models import build_distillation_nets
 from rlsweep.models.distillation import DistillationNet
@@ -102,13 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    m = result["machine"]
     lines = [
         f"# r_int's networks per collection step: two passes or one ({result['date']})",
         "",
-        f"- machine: {m['cpu_model']}, {m['cpu_count']} cores; device {m['device']}; torch {m['torch']}, "
-        f"{m['torch_threads']} threads; load average at start {m['load_average_start']}"
-        + (f" — {args.note}" if args.note else ""),
+        machine_line(result["machine"], args.note),
         f'- RND arch "a" target and predictor on N normalised {args.side}x{args.side} frames, no grad; '
         f"{args.rounds} interleaved rounds of {args.repeats} timed calls per variant",
         "",

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import machine_info, result_header, summarize
+from throughput import machine_info, machine_line, result_header, summarize
 
 from rlsweep.models import build_distillation_nets, build_policy
 from rlsweep.stacked import SeedStack
@@ -86,13 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    m = result["machine"]
     lines = [
         f"# One update step of {k} seeds: stacked against seed by seed ({result['date']})",
         "",
-        f"- machine: {m['cpu_model']}, {m['cpu_count']} cores; device {m['device']}; torch {m['torch']}, "
-        f"{m['torch_threads']} threads; load average at start {m['load_average_start']}"
-        + (f" — {args.note}" if args.note else ""),
+        machine_line(result["machine"], args.note),
         f"- step: model A forward + backward on {mb} frames of 4x96x96 and the RND predictor on the newest frame, "
         f"per seed; {args.repeats} timed steps after 2 warm-up steps, each variant twice, interleaved",
         "",

@@ -242,6 +242,16 @@ def result_header(
     }
 
 
+def machine_line(machine: dict[str, Any], note: str) -> str:
+    """One Markdown bullet for a micro-benchmark's machine: CPU, cores, device, torch and threads, load, note."""
+    m = machine
+    return (
+        f"- machine: {m['cpu_model']}, {m['cpu_count']} cores; device {m['device']}; torch {m['torch']}, "
+        f"{m['torch_threads']} threads; load average at start {m['load_average_start']}"
+        + (f" — {note}" if note else "")
+    )
+
+
 def comparison_lines(res: dict[str, Any]) -> list[str]:
     """The lines under a before/after table's title (compare.py, compare_update.py): what ran and when, on which
     machine, under what load."""
