@@ -166,17 +166,17 @@ CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 def host_info() -> dict[str, Any]:
     """The machine itself, for every benchmark's result file: host, CPU model and vector extensions (also in the
     model string, so every table shows them), cores (all and usable), memory."""
+    from rlsweep.perf import cpu_flags
+
     cpu = platform.processor() or "unknown"
-    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    features = [f for f in CPU_FEATURES if f in flags]
+    features = [f for f in CPU_FEATURES if f in (cpu_flags() or ())]
     if features:
         cpu = f"{cpu} ({', '.join(features)})"
     mem_gib = None

@@ -206,11 +206,7 @@ class Distillation:
             return self._kept_rows_loss(obs, targets)
         err, _ = self._error(obs, self.perf.autocast, targets)
         shape = err.shape if self.cfg.mask == "element" else (err.shape[0], 1)
-        if self.generators is None:
-            draw = torch.rand(shape, device=err.device)
-        else:
-            draw = seed_rand(shape, self.generators, err.device)
-        mask = (draw < self.keep).float()
+        mask = (self._mask_draw(shape, err.device) < self.keep).float()
         mask = mask.expand_as(err)
         if self.seeds == 1:
             loss = (err * mask).sum() / mask.sum().clamp(min=1.0)
@@ -219,6 +215,13 @@ class Distillation:
             loss = (err * mask).reshape(k, -1).sum(dim=1) / mask.reshape(k, -1).sum(dim=1).clamp(min=1.0)
         return loss, seed_mean(mask, self.seeds)
 
+    def _mask_draw(self, shape: tuple[int, ...] | torch.Size, device: torch.device) -> torch.Tensor:
+        """Uniform [0, 1) draws of the predictor mask: from the global generator for one seed, else each seed's
+        block from its own generator (both loss paths draw here, so they keep the same rows)."""
+        if self.generators is None:
+            return torch.rand(shape, device=device)
+        return seed_rand(shape, self.generators, device)
+
     def _kept_rows_loss(self, obs: torch.Tensor, targets: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`predictor_loss` of a sample mask (``perf.predictor_kept_rows``): the networks run on the rows the
         mask keeps only. A dropped row adds exactly zero to the masked loss and its gradient, so this is the same
@@ -226,12 +229,7 @@ class Distillation:
         of the compute (CleanRL and OpenAI's RND run all rows and zero three quarters of them). The mask is drawn
         first, from the same generator and with the same shape as the all-rows path, so both keep the same rows.
         """
-        shape = (obs.shape[0], 1)
-        if self.generators is None:
-            draw = torch.rand(shape, device=obs.device)
-        else:
-            draw = seed_rand(shape, self.generators, obs.device)
-        keep = draw[:, 0] < self.keep
+        keep = self._mask_draw((obs.shape[0], 1), obs.device)[:, 0] < self.keep
         if self.seeds == 1:
             kept = keep.nonzero()[:, 0]  # one device read (the number of kept rows)
             err, _ = self._error(obs[kept], self.perf.autocast, None if targets is None else targets[kept])
