@@ -80,6 +80,17 @@ def bf16_warning(device: torch.device, mode: str) -> str | None:
     )
 
 
+def stacked_cpu_warning(device: torch.device, seeds: int) -> str | None:
+    """The warning a process of ``seeds`` stacked seeds (``seeds_per_process``) prints on the CPU, else None."""
+    if seeds < 2 or device.type != "cpu":
+        return None
+    return (
+        f"{seeds} seeds stacked in one process on the CPU: vmap runs their convolutions as grouped ones, which "
+        "the CPU's kernels run slower than the same work as separate convolutions, and separate processes were "
+        "faster in every CPU measurement (benchmarks/README.md); seeds_per_process=1 is faster here"
+    )
+
+
 def autocast(device: torch.device, mode: str) -> contextlib.AbstractContextManager[object]:
     """The context the networks' forward passes run in: bf16 autocast, or nothing for ``mode="none"``."""
     if mode == "bf16":

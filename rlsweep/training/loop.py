@@ -39,7 +39,7 @@ from rlsweep.envs.group import SeedEnvs
 from rlsweep.lock import LockLost
 from rlsweep.models import PolicyNet, build_policy
 from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
-from rlsweep.perf import Stats, Uploader, bf16_warning, mean_stats, to_floats
+from rlsweep.perf import Stats, Uploader, bf16_warning, mean_stats, stacked_cpu_warning, to_floats
 from rlsweep.stacked import (
     by_seed,
     generator_state,
@@ -194,9 +194,9 @@ def set_up(
     cfg = cfgs[0]
     ppo = cfg.ppo
     device = select_device(cfg.device)
-    slow = bf16_warning(device, cfg.perf.autocast)
-    if slow:
-        print(f"[rlsweep] warning: {slow}", file=sys.stderr, flush=True)
+    for slow in (bf16_warning(device, cfg.perf.autocast), stacked_cpu_warning(device, len(cfgs))):
+        if slow:
+            print(f"[rlsweep] warning: {slow}", file=sys.stderr, flush=True)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     torch.autograd.set_detect_anomaly(cfg.debug.detect_anomaly)

@@ -29,6 +29,7 @@ from rlsweep.perf import (
     cpu_has_bf16,
     mean_stats,
     prepare_modules,
+    stacked_cpu_warning,
     to_floats,
     unit_frames,
 )
@@ -112,6 +113,13 @@ def test_bf16_on_a_cpu_without_bf16_warns_and_nothing_else_does() -> None:
         assert "perf.autocast=bf16" in warning and "perf.autocast=none" in warning
     assert bf16_warning(CPU, "none") is None
     assert bf16_warning(torch.device("cuda"), "bf16") is None  # GPUs compute bf16 natively
+
+
+def test_stacked_seeds_on_the_cpu_warn_and_nothing_else_does() -> None:
+    warning = stacked_cpu_warning(CPU, 2)
+    assert warning is not None and "seeds_per_process=1" in warning and warning.startswith("2 seeds")
+    assert stacked_cpu_warning(CPU, 1) is None
+    assert stacked_cpu_warning(torch.device("cuda"), 4) is None  # the switch is for a GPU
 
 
 def test_bf16_autocast_keeps_outputs_float32_and_close() -> None:
