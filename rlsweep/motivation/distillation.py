@@ -280,9 +280,7 @@ class Distillation:
         return {key: part.state_dict() for key, part in self._modules().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._drop_update_targets()
-        for key, part in self._modules().items():
-            part.load_state_dict(state[key])
+        self.load_state_dicts([state])
 
     # ---- several seeds in one process (seeds_per_process) ----------------------------------------------------------
     def stack(self, others: list[Distillation], generators: list[torch.Generator]) -> None:

@@ -21,7 +21,14 @@ from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
 from rlsweep.models import build_policy
 from rlsweep.motivation import build_motivation
 from rlsweep.motivation.base import MotivationBatch
-from rlsweep.stacked import SeedStack, load_optimizer_states, optimizer_states, seed_rows
+from rlsweep.stacked import (
+    SeedStack,
+    load_optimizer_states,
+    load_seed_states,
+    optimizer_states,
+    seed_rows,
+    seed_states,
+)
 
 OBS = (4, 32, 32)
 ACTIONS = 5
@@ -91,6 +98,59 @@ def test_a_stacked_ppo_update_is_each_seeds_own_update(max_grad_norm: float) -> 
     load_optimizer_states(again.optimizer, [u.optimizer.state_dict() for u in lone])
     torch.testing.assert_close(again.optimizer.state_dict()["state"][0]["exp_avg"][1],
                                lone[1].optimizer.state_dict()["state"][0]["exp_avg"])  # fmt: skip
+
+
+@pytest.mark.parametrize("direction", ["group to alone", "alone to group"])
+def test_adam_moments_moved_between_a_group_and_a_lone_run_step_as_they_would_have(direction: str) -> None:
+    """A lone run's convolution weights are NHWC (``perf.channels_last``), stacked seeds' NCHW, and the Adam
+    moments in a checkpoint keep the layout they were saved in. Loaded across (a seed of a group resumed alone,
+    or lone runs resumed as a group), they take their parameters' layout, and the next fused Adam step moves
+    every weight as it would have moved without the checkpoint (it walks moments and weights in memory order:
+    before, on the CPU, it applied moments to the wrong weights)."""
+    cfg = PPOConfig(num_envs=N, num_steps=T, update_epochs=1, minibatch_size=T * N, learning_rate=1e-3)
+    policies = []
+    for seed in range(K):
+        torch.manual_seed(seed)
+        policies.append(build_policy("A", OBS, ACTIONS, 0.1))
+    lone = [PPOUpdater(copy.deepcopy(p), cfg) for p in policies]  # the defaults: NHWC weights, fused Adam
+    stacked = PPOUpdater(SeedStack([copy.deepcopy(p) for p in policies]), cfg, seeds=K)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in lone[0].policy.parameters())  # NHWC weights
+    g = torch.Generator().manual_seed(0)
+
+    def step_all(lones: list[PPOUpdater], group: PPOUpdater) -> None:
+        """One Adam step of each lone run and of the group, with the same random gradient for seed j."""
+        grads = [[torch.randn(p.shape, generator=g) for p in u.policy.parameters()] for u in lones]
+        for u, own in zip(lones, grads, strict=True):
+            for p, grad in zip(u.policy.parameters(), own, strict=True):
+                p.grad = grad.to(memory_format=torch.channels_last) if p.dim() == 4 else grad
+            u.optimizer.step()
+        for i, p in enumerate(group.policy.parameters()):
+            p.grad = torch.stack([own[i] for own in grads])
+        group.optimizer.step()
+
+    step_all(lone, stacked)
+    step_all(lone, stacked)  # moments worth keeping
+    if direction == "group to alone":
+        policies_now = seed_states(stacked.policy, K)
+        resumed = []
+        for j, state in enumerate(optimizer_states(stacked.optimizer, K)):
+            u = PPOUpdater(copy.deepcopy(lone[j].policy), cfg)
+            u.policy.load_state_dict(policies_now[j])
+            load_optimizer_states(u.optimizer, [state])
+            resumed.append(u)
+        step_all(resumed, stacked)
+        lones, group = resumed, stacked
+    else:
+        group = PPOUpdater(SeedStack([copy.deepcopy(p) for p in policies]), cfg, seeds=K)  # built as set_up does
+        load_seed_states(group.policy, [u.policy.state_dict() for u in lone])
+        # copies, as a checkpoint gives: a live state_dict shares its step counts with the lone optimisers
+        load_optimizer_states(group.optimizer, [copy.deepcopy(u.optimizer.state_dict()) for u in lone])
+        step_all(lone, group)
+        lones = lone
+    for j, u in enumerate(lones):
+        for name, p, q in zip(dict(u.policy.named_parameters()), u.policy.parameters(), group.policy.parameters(),
+                              strict=True):  # fmt: skip
+            torch.testing.assert_close(p, q[j], rtol=0, atol=1e-6, msg=f"seed {j}: {name}")
 
 
 def stacked_and_lone(cfg: MotivationConfig, first_draw_seed: int, kept_rows: bool = True) -> tuple[Any, list[Any]]:
