@@ -38,7 +38,7 @@ if [[ -n "${REHEARSE:-}" ]]; then  # the CPU rehearsal: the same steps at sizes 
   limits=(60 120 60 300 400 300 260)
 else
   device=cuda preset=seed envs=128 secs=8 repeats=3 iters=3 warm=1 seeds=2 concurrent=4
-  limits=(20 60 40 100 130 90 120)  # 560 s at most; each step usually ends well before its limit
+  limits=(10 75 35 100 130 90 120)  # 560 s at most; each step usually ends well before its limit
 fi
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to $work/NAME.log, one summary row

@@ -294,14 +294,25 @@ def generator_state(rng: dict[str, Any], generator: torch.Generator, device: tor
     if device.type == "cpu":
         state["torch"] = generator.get_state()
     else:
+        index = device.index or 0
         cuda = list(state.get("cuda") or [])
-        cuda[device.index or 0] = generator.get_state()
+        cuda += [generator.get_state()] * (index + 1 - len(cuda))  # slots up to the run's device
+        cuda[index] = generator.get_state()
         state["cuda"] = cuda
     return state
 
 
 def load_generator_state(generator: torch.Generator, rng: dict[str, Any], device: torch.device) -> None:
-    state = rng["torch"] if device.type == "cpu" else rng["cuda"][device.index or 0]
+    """Continue the seed's draws from its checkpoint. A checkpoint written on the other kind of device has no
+    state for this generator (a CPU generator's state is not a CUDA one's): the generator keeps its seeding."""
+    if device.type == "cpu":
+        state = rng["torch"]
+    else:
+        cuda = rng.get("cuda") or []
+        index = device.index or 0
+        if index >= len(cuda):
+            return
+        state = cuda[index]
     generator.set_state(state.cpu())
 
 

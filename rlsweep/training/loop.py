@@ -207,7 +207,9 @@ def set_up(
     generators: list[torch.Generator] = []
     for seed_cfg, run_dir, info in zip(cfgs, run_dirs, infos, strict=True):
         seed_everything(seed_cfg.seed, cfg.debug.deterministic, device)
-        checkpoint = load_checkpoint(run_dir, device)
+        # Read to host memory: each part copies its state to the run's device as it loads it, and the RNG states
+        # (numpy's key, the generators') are host data that a CUDA tensor could not become.
+        checkpoint = load_checkpoint(run_dir)
         # What this run trains (the job passes it from config.yaml; a bare train() call derives it from cfg).
         if "fingerprint" not in info:
             resolved = dataclasses.asdict(seed_cfg)

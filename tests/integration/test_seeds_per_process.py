@@ -185,3 +185,33 @@ def test_two_seeds_in_one_process_on_cuda(tmp_path: Path, switches: list[str]) -
         rows = metrics(d)
         assert [r["global_step"] for r in rows] == STEPS
         assert all(math.isfinite(r["loss/total"]) for r in rows)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("motivation", ["rnd", "snd_v"])  # SND-V: its target's Adam and CUDA generators too
+def test_on_cuda_checkpoints_move_between_a_group_and_lone_runs(tmp_path: Path, motivation: str) -> None:
+    """Resumes on CUDA: checkpoints are read to host memory (the RNG states are host data), and the Adam
+    moments of a group (NCHW) and of lone runs (NHWC weights) take their parameters' layout, which CUDA's fused
+    Adam insists on. A group's seed resumes alone; lone runs resume as a group."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine; the same resumes are tested on the CPU above")
+    group = seeds_of_one_config(tmp_path / "a", *TINY, "device=cuda", f"motivation={motivation}",
+                                "debug.crash_at_iteration=3")  # fmt: skip
+    with pytest.raises(RuntimeError, match="crashing on purpose"):
+        run_points(group)
+    lone = seeds_of_one_config(tmp_path / "b", *TINY, "device=cuda", f"motivation={motivation}",
+                               "debug.crash_at_iteration=3")  # fmt: skip
+    for d in lone:
+        with pytest.raises(RuntimeError, match="crashing on purpose"):
+            run_point(d)
+    for d in [*group, *lone]:
+        set_config(d, crash_at_iteration=0)
+    for d in group:
+        run_point(d)  # each seed of the group alone
+    run_points(lone)  # the lone runs as one group
+    for d in [*group, *lone]:
+        record = RunRecord.read(d)
+        assert record.status == "completed" and record.attempts == 2, record.error
+        rows = metrics(d)
+        assert [r["global_step"] for r in rows] == STEPS
+        assert all(math.isfinite(r["loss/total"]) for r in rows)

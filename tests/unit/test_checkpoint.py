@@ -112,3 +112,21 @@ def test_the_rng_state_survives_a_weights_only_round_trip(tmp_path: Path) -> Non
     set_rng_state(loaded["rng"])
     assert np.array_equal(np.random.normal(size=4), expected[0]) and random.random() == expected[1]
     assert torch.equal(torch.rand(3), expected[2])
+
+
+def test_deterministic_algorithms_are_one_runs_setting_not_inherited_by_the_next() -> None:
+    """The flag is process-wide: a run with debug.deterministic=false after one with true in the same process
+    (a test worker, a group of points run inline) runs without it."""
+    from rlsweep.training.seeding import seed_everything
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    try:
+        seed_everything(1, True, cpu)
+        assert torch.are_deterministic_algorithms_enabled()
+        seed_everything(1, False, cpu)
+        assert not torch.are_deterministic_algorithms_enabled()
+        seed_everything(1, True, cpu)
+        seed_everything(1, True, cuda)  # CUDA runs stay fast: deterministic kernels only on the CPU
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
