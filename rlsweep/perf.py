@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map_only
 
 from rlsweep.stacked import SeedStack
 
@@ -116,12 +117,37 @@ def prepare_modules(modules: Iterable[nn.Module], channels_last: bool, compile_m
     compile_modules(modules, compile_mode)
 
 
+#: ``perf.compile`` modes whose compiled networks replay CUDA graphs on a GPU.
+CUDA_GRAPH_MODES = frozenset({"reduce-overhead", "max-autotune"})
+
+
 def compile_modules(modules: Iterable[nn.Module], mode: str) -> None:
     """``torch.compile`` each module in place (state_dict keys unchanged), unless ``mode="none"``."""
     if mode == "none":
         return
     for module in modules:
         module.compile(mode=None if mode == "default" else mode)
+        if mode in CUDA_GRAPH_MODES and any(p.is_cuda for p in module.parameters()):
+            copy_outputs(module)
+
+
+def copy_outputs(module: nn.Module) -> None:
+    """Make a compiled module's calls return copies of what its CUDA graph wrote.
+
+    A graph's outputs live in memory the next replay reuses, and outside a pending backward every call of a
+    compiled network starts such a replay (torch.compiler.cudagraph_mark_step_begin's rule): under no_grad the
+    predictor's call would overwrite the target features its loss still reads, and the reward's networks the
+    policy's values and logits before the rollout stores them. A copy taken outside the compiled call is the
+    caller's to keep; it costs one pass over the outputs, small next to the networks that made them.
+    """
+    compiled = module._compiled_call_impl  # set by Module.compile; Module.__call__ runs it
+    if compiled is None:
+        raise RuntimeError("copy_outputs needs a module compiled with Module.compile")
+
+    def call(*args: object, **kwargs: object) -> object:
+        return tree_map_only(torch.Tensor, torch.Tensor.clone, compiled(*args, **kwargs))
+
+    module._compiled_call_impl = call
 
 
 class Uploader:

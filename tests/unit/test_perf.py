@@ -20,12 +20,14 @@ from rlsweep.config import ConfigError, check_value
 from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
 from rlsweep.envs.synthetic import FakeEnv
 from rlsweep.models import build_policy
+from rlsweep.models.policy import PolicyOutput
 from rlsweep.motivation import MotivationBatch, build_motivation
 from rlsweep.perf import (
     Uploader,
     autocast,
     bf16_warning,
     compile_modules,
+    copy_outputs,
     cpu_has_bf16,
     mean_stats,
     prepare_modules,
@@ -162,6 +164,26 @@ def test_compiled_policy_matches_eager_and_keeps_checkpoint_keys() -> None:
     untouched = build_policy("A", OBS_SHAPE, 5, 0.1)
     compile_modules([untouched], "none")
     assert untouched._compiled_call_impl is None
+
+
+def test_compiled_outputs_are_copies_the_next_call_cannot_overwrite() -> None:
+    """What copy_outputs guards against on CUDA (a graph replay writes its outputs into the same memory every
+    call), played here by a compiled call that returns one static buffer, as a replay does."""
+    torch.manual_seed(0)
+    policy = build_policy("A", OBS_SHAPE, 5, 0.1)
+    x = _obs(4, 7).float() / 255.0
+    with torch.no_grad():
+        static = policy(x)
+    policy._compiled_call_impl = lambda *args, **kwargs: static  # where Module.compile puts the compiled call
+    copy_outputs(policy)
+    first = policy(x)
+    assert isinstance(first, PolicyOutput)
+    for kept, out in zip(static, first, strict=True):
+        assert out.data_ptr() != kept.data_ptr()
+        kept.add_(1.0)  # the next replay overwrites the static outputs
+    torch.testing.assert_close(first.logits + 1.0, static.logits)  # the copy the caller kept is untouched
+    with pytest.raises(RuntimeError, match=r"Module\.compile"):
+        copy_outputs(build_policy("A", OBS_SHAPE, 5, 0.1))
 
 
 def test_rnd_never_gathers_successors_and_snd_vic_does() -> None:
