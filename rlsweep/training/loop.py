@@ -360,9 +360,12 @@ def collect(run: Run, obs: torch.Tensor, timer: PhaseTimer) -> torch.Tensor:
                 in_flight = None
             with torch.no_grad():
                 out = updater.forward(part_obs[i])
-                # A seed stopped by a divergence still computes (NaN) in its slice of the stack until the process
-                # ends; its actions must not stop the others' sampling. (Finite logits are unchanged.)
-                dist = Categorical(logits=out.logits if len(run.seeds) == 1 else out.logits.nan_to_num())
+                # Non-finite logits (a seed stopped by a divergence still computes in its slice of the stack; a
+                # run resumed from a diverged checkpoint) must not stop the sampling: the update after them reports
+                # the divergence in one line (check_finite), where CUDA's sampler would abort the process on a
+                # device-side assert. Finite logits are unchanged. validate_args=False: torch's checks of the
+                # logits and of each log_prob's actions would wait on the device, two syncs per step on CUDA.
+                dist = Categorical(logits=out.logits.nan_to_num(), validate_args=False)
                 action = dist.sample() if run.generators is None else sample_actions(dist.probs, run.generators)
             actions_np = action.cpu().numpy()
             r_int = None if cfg.perf.overlap_env else motivate(i, step)

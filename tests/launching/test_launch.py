@@ -197,3 +197,34 @@ def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp
     saved = load_checkpoint(run_dir)
     assert saved is not None and saved["iteration"] == 2  # the diverged iteration was never saved
     assert [r["global_step"] for r in metrics(run_dir)] == [64, 128]  # nor logged
+
+
+def test_a_run_resumed_from_a_non_finite_policy_stops_in_one_line_too(tmp_path: Path) -> None:
+    """The policy's logits are NaN from the first step after the resume: sampling goes on (CUDA's sampler would
+    abort the process on them), and the update after it reports the divergence as above, not torch's check."""
+    import torch
+
+    p = plan(quote_group_values([*TINY, "name=nan", "budget.checkpoint_every=1", "debug.crash_at_iteration=3"],
+                                GROUPS), multirun=False)  # fmt: skip
+    p.out_dir = tmp_path / "runs"
+    (point,) = p.points
+    prepare(p, "inline")
+    run_dir = p.run_dir(point)
+    with pytest.raises(RuntimeError, match="crashing on purpose"):
+        run_point(run_dir)
+    checkpoint = run_dir / "checkpoint.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    for name, weight in state["policy"].items():
+        state["policy"][name] = torch.full_like(weight, float("nan"))
+    torch.save(state, checkpoint)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["debug"]["crash_at_iteration"] = 0
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+
+    from rlsweep.launching.job import run_point_reporting
+
+    assert run_point_reporting(run_dir) == 1
+    failed = RunRecord.read(run_dir)
+    assert failed.status == "failed" and (failed.error or "").startswith("DivergenceError: non-finite ")
+    assert "at iteration 3" in (failed.error or "") and "\n" not in (failed.error or "")
+    assert [r["global_step"] for r in metrics(run_dir)] == [64, 128]
