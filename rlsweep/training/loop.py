@@ -90,7 +90,7 @@ def train_seeds(
     superseded = False
     try:
         obs = resume_or_warm_up(run, resume_from)
-        timer = PhaseTimer(run.global_step)
+        timer = PhaseTimer(run.global_step, run.storage.obs.device if cfg.debug.profile else None)
 
         while run.iteration < run.iterations and run.alive:
             if cfg.debug.crash_at_iteration and run.iteration + 1 == cfg.debug.crash_at_iteration:
@@ -194,6 +194,9 @@ def set_up(
     cfg = cfgs[0]
     ppo = cfg.ppo
     device = select_device(cfg.device)
+    if device.type == "cuda":
+        # cuda:N: the events that guard the pinned upload buffers are recorded on the current device's stream
+        torch.cuda.set_device(device)
     for slow in (bf16_warning(device, cfg.perf.autocast), stacked_cpu_warning(device, len(cfgs))):
         if slow:
             print(f"[rlsweep] warning: {slow}", file=sys.stderr, flush=True)
@@ -507,16 +510,25 @@ class EpisodeStats:
 
 
 class PhaseTimer:
-    """Wall-clock seconds per phase (``perf/time_*``) and agent steps per second, since the last log line."""
+    """Wall-clock seconds per phase (``perf/time_*``) and agent steps per second, since the last log line.
 
-    def __init__(self, global_step: int) -> None:
+    With ``device`` (given when the phases are reported, ``debug.profile``) a phase on CUDA ends when the work it
+    queued on the GPU has ended: otherwise the update's kernels, queued and not yet run, would be timed in the
+    phase that next waits on the device.
+    """
+
+    def __init__(self, global_step: int, device: torch.device | None = None) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.window_start, self.window_step = time.perf_counter(), global_step
+        self.sync = device is not None and device.type == "cuda"
+        self.device = device
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         yield
+        if self.sync:
+            torch.cuda.synchronize(self.device)
         self.seconds[name] += time.perf_counter() - t0
 
     def window(self, global_step: int, profile: bool) -> dict[str, float]:
