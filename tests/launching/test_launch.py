@@ -9,6 +9,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -170,9 +171,10 @@ def test_the_job_entry_point_imports_no_hydra() -> None:
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp_path: Path) -> None:
-    """Two good iterations (checkpointed), then the same run with a loss weight that makes the loss infinite."""
-    p = plan(quote_group_values([*TINY, "name=div", "budget.checkpoint_every=1", "debug.crash_at_iteration=3"],
+def crashed_after_two_good_iterations(tmp_path: Path, name: str, **config_changes: dict[str, Any]) -> Path:
+    """A run checkpointed at iterations 1 and 2 that crashed in iteration 3, its config then set to go on, with
+    ``config_changes`` (section -> keys) on top; its run directory."""
+    p = plan(quote_group_values([*TINY, f"name={name}", "budget.checkpoint_every=1", "debug.crash_at_iteration=3"],
                                 GROUPS), multirun=False)  # fmt: skip
     p.out_dir = tmp_path / "runs"
     (point,) = p.points
@@ -182,7 +184,17 @@ def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp
         run_point(run_dir)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["debug"]["crash_at_iteration"] = 0
-    config["ppo"]["vf_coef"] = float("inf")  # (the learning rate would not do: Adam's state restores its own)
+    for section, changes in config_changes.items():
+        config[section].update(changes)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    return run_dir
+
+
+def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp_path: Path) -> None:
+    """Two good iterations (checkpointed), then the same run with a loss weight that makes the loss infinite."""
+    # (the learning rate would not do: Adam's state restores its own)
+    run_dir = crashed_after_two_good_iterations(tmp_path, "div", ppo={"vf_coef": float("inf")})
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
     config["resume"] = "continue"  # a changed training config resumes only when told to
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
 
@@ -204,22 +216,12 @@ def test_a_run_resumed_from_a_non_finite_policy_stops_in_one_line_too(tmp_path: 
     abort the process on them), and the update after it reports the divergence as above, not torch's check."""
     import torch
 
-    p = plan(quote_group_values([*TINY, "name=nan", "budget.checkpoint_every=1", "debug.crash_at_iteration=3"],
-                                GROUPS), multirun=False)  # fmt: skip
-    p.out_dir = tmp_path / "runs"
-    (point,) = p.points
-    prepare(p, "inline")
-    run_dir = p.run_dir(point)
-    with pytest.raises(RuntimeError, match="crashing on purpose"):
-        run_point(run_dir)
+    run_dir = crashed_after_two_good_iterations(tmp_path, "nan")
     checkpoint = run_dir / "checkpoint.pt"
     state = torch.load(checkpoint, weights_only=True)
     for name, weight in state["policy"].items():
         state["policy"][name] = torch.full_like(weight, float("nan"))
     torch.save(state, checkpoint)
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    config["debug"]["crash_at_iteration"] = 0
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
 
     from rlsweep.launching.job import run_point_reporting
 
