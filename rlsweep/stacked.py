@@ -294,10 +294,8 @@ def generator_state(rng: dict[str, Any], generator: torch.Generator, device: tor
     if device.type == "cpu":
         state["torch"] = generator.get_state()
     else:
-        index = device.index or 0
         cuda = list(state.get("cuda") or [])
-        cuda += [generator.get_state()] * (index + 1 - len(cuda))  # slots up to the run's device
-        cuda[index] = generator.get_state()
+        cuda[device.index or 0] = generator.get_state()
         state["cuda"] = cuda
     return state
 

@@ -520,15 +520,14 @@ class PhaseTimer:
     def __init__(self, global_step: int, device: torch.device | None = None) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.window_start, self.window_step = time.perf_counter(), global_step
-        self.sync = device is not None and device.type == "cuda"
-        self.device = device
+        self.cuda = device if device is not None and device.type == "cuda" else None  # the device to wait for
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         t0 = time.perf_counter()
         yield
-        if self.sync:
-            torch.cuda.synchronize(self.device)
+        if self.cuda is not None:
+            torch.cuda.synchronize(self.cuda)
         self.seconds[name] += time.perf_counter() - t0
 
     def window(self, global_step: int, profile: bool) -> dict[str, float]:
