@@ -170,13 +170,14 @@ def host_info() -> dict[str, Any]:
 
     cpu = platform.processor() or "unknown"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    features = [f for f in CPU_FEATURES if f in (cpu_flags() or ())]
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    features = [f for f in CPU_FEATURES if f in (cpu_flags(cpuinfo) or ())]
     if features:
         cpu = f"{cpu} ({', '.join(features)})"
     mem_gib = None
