@@ -54,8 +54,13 @@ def _load_wheel_qt() -> None:
         pass
     lib = wheel_qt_dir()
     if lib is not None:
-        for name in _QT_LIBS:
-            ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
+        try:
+            for name in _QT_LIBS:
+                ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            # A broken copy (empty, another architecture, missing symbols) is no Qt: Atari runs without one, and
+            # Procgen's import then fails and says what to install (rlsweep.envs.procgen.require_procgen).
+            pass
 
 
 def import_envpool() -> ModuleType:

@@ -45,10 +45,10 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _MODE_NAMES = {0: "easy", 1: "hard", 2: "extreme", 10: "memory", 20: "exploration"}
 
 QT_MISSING = (
-    "Procgen needs the Qt 5 GUI library (libQt5Gui.so.5, libQt5Core.so.5), which this machine lacks. With root: "
-    "apt-get install libqt5gui5 (Debian, Ubuntu) or dnf install qt5-qtbase-gui (Fedora, RHEL, Rocky). Without "
-    "root: pip install 'rlsweep[qt5]' (Qt 5 from PyPI, loaded by rlsweep; needs libGL.so.1, which most nodes "
-    "have), or make a Qt 5 visible through LD_LIBRARY_PATH (e.g. module load qt5)"
+    "Procgen needs the Qt 5 GUI library (libQt5Gui.so.5, libQt5Core.so.5), which this machine lacks or cannot "
+    "load. With root: apt-get install libqt5gui5 (Debian, Ubuntu) or dnf install qt5-qtbase-gui (Fedora, RHEL, "
+    "Rocky). Without root: pip install 'rlsweep[qt5]' (Qt 5 from PyPI, loaded by rlsweep; needs libGL.so.1, which "
+    "most nodes have), or make a Qt 5 visible through LD_LIBRARY_PATH (e.g. module load qt5)"
 )
 
 
@@ -96,8 +96,11 @@ def require_procgen() -> None:
     import_envpool()
     try:
         from envpool.procgen import ProcgenEnvSpec  # noqa: F401  (raises ImportError without Qt 5)
-    except ImportError as exc:
-        raise ProcgenUnavailable(QT_MISSING) from exc
+    except (ImportError, OSError) as exc:
+        # However the library is missing or broken (absent, empty, another architecture, a missing symbol), the
+        # dynamic loader's complaint ends up here: one line that says what to install, and what the loader said.
+        reason = " ".join(str(exc.__cause__ or exc).split())
+        raise ProcgenUnavailable(f"{QT_MISSING} (the dynamic loader said: {reason})") from exc
 
 
 class ProcgenEnv(NoExplorationCounters):

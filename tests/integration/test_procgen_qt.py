@@ -1,8 +1,9 @@
 """Procgen on a machine without the system's Qt 5: real processes in a private mount namespace.
 
 envpool's Procgen links the system's ``libQt5Gui.so.5``. To see what a user without it gets, each test starts a
-process in its own mount namespace (``unshare -m``, root only) in which that library, and in the second test the
-PyQt5-Qt5 wheel's copy too, is covered by ``/dev/null``; the machine itself is not changed.
+process in its own mount namespace (``unshare -m``, root only) in which that library, and in the refusal tests the
+PyQt5-Qt5 wheel's copy too, is covered by something else (``/dev/null``, an empty file, a copy built for another
+architecture, a library without Qt's symbols, an empty folder); the machine itself is not changed.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _system_qt() -> Path:
-    """The file the dynamic loader opens for libQt5Gui.so.5 (from ldconfig's cache)."""
+def _library(soname: str) -> Path:
+    """The file the dynamic loader opens for ``soname`` (from ldconfig's cache)."""
     out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
-        if line.strip().startswith("libQt5Gui.so.5 ") and "=>" in line:
+        if line.strip().startswith(f"{soname} ") and "=>" in line:
             return Path(line.rsplit("=>", 1)[1].strip()).resolve()
-    raise AssertionError("the system Qt 5 GUI library is not installed (tests/system-setup.sh installs it)")
+    raise AssertionError(f"{soname} is not installed (tests/system-setup.sh installs the system Qt 5)")
+
+
+def _system_qt() -> Path:
+    return _library("libQt5Gui.so.5")
 
 
 def _wheel_qt() -> Path:
@@ -39,14 +44,16 @@ def _wheel_qt() -> Path:
     return (lib / "libQt5Gui.so.5").resolve()
 
 
-def _hidden(cwd: Path, hide: list[Path], *argv: str) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` with the files ``hide`` covered by /dev/null, in a mount namespace of its own."""
-    mounts = " && ".join(f"mount --bind /dev/null '{p}'" for p in hide)
-    script = f'{mounts} && exec "$@"'
+def _hidden(cwd: Path, mounts: list[tuple[Path, Path]], *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` with each ``(cover, path)`` of ``mounts`` bound over its path, in a mount namespace of its own."""
+    binds = " && ".join(f"mount --bind '{cover}' '{path}'" for cover, path in mounts)
     return subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", *argv],
+        ["unshare", "-m", "sh", "-c", f'{binds} && exec "$@"', "sh", *argv],
         cwd=cwd, capture_output=True, text=True, env=ENV, timeout=300,
     )  # fmt: skip
+
+
+NULL = Path("/dev/null")
 
 
 PROBE = """
@@ -63,19 +70,44 @@ print(sorted(set(re.findall(r"/\\S*libQt5Gui\\S*", open("/proc/self/maps").read(
 
 
 def test_without_the_system_qt_procgen_runs_on_the_wheels_qt(tmp_path: Path) -> None:
-    done = _hidden(tmp_path, [_system_qt()], sys.executable, "-c", PROBE)
+    done = _hidden(tmp_path, [(NULL, _system_qt())], sys.executable, "-c", PROBE)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str([str(_wheel_qt())])
 
 
-def test_without_any_qt_a_procgen_sweep_is_refused_saying_what_to_install(tmp_path: Path) -> None:
-    done = _hidden(
-        tmp_path, [_system_qt(), _wheel_qt()],
-        sys.executable, str(REPO / "sweep.py"), "env=jumper", "budget=smoke", "debug=smoke", "logger=none",
-    )  # fmt: skip
+def _broken_qt(kind: str, tmp_path: Path) -> Path:
+    """A file that stands where libQt5Gui.so.5 should be and cannot serve as it (``kind`` says how)."""
+    if kind == "dev-null":
+        return NULL
+    broken = tmp_path / f"libQt5Gui-{kind}.so.5"
+    if kind == "empty":
+        broken.touch()  # the loader: "file too short"
+    elif kind == "other-architecture":
+        elf = bytearray(_system_qt().read_bytes())
+        elf[18:20] = (183).to_bytes(2, "little")  # e_machine: AArch64 instead of x86-64
+        broken.write_bytes(bytes(elf))
+    elif kind == "missing-symbols":
+        broken.write_bytes(_library("libz.so.1").read_bytes())  # a real library, without QImage and the rest
+    else:
+        raise AssertionError(kind)
+    return broken
+
+
+@pytest.mark.parametrize("kind", ["dev-null", "empty", "other-architecture", "missing-symbols", "wheel-absent"])
+def test_without_a_working_qt_a_procgen_sweep_is_refused_saying_what_to_install(tmp_path: Path, kind: str) -> None:
+    """However the library is missing or broken, the sweep ends in one line that says what to install, exit 2."""
+    argv = [sys.executable, str(REPO / "sweep.py"), "env=jumper", "budget=smoke", "debug=smoke", "logger=none"]
+    if kind == "wheel-absent":  # no wheel (an empty folder where its libraries were), the system's copy unreadable
+        (tmp_path / "no-qt").mkdir()
+        mounts = [(NULL, _system_qt()), (tmp_path / "no-qt", _wheel_qt().parent)]
+    else:
+        broken = _broken_qt(kind, tmp_path)
+        mounts = [(broken, _system_qt()), (broken, _wheel_qt())]
+    done = _hidden(tmp_path, mounts, *argv)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "env.id='procgen-jumper' cannot run here" in lines[0]
     assert "apt-get install libqt5gui5" in lines[0] and "pip install 'rlsweep[qt5]'" in lines[0]
+    assert "the dynamic loader said: " in lines[0]
     assert not (tmp_path / "runs").exists()  # refused before anything was written
