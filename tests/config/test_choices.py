@@ -116,6 +116,7 @@ def test_bad_values_and_keys_are_one_clear_line(key: str, value: object, allowed
         assert repr(value) in message or str(value) in message
 
 
+@pytest.mark.e2e
 def test_validation_imports_no_torch() -> None:
     code = """
 import dataclasses, sys

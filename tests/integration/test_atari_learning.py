@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from inline import metrics, sweep_inline
 
+pytestmark = [pytest.mark.slow]
+
 BOUND = 60.0  # between the random policy's highest seed (32.5) and the trained seeds' lowest (102)
 SEEDS = (1, 2)
 
 
-@pytest.mark.slow
 def test_ppo_scores_well_above_random_on_road_runner(tmp_path: Path) -> None:
     sweep = sweep_inline(tmp_path, "experiment=atari_check", f"seed={','.join(map(str, SEEDS))}", "logger=none",
                          sweep_name="atari")  # fmt: skip

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # the README's demo command, as a user runs it
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +27,6 @@ def readme_demo() -> str:
     return " && ".join(s for s in steps if not s.startswith(("python3 -m venv", ". .venv", "pip install")))
 
 
-@pytest.mark.slow
 def test_readme_demo_sweep_and_report_show_rnd_visiting_more_cells(tmp_path: Path) -> None:
     demo = readme_demo()
     assert demo.startswith("python sweep.py -m ") and "rlsweep report sweeps/demo" in demo

@@ -28,6 +28,8 @@ from rlsweep.launching.job import load_config
 from rlsweep.lock import STALE_S, LockHeld, LockLost, PointLock, holder, live_holder
 from rlsweep.record import RunRecord
 
+pytestmark = [pytest.mark.e2e]  # faults done for real: processes, signals, locks between launches
+
 
 @pytest.fixture(autouse=True)
 def _no_leftovers(tmp_path: Path) -> Iterator[None]:

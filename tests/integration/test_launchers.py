@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from procs import ENV, PAUSED, STEPS, TINY, cmd, ledger, paused, run, status, steps, stop_leftovers, wait_for
 
+pytestmark = [pytest.mark.e2e]  # the real command line: processes, signals, a rerun
+
 # --------------------------------------------------------------------------------------------- local
 
 

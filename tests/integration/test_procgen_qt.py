@@ -19,10 +19,13 @@ from procs import ENV, REPO
 
 from rlsweep.envs.pool import wheel_qt_dir
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None,
-    reason="hiding the system Qt needs root and unshare(1) for a private mount namespace",
-)
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("unshare") is None,
+        reason="hiding the system Qt needs root and unshare(1) for a private mount namespace",
+    ),
+]
 
 
 def _library(soname: str) -> Path:

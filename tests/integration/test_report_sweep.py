@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 from inline import sweep_inline
 
+# a trained sweep per module, then its report; one worker builds the module's fixture (xdist_group)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_report_sweep")]
+
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "analysis.ipynb"
 SMOKE = ["env=fake", "budget=smoke", "debug=smoke", "logger=none"]
@@ -168,6 +171,7 @@ def browser_check(page: Path, tmp: Path) -> dict[str, object]:
     return result
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
     page = report_dir / "report.html"
@@ -194,6 +198,7 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     assert colour > 0.0005, colour
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_browser_check_catches_a_broken_image(report_dir: Path, tmp_path: Path) -> None:
     """The check above can fail: a corrupt PNG is reported as not decoded and as a load error."""
@@ -216,6 +221,7 @@ def test_notebook_is_committed_without_outputs() -> None:
     assert any("parameters" in c["metadata"].get("tags", []) for c in code)
 
 
+@pytest.mark.e2e  # a real Jupyter kernel
 def test_notebook_executes_on_the_sweep(sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nbclient
     import nbformat

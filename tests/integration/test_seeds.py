@@ -23,6 +23,8 @@ from rlsweep.launching.seeds import main as seeds_main
 from rlsweep.lock import PointLock
 from rlsweep.record import RunRecord, write_json_atomic
 
+pytestmark = [pytest.mark.e2e]  # `rlsweep seeds` through the real command line
+
 # One iteration of the demo's 8 envs x 64 steps: a run is mostly its process start.
 SMALL = ["experiment=demo_maze", "budget.total_steps=512", "logger=none", "sweep_name=seq"]
 NONE = "ppo_none_a-nir_false-ci_0.1-env_maze"

@@ -28,6 +28,8 @@ from procs import (
     wait_for,
 )
 
+pytestmark = [pytest.mark.slurm]  # the real one-node SLURM of launchers/slurm-local.sh
+
 # --------------------------------------------------------------------------------------------- SLURM
 
 

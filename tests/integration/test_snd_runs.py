@@ -12,6 +12,9 @@ from inline import metrics, run_inline, sweep_inline
 
 from rlsweep.analysis.features import main as features_main
 
+# a trained run of each SND variant per module; one worker builds the module's fixture (xdist_group)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_snd_runs")]
+
 SMOKE = ["env=fake", "budget=smoke", "debug=smoke", "logger=none"]
 
 

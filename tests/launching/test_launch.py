@@ -161,6 +161,7 @@ def test_eta_from_the_running_points_throughput(tmp_path: Path) -> None:
     assert "2 running; ETA 50 s at 64 steps/s" in status_table(Ledger(sweep_dir))
 
 
+@pytest.mark.e2e
 def test_the_job_entry_point_imports_no_hydra() -> None:
     """A job loads its resolved config.yaml; composing is the planner's business alone."""
     import subprocess

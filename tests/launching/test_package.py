@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+# a wheel built and installed by pip into a venv of its own, run as a user would; one worker builds the
+# module's fixture (xdist_group)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_package")]
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -128,6 +128,7 @@ def test_seeds_per_process_names_no_run_no_sweep_and_no_fingerprint(tmp_path: Pa
 # --------------------------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.e2e
 def test_the_command_line_refuses_it_in_one_line_with_exit_status_2(tmp_path: Path) -> None:
     out = run(tmp_path, "seed=1,2", "seeds_per_process=2", "perf.compile=default", *TINY)
     assert out.returncode == 2, out.stdout + out.stderr
@@ -202,6 +203,7 @@ def _dies_by(monkeypatch: pytest.MonkeyPatch, sig: int) -> list[list[str]]:
     return commands
 
 
+@pytest.mark.e2e
 def test_a_group_is_one_process_whose_log_every_member_leads_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,6 +228,7 @@ def test_a_group_is_one_process_whose_log_every_member_leads_to(
     )
 
 
+@pytest.mark.e2e
 def test_a_killed_group_records_only_the_members_that_had_not_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,6 +245,7 @@ def test_a_killed_group_records_only_the_members_that_had_not_ended(
     assert RunRecord.read(p.run_dir(todo[2])).status == "pending"  # seed 3: another process, not started
 
 
+@pytest.mark.e2e
 def test_a_group_member_held_elsewhere_is_left_out_of_the_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -284,6 +288,7 @@ def test_a_slurm_job_pickled_with_one_run_dir_still_loads(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.e2e
 def test_two_seeds_train_in_one_process(tmp_path: Path) -> None:
     """The real command line on the synthetic env: both seeds complete, each with its own files, in one job."""
     out = run(tmp_path, "seed=1,2", "seeds_per_process=2", "sweep_name=spp", *TINY)
@@ -306,6 +311,7 @@ def test_two_seeds_train_in_one_process(tmp_path: Path) -> None:
     assert rerun.returncode == 0 and "skipping 2 point(s): 2 completed" in rerun.stdout
 
 
+@pytest.mark.e2e
 def test_a_killed_process_of_two_seeds_records_both_and_a_rerun_resumes_both_without_gaps(tmp_path: Path) -> None:
     """The real job process, paused after its checkpoint at iteration 4, then SIGKILLed (no handler runs)."""
     args = ["seed=1,2", "seeds_per_process=2", *PAUSED, "sweep_name=gkill", *TINY]

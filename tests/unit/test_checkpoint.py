@@ -31,6 +31,7 @@ def test_save_then_load_round_trip(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "empty") is None
 
 
+@pytest.mark.e2e
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
