@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from inline import TINY, metrics
+from tolerance import RUN_DRIFT
 
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.envs import make_env
@@ -26,6 +27,8 @@ from rlsweep.models import build_policy
 from rlsweep.motivation import build_motivation
 from rlsweep.record import RunRecord
 from rlsweep.training.checkpoint import CheckpointError, load_checkpoint
+
+pytestmark = [pytest.mark.slow]  # several runs of a few iterations each, compared
 
 STEPS = [64, 128, 192, 256]  # TINY: 4 iterations of 4 envs x 16 steps
 
@@ -98,7 +101,14 @@ def test_a_seed_repeats_its_lone_run_whichever_seeds_share_its_process(tmp_path:
         assert {k: v for k, v in grouped.items() if k.startswith(("episode/", "explore/"))} == {
             k: v for k, v in lone.items() if k.startswith(("episode/", "explore/"))
         }
-        assert grouped == pytest.approx(lone, rel=1e-5, abs=1e-6)
+        # A whole run: no epsilon-times-depth bound (rule 5 of tests/tolerance.py). RUN_DRIFT relative; and where a
+        # number is a small difference of terms of about 1 (an explained variance, 1 - var(R - V) / var(R); the total
+        # and policy losses, normalised advantages times ratios near 1; the k3 KL), as much absolute. The largest
+        # drift seen, 4.2e-6 (AVX-512), is 30 times below it; a 1 % larger learning rate moves these runs by 4e-2.
+        cancelling = ("loss/total", "loss/policy", "ppo/approx_kl", "ppo/explained_var_ext", "ppo/explained_var_int")
+        for key, value in lone.items():
+            size = 1.0 if key in cancelling else 0.0
+            assert grouped[key] == pytest.approx(value, rel=RUN_DRIFT, abs=RUN_DRIFT * size), key
 
 
 def test_a_crashed_process_resumes_every_seed_without_gaps_or_duplicates(tmp_path: Path) -> None:

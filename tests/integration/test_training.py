@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from inline import metrics, run_inline, sweep_inline
+from tolerance import FLOAT32_EPS, RUN_DRIFT
 
 from rlsweep.launching.cli import main as cli_main
+
+pytestmark = [pytest.mark.slow]  # whole runs compared with one another
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["env=fake", "budget=smoke", "debug=smoke", "logger=none"]
@@ -112,7 +115,6 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
     assert "ppo_none_a-nir_false-ci_0.1-env_fake" in html
 
 
-@pytest.mark.slow
 def test_ppo_solves_the_chain(tmp_path: Path) -> None:
     """Known answer: the optimal policy walks right 9 steps for return 1; a random one gets ~0.27."""
     run_inline(
@@ -156,7 +158,9 @@ def test_reused_target_features_give_the_same_run_on_raw_input(tmp_path: Path) -
     assert [r["global_step"] for r in reuse] == [64, 128]
     for a, b in zip(reuse, recompute, strict=True):
         for key in ("loss/motivation", "motivation/int_reward_mean", "loss/total"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+            # two runs a differently batched target pass apart: rule 5 of tests/tolerance.py (equal to the bit with
+            # ATEN_CPU_CAPABILITY=default and avx2)
+            assert a[key] == pytest.approx(b[key], rel=RUN_DRIFT), key
 
 
 def test_target_features_once_per_update_give_the_run_of_a_target_pass_per_minibatch(tmp_path: Path) -> None:
@@ -170,7 +174,12 @@ def test_target_features_once_per_update_give_the_run_of_a_target_pass_per_minib
     for a, b in zip(once, each, strict=True):
         assert a["loss/motivation"] > 0
         for key in ("loss/motivation", "motivation/int_reward_mean", "loss/total", "ppo/approx_kl"):
-            assert a[key] == pytest.approx(b[key], rel=1e-5), key
+            # Rule 5 of tests/tolerance.py (equal to the bit with ATEN_CPU_CAPABILITY=default and avx2). The k3 KL
+            # (r - 1) - log r ~ x^2 / 2 for log ratios x cancels: a drift of both log-probabilities (|log p| < 3 for a
+            # near-uniform policy over 18 actions) moves it by mean|x| x 6 RUN_DRIFT, mean|x| <= sqrt(2 KL); and r
+            # = exp(x) rounds to an epsilon of 1, which (r - 1) - log r keeps: 4 roundings of 1.
+            kl_atol = 6 * RUN_DRIFT * math.sqrt(2 * b[key]) + 4 * FLOAT32_EPS if key == "ppo/approx_kl" else 0.0
+            assert a[key] == pytest.approx(b[key], rel=RUN_DRIFT, abs=kl_atol), key
 
 
 def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) -> None:
@@ -184,7 +193,9 @@ def test_a_sample_mask_on_kept_rows_only_gives_the_all_rows_run(tmp_path: Path) 
     for a, b in zip(kept, every, strict=True):
         assert 0 < a["motivation/mask_kept"] < 1
         for key in ("loss/motivation", "motivation/mask_kept", "motivation/int_reward_mean", "loss/total"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+            # the predictor on a quarter of the rows: rule 5 of tests/tolerance.py (equal to the bit with
+            # ATEN_CPU_CAPABILITY=default and avx2)
+            assert a[key] == pytest.approx(b[key], rel=RUN_DRIFT), key
 
 
 def test_double_buffered_collection_stores_what_the_envs_did(tmp_path: Path) -> None:

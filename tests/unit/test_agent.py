@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tolerance import rounding
 from torch.distributions import Categorical
 
 from rlsweep.agent import PPOUpdater, compute_gae, explained_variance, minibatch_indices, ppo_loss
@@ -53,8 +54,17 @@ def _gae_oracle(gamma: float, episodic: bool, bootstrap_last: bool) -> tuple[lis
     return adv, ret
 
 
+# One float32 GAE rounds at most 31 times on its longest chain: the inputs stored in float32 (r, V, V_next, gamma,
+# gamma lambda: 5 per step) and 5 operations per step (delta: gamma V, + r, - V; the trace: x g, + delta; x not_done
+# is exact) over 3 steps (an earlier step carries the later ones' error times gamma lambda < 1), plus R = A + V. The
+# numbers involved stay below 4 (|R| <= 3.5). _close also checks the difference of two GAEs: twice that, 64.
+# A real mistake (the wrong gamma, a done that does not cut) moves a value by 5e-3 or more, 150 times this bound.
+GAE_FLOAT32 = rounding(torch.float32, depth=64, scale=4.0)
+
+
 def _close(actual: torch.Tensor, expected: object) -> None:
-    np.testing.assert_allclose(actual.double().numpy(), np.asarray(expected, dtype=np.float64), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(actual.double().numpy(), np.asarray(expected, dtype=np.float64), rtol=0,
+                               atol=GAE_FLOAT32)  # fmt: skip
 
 
 def _gae(gamma: float, episodic: bool, bootstrap_last: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +128,7 @@ def test_gae_next_value_bootstraps_only_the_last_step_of_a_running_episode() -> 
     bumped_adv, _ = compute_gae(rewards, values, dones, _t([NEXT_VALUE[0] + 1.0, NEXT_VALUE[1]]), 0.99, LAM)
     diff = (bumped_adv - base_adv)[:, 0].tolist()
     # +1 on V(s_T) of env 0 adds gamma at t = 2 and nothing earlier: the done at t = 1 cuts the trace.
-    assert diff == pytest.approx([0.0, 0.0, 0.99], abs=1e-6)
+    assert diff == pytest.approx([0.0, 0.0, 0.99], abs=GAE_FLOAT32)  # the difference of two float32 GAEs
     # Env 1 runs through: +1 on its V(s_T) reaches back as gamma * (gamma lambda)^(2 - t).
     bumped1, _ = compute_gae(rewards, values, dones, _t([NEXT_VALUE[0], NEXT_VALUE[1] + 1.0]), 0.99, LAM)
     _close(bumped1[:, 1] - base_adv[:, 1], [0.99 * 0.9405**2, 0.99 * 0.9405, 0.99])
@@ -129,7 +139,8 @@ def test_gae_next_value_bootstraps_only_the_last_step_of_a_running_episode() -> 
     a, _ = compute_gae(rewards, values, last_done, _t(NEXT_VALUE), 0.99, LAM)
     b, _ = compute_gae(rewards, values, last_done, _t([100.0, NEXT_VALUE[1]]), 0.99, LAM)
     assert torch.equal(a[:, 0], b[:, 0])
-    assert a[2, 0].item() == pytest.approx(2.0 - 0.3, abs=1e-6)
+    # r - V with 0.3 stored in float32: two roundings of numbers up to 2 (the bootstrap term is an exact zero)
+    assert a[2, 0].item() == pytest.approx(2.0 - 0.3, abs=rounding(torch.float32, depth=2, scale=2.0))
 
 
 @pytest.mark.parametrize(("gamma", "episodic"), [(0.998, True), (0.99, True), (0.99, False)])
@@ -158,7 +169,9 @@ def test_gae_keeps_float64_precision() -> None:
     )
     assert adv.dtype == f64
     exp_adv, _ = _gae_oracle(0.99, episodic=True, bootstrap_last=True)
-    np.testing.assert_allclose(adv.numpy(), np.asarray(exp_adv), rtol=0, atol=1e-12)
+    # the same float64 inputs on both sides; each side's 5 operations per step over 3 steps and R = A + V: 16 roundings
+    gae_float64 = rounding(torch.float64, depth=2 * 16, scale=4.0)
+    np.testing.assert_allclose(adv.numpy(), np.asarray(exp_adv), rtol=0, atol=gae_float64)
 
 
 # ---- PPO loss ----------------------------------------------------------------------------------------------
@@ -193,13 +206,17 @@ def test_ppo_loss_at_ratio_one() -> None:
     mse_ext = float(np.mean((x["returns_ext"].numpy() - x["value_ext"].numpy()) ** 2))
     mse_int = float(np.mean((x["returns_int"].numpy() - x["value_int"].numpy()) ** 2))
 
+    # Both sides in float64, by different formulas: the entropy rounds ~18 times (log-softmax over 3 actions, p log p,
+    # the sums, the mean of 6), an MSE 8 times (difference, square, 5 additions, division), the total 4 more; twice
+    # (torch's and numpy's), so 64. The squared errors reach 11: scale 16. A real mistake is 1e-2 or more.
+    exact = rounding(torch.float64, depth=64, scale=16.0)
     assert t.clipfrac.item() == 0.0
-    assert t.approx_kl.item() == pytest.approx(0.0, abs=1e-12)
-    assert t.policy.item() == pytest.approx(-adv.mean(), abs=1e-12)
-    assert t.value_ext.item() == pytest.approx(mse_ext, abs=1e-12)
-    assert t.value_int.item() == pytest.approx(mse_int, abs=1e-12)
-    assert t.entropy.item() == pytest.approx(entropy, abs=1e-12)
-    assert t.total.item() == pytest.approx(-adv.mean() + 0.5 * (mse_ext + mse_int) - 0.01 * entropy, abs=1e-12)
+    assert t.approx_kl.item() == pytest.approx(0.0, abs=exact)
+    assert t.policy.item() == pytest.approx(-adv.mean(), abs=exact)
+    assert t.value_ext.item() == pytest.approx(mse_ext, abs=exact)
+    assert t.value_int.item() == pytest.approx(mse_int, abs=exact)
+    assert t.entropy.item() == pytest.approx(entropy, abs=exact)
+    assert t.total.item() == pytest.approx(-adv.mean() + 0.5 * (mse_ext + mse_int) - 0.01 * entropy, abs=exact)
     assert t.total.requires_grad is False  # nothing in x requires grad; the terms are plain functions of inputs
 
 
@@ -215,11 +232,14 @@ def test_ppo_loss_uses_the_clipped_term_outside_the_clip_range() -> None:
     #   r=1.5, A=+2: min(3.0, 2.2) = 2.2 (clipped)    r=1.5, A=-1: min(-1.5, -1.1) = -1.5 (unclipped)
     #   r=0.5, A=+1: min(0.5, 0.9) = 0.5 (unclipped)  r=0.5, A=-2: min(-1.0, -1.8) = -1.8 (clipped)
     # policy = -(2.2 - 1.5 + 0.5 - 1.8) / 4 = 0.15
-    assert t.policy.item() == pytest.approx(0.15, abs=1e-12)
+    # In float64: log pi (log-softmax of zeros), log ratio, exp, clamp x A, the mean of 4: ~16 roundings of numbers
+    # below 4 (|r A| <= 3). A wrong choice between the clipped and unclipped term moves the loss by 0.1 or more.
+    exact = rounding(torch.float64, depth=16, scale=4.0)
+    assert t.policy.item() == pytest.approx(0.15, abs=exact)
     assert t.clipfrac.item() == 1.0
     kl = (2 * (0.5 - math.log(1.5)) + 2 * (-0.5 - math.log(0.5))) / 4  # mean((r - 1) - log r)
-    assert t.approx_kl.item() == pytest.approx(kl, abs=1e-12)
-    assert t.total.item() == pytest.approx(0.15, abs=1e-12)  # value heads exact, no entropy weight
+    assert t.approx_kl.item() == pytest.approx(kl, abs=exact)
+    assert t.total.item() == pytest.approx(0.15, abs=exact)  # value heads exact, no entropy weight
     # The clipped samples (0 and 3) get no policy gradient; the unclipped ones do.
     t.policy.backward()
     assert logits.grad is not None
@@ -236,7 +256,7 @@ def test_ppo_loss_ratio_inside_clip_range_is_not_clipped() -> None:
     zeros = torch.zeros(2, dtype=torch.float64)
     t = ppo_loss(logits, zeros, zeros, actions, old, adv, zeros, zeros, clip_coef=0.1, ent_coef=0.0, vf_coef=0.5)
     assert t.clipfrac.item() == 0.0
-    assert t.policy.item() == pytest.approx(-(1.05 + 0.95) / 2, abs=1e-12)
+    assert t.policy.item() == pytest.approx(-(1.05 + 0.95) / 2, abs=rounding(torch.float64, depth=16, scale=4.0))
 
 
 # ---- minibatches and explained variance --------------------------------------------------------------------
@@ -267,11 +287,14 @@ def test_minibatch_indices_permutation_covers_every_index_once() -> None:
 
 def test_explained_variance() -> None:
     returns = torch.tensor([1.0, -2.0, 0.5, 3.0])
-    assert explained_variance(returns.clone(), returns) == pytest.approx(1.0)
+    # float32: each variance of 4 numbers rounds ~16 times (mean, differences, squares, sum, division), plus R - V,
+    # the ratio and 1 - ratio: 36, relative to the ratio (<= 1 here). A wrong formula is off by 0.25 or more.
+    ev_float32 = rounding(torch.float32, depth=36)
+    assert explained_variance(returns.clone(), returns) == pytest.approx(1.0, abs=ev_float32)
     # A constant prediction explains nothing: 1 - var(R - c) / var(R) = 0.
-    assert explained_variance(torch.full_like(returns, 0.7), returns) == pytest.approx(0.0, abs=1e-6)
+    assert explained_variance(torch.full_like(returns, 0.7), returns) == pytest.approx(0.0, abs=ev_float32)
     # Half-way predictions: var(R - R/2) / var(R) = 1/4, so 0.75.
-    assert explained_variance(returns / 2, returns) == pytest.approx(0.75)
+    assert explained_variance(returns / 2, returns) == pytest.approx(0.75, abs=ev_float32)
     assert math.isnan(explained_variance(returns, torch.ones(4)))
 
 
@@ -314,4 +337,5 @@ def test_ppo_updater_changes_the_policy_and_reports_metrics() -> None:
     # 2 epochs x (32 / 8) minibatches, each of 8 indices; the callback's metrics are averaged: mean(1..8).
     assert len(seen) == 8
     assert all(idx.shape == (8,) for idx in seen)
-    assert stats["loss/motivation"] == pytest.approx(4.5)
+    # a float32 mean of 8 numbers: 7 additions and a division (exact for these small integers)
+    assert stats["loss/motivation"] == pytest.approx(4.5, rel=rounding(torch.float32, depth=8))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tolerance import rounding
 
 from rlsweep.analysis.load import load_sweep, read_metrics_file
 from rlsweep.analysis.report import write_report
@@ -29,6 +30,11 @@ from rlsweep.analysis.stats import (
 
 STEP = 1024
 TOTAL = 100 * STEP
+# The statistics checked here are float64 means of at most 101 numbers (a run's 100 lines, a final window of 11, a
+# few seeds), nested at most twice: a mean rounds once per addition and once for its division, so 2 x 101 roundings
+# bound each, relative to the values (all of one sign; a difference of two means here is at least half of either).
+# A real mistake (a wrong window, a seed left in or out, a wrong cut) is off by 1e-3 relative or more.
+MEANS = rounding(np.float64, depth=2 * 101)
 
 
 def make_run(
@@ -99,8 +105,8 @@ def test_a_swept_value_override_on_one_preset_makes_a_configuration_per_value(tm
     assert list(data.configs["seeds"]) == [[1, 2], [1, 2]]
     assert not [i for i in data.issues if "has 2 runs" in i], data.issues
     final = summarize(data, "episode/score").set_index("name")["mean"]
-    assert final["atari_check-perf.autocast=none"] == pytest.approx(501.5)
-    assert final["atari_check-perf.autocast=bf16"] == pytest.approx(301.5)
+    assert final["atari_check-perf.autocast=none"] == pytest.approx(501.5, rel=MEANS)
+    assert final["atari_check-perf.autocast=bf16"] == pytest.approx(301.5, rel=MEANS)
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -108,18 +114,18 @@ def test_a_swept_value_override_on_one_preset_makes_a_configuration_per_value(tm
 
 def test_iqm_hand_values() -> None:
     # n=8: cut int(0.25*8)=2 from each end -> mean(3, 4, 5, 6)
-    assert iqm(np.arange(1, 9)) == pytest.approx(4.5)
+    assert iqm(np.arange(1, 9)) == pytest.approx(4.5, rel=MEANS)
     # outliers at both ends are cut away entirely
-    assert iqm([-1000, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(4.5)
+    assert iqm([-1000, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(4.5, rel=MEANS)
     # n=5: cut int(1.25)=1 -> mean(2, 3, 4); an outlier does not move it
-    assert iqm([100, 1, 2, 3, 4]) == pytest.approx(3.0)
+    assert iqm([100, 1, 2, 3, 4]) == pytest.approx(3.0, rel=MEANS)
     # n=3: int(0.75)=0, nothing cut -> plain mean (scipy.stats.trim_mean convention)
-    assert iqm([1, 2, 10]) == pytest.approx(13 / 3)
+    assert iqm([1, 2, 10]) == pytest.approx(13 / 3, rel=MEANS)
     # n=10: cut 2 -> mean(3..8) = 5.5
-    assert iqm(np.arange(1, 11)) == pytest.approx(5.5)
+    assert iqm(np.arange(1, 11)) == pytest.approx(5.5, rel=MEANS)
     # vectorised along the last axis
     rows = np.array([np.arange(1, 9), np.arange(1, 9) * 2.0])
-    np.testing.assert_allclose(iqm(rows, axis=-1), [4.5, 9.0])
+    np.testing.assert_allclose(iqm(rows, axis=-1), [4.5, 9.0], rtol=MEANS)
     with pytest.raises(ValueError):
         iqm([])
 
@@ -129,7 +135,7 @@ def test_bootstrap_ci_contains_true_mean_and_is_reproducible() -> None:
     ci = bootstrap_ci(sample, "mean", seed=7)
     assert ci.low < 5.0 < ci.high
     assert ci.low < ci.point < ci.high
-    assert ci.point == pytest.approx(sample.mean())
+    assert ci.point == pytest.approx(sample.mean(), rel=MEANS)
     again = bootstrap_ci(sample, "mean", seed=7)
     assert (again.low, again.high) == (ci.low, ci.high)
     other = bootstrap_ci(sample, "mean", seed=8)
@@ -162,17 +168,17 @@ def test_single_seed_ci_is_degenerate_not_fake() -> None:
 def test_stratified_bootstrap_keeps_strata_sizes() -> None:
     # Two strata with no within-stratum spread: the mean of stratum means cannot vary.
     ci = stratified_bootstrap_ci([[1.0, 1.0, 1.0], [5.0, 5.0]], lambda s: np.mean([x.mean(axis=-1) for x in s], axis=0))
-    assert ci.point == pytest.approx(3.0)
-    assert ci.low == pytest.approx(3.0) and ci.high == pytest.approx(3.0)
+    assert ci.point == pytest.approx(3.0, rel=MEANS)
+    assert ci.low == pytest.approx(3.0, rel=MEANS) and ci.high == pytest.approx(3.0, rel=MEANS)
 
 
 def test_final_performance_known_curve() -> None:
     steps = np.arange(1, 101) * 1000
     values = steps / 1000.0
     # last 10 % of steps: steps >= 90 000 -> values 90..100 -> mean 95
-    assert final_performance(steps, values) == pytest.approx(95.0)
+    assert final_performance(steps, values) == pytest.approx(95.0, rel=MEANS)
     # sparse metric with nothing in the window falls back to the latest value
-    assert final_performance([1000, 2000], [3.0, 4.0], last_step=100_000) == pytest.approx(4.0)
+    assert final_performance([1000, 2000], [3.0, 4.0], last_step=100_000) == pytest.approx(4.0, rel=MEANS)
     assert math.isnan(final_performance([1000], [float("nan")]))
 
 
@@ -183,7 +189,7 @@ def test_final_per_run_from_disk(tmp_path: Path) -> None:
     make_run(tmp_path, "cfg", 0, {"model": "A"}, lambda s: {"episode/score": s / STEP})
     per_run = final_per_run(load_sweep(tmp_path), "episode/score")
     # steps 1..100 x STEP, window >= 90 x STEP -> values 90..100 -> 95
-    assert per_run["final"].iloc[0] == pytest.approx(95.0)
+    assert per_run["final"].iloc[0] == pytest.approx(95.0, rel=MEANS)
 
 
 def test_truncated_final_line_is_skipped(tmp_path: Path) -> None:
@@ -207,7 +213,7 @@ def test_loader_tables_and_ignored_dirs(tmp_path: Path) -> None:
     assert data.choice_columns == ["model", "motivation"]
     assert data.factors == []
     running = data.runs.set_index("run_id").loc["cfg-s1"]
-    assert bool(running["unfinished"]) and running["progress"] == pytest.approx(0.5)
+    assert bool(running["unfinished"]) and running["progress"] == pytest.approx(0.5, rel=MEANS)
     assert "running at 50 %" in running["flags"]
     for col in ["run_id", "name", "seed", "status", "model", "motivation", "global_step", "episode/score"]:
         assert col in data.metrics.columns
@@ -228,8 +234,8 @@ def test_learning_curves_do_not_extrapolate_unfinished_runs(tmp_path: Path) -> N
     curve = learning_curves(load_sweep(tmp_path), "episode/score", n_points=100, n_resamples=200)["cfg"]
     early = curve.steps <= 50 * STEP
     late = curve.steps > 50 * STEP
-    np.testing.assert_allclose(curve.mean[early], curve.steps[early] / STEP + 1)
-    np.testing.assert_allclose(curve.mean[late], curve.steps[late] / STEP)
+    np.testing.assert_allclose(curve.mean[early], curve.steps[early] / STEP + 1, rtol=MEANS)
+    np.testing.assert_allclose(curve.mean[late], curve.steps[late] / STEP, rtol=MEANS)
     assert (curve.count[early] == 2).all() and (curve.count[late] == 1).all()
     assert np.isfinite(curve.low[early]).all() and np.isnan(curve.low[late]).all()
 
@@ -253,9 +259,9 @@ def test_unfinished_and_missing_seed_are_flagged(tmp_path: Path) -> None:
     assert cfg_b["missing_seeds"] == [2]
     summary = summarize(data, "episode/score", n_resamples=200).set_index("name")
     # the running seed is excluded from the statistics, so cfg_b's mean is its completed seed only
-    assert summary.loc["cfg_b", "mean"] == pytest.approx(10.0)
+    assert summary.loc["cfg_b", "mean"] == pytest.approx(10.0, rel=MEANS)
     assert summary.loc["cfg_b", "ci_degenerate"]
-    assert summary.loc["cfg_a", "mean"] == pytest.approx(2.0)
+    assert summary.loc["cfg_a", "mean"] == pytest.approx(2.0, rel=MEANS)
 
     write_report(sweep, metrics=["episode/score"])
     md = (sweep / "report" / "summary.md").read_text()
@@ -274,7 +280,7 @@ def test_config_without_completed_runs_is_provisional(tmp_path: Path) -> None:
     make_run(tmp_path, "cfg", 0, {"model": "A"}, const(1.0), status="failed", n_lines=20)
     summary = summarize(load_sweep(tmp_path), "episode/score", n_resamples=100)
     assert bool(summary["provisional"].iloc[0])
-    assert summary["mean"].iloc[0] == pytest.approx(1.0)
+    assert summary["mean"].iloc[0] == pytest.approx(1.0, rel=MEANS)
     assert "provisional" in summary["notes"].iloc[0]
 
 
@@ -303,10 +309,10 @@ def test_ablation_effect_matches_hand_computed_2x2(tmp_path: Path) -> None:
     assert data.factors == ["model", "critic_init"]  # env has one value: not a factor
     table = ablation_table(data, "episode/score", n_resamples=500).set_index(["factor", "level"])
     # cell means: A/0.1=2, A/sqrt2=5, B/0.1=11, B/sqrt2=21
-    assert table.loc[("model", "A"), "mean"] == pytest.approx((2 + 5) / 2)
-    assert table.loc[("model", "B"), "mean"] == pytest.approx((11 + 21) / 2)
-    assert table.loc[("model", "B"), "delta"] == pytest.approx(16 - 3.5)
-    assert table.loc[("critic_init", "sqrt2"), "delta"] == pytest.approx((5 + 21) / 2 - (2 + 11) / 2)
+    assert table.loc[("model", "A"), "mean"] == pytest.approx((2 + 5) / 2, rel=MEANS)
+    assert table.loc[("model", "B"), "mean"] == pytest.approx((11 + 21) / 2, rel=MEANS)
+    assert table.loc[("model", "B"), "delta"] == pytest.approx(16 - 3.5, rel=MEANS)
+    assert table.loc[("critic_init", "sqrt2"), "delta"] == pytest.approx((5 + 21) / 2 - (2 + 11) / 2, rel=MEANS)
     assert table.loc[("model", "A"), "n_runs"] == 4 and table.loc[("model", "A"), "n_configs"] == 2
     lo, hi = table.loc[("model", "B"), ["ci_low", "ci_high"]]
     assert lo <= 16 <= hi
@@ -315,7 +321,7 @@ def test_ablation_effect_matches_hand_computed_2x2(tmp_path: Path) -> None:
 def test_ablation_unbalanced_seeds_weigh_configs_equally(tmp_path: Path) -> None:
     make_2x2(tmp_path, drop=("mB_csqrt2", 1))  # B/sqrt2 keeps only the value 20
     table = ablation_table(load_sweep(tmp_path), "episode/score", n_resamples=200).set_index(["factor", "level"])
-    assert table.loc[("model", "B"), "mean"] == pytest.approx((11 + 20) / 2)
+    assert table.loc[("model", "B"), "mean"] == pytest.approx((11 + 20) / 2, rel=MEANS)
     assert table.loc[("model", "B"), "n_runs"] == 3
 
 

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from tolerance import reordered_depth, rounding
 from torch import nn
 
 from rlsweep.models import (
@@ -41,13 +42,21 @@ def _singular_values(layer: nn.Module) -> torch.Tensor:
     return torch.linalg.svdvals(weight.reshape(weight.shape[0], -1))
 
 
+def _orthogonal_float32(rows: int, cols: int) -> float:
+    """How far float32 orthogonal init and svdvals may move a singular value, relative: the init is a Householder QR
+    and svdvals another sweep of reflections, each rounding an element about once per reflection (n = the larger
+    side): 2 n roundings. A wrong gain or a non-orthogonal init is off by 30 % or more."""
+    return rounding(torch.float32, depth=2 * max(rows, cols))
+
+
 def _assert_orthogonal_gain(layer: nn.Module, gain: float) -> None:
     out_features = layer.weight.shape[0]
     fan_in = layer.weight[0].numel()
     sv = _singular_values(layer)
     # Orthogonal init makes rows (out <= in) or columns (out > in) orthonormal, then scales: all σ == gain.
     assert out_features <= fan_in or len(sv) == fan_in
-    torch.testing.assert_close(sv, torch.full_like(sv, gain), rtol=1e-4, atol=1e-6)
+    rtol = _orthogonal_float32(out_features, fan_in)
+    torch.testing.assert_close(sv, torch.full_like(sv, gain), rtol=rtol, atol=0)  # gain >= 0.01: never near zero
     assert layer.bias is not None
     assert torch.count_nonzero(layer.bias) == 0
 
@@ -102,13 +111,19 @@ def test_model_a_residual_critic() -> None:
     assert isinstance(hidden, ResidualLinear)
     x = torch.randn(5, 448)
     wx = x @ hidden.linear.weight.T + hidden.linear.bias
-    torch.testing.assert_close(hidden(x), torch.relu(wx) + wx)
+    # nn.Linear may sum the 448 products in another order and add the bias elsewhere: 449 roundings of the
+    # pre-activations' size, twice in relu(y) + y. Without the residual, a negative y would be off by |y|.
+    residual = rounding(torch.float32, depth=2 * 449, scale=float(wx.abs().max()))
+    torch.testing.assert_close(hidden(x), torch.relu(wx) + wx, rtol=0, atol=residual)
     # Negative pre-activations pass through linearly (ReLU(y) + y == y for y < 0).
     assert (wx < 0).any()
     # The value heads read that residual output.
     features = model.features(torch.rand(2, 4, 32, 32))
     h = torch.relu(model.critic.hidden_linear(features)) + model.critic.hidden_linear(features)
-    torch.testing.assert_close(model.critic.value_ext(h).squeeze(-1), model.critic(features)[0])
+    # the critic's own layers on the same features: at most every sum reordered, of the value's size
+    value = model.critic(features)[0]
+    head = rounding(torch.float32, reordered_depth(model.critic), scale=float(value.abs().max()))
+    torch.testing.assert_close(model.critic.value_ext(h).squeeze(-1), value, rtol=0, atol=head)
 
 
 @pytest.mark.parametrize("name", SMALL_FRAME_MODELS)
@@ -192,7 +207,9 @@ def test_st_dim_nets_shapes_gains_and_local_map(arch: str) -> None:
         _assert_orthogonal_gain(layer, 0.5)
     _assert_orthogonal_gain(predictor.linear_layers()[-1], 0.5 if arch == "std" else SQRT2)
     features, fmap = target.forward_with_map(x, 2)
-    torch.testing.assert_close(features, target(x))
+    # the same layers: at most every sum reordered, of the features' size (a missing layer changes them entirely)
+    same = rounding(torch.float32, reordered_depth(target), scale=float(features.abs().max()))
+    torch.testing.assert_close(features, target(x), rtol=0, atol=same)
     assert fmap.shape == (2, 64, 8, 8) and (fmap >= 0).all()  # after the third conv's ReLU
     with pytest.raises(ValueError, match="conv_index"):
         target.forward_with_map(x, 7)
@@ -211,14 +228,18 @@ def test_coupled_init_splits_one_orthogonal_matrix() -> None:
         wt = target_layer.weight.detach().reshape(target_layer.weight.shape[0], -1)
         assert not torch.equal(wp, wt)
         stacked = torch.cat([wp, wt])
+        # The Gram matrix of rows (or columns) of norm sqrt(2): the init's orthogonality error (2 n roundings of 2,
+        # see _orthogonal_float32) and a float32 matmul summing n products bounded by 2 (n more roundings). Halves
+        # drawn independently would leave off-diagonal entries of about 2 / sqrt(n) >= 0.03, 20 times this or more.
+        gram = rounding(torch.float32, depth=3 * max(stacked.shape), scale=2.0)
         if stacked.shape[0] <= stacked.shape[1]:
             # Rows of the stacked matrix are orthonormal·√2: each half keeps gain √2, halves are orthogonal.
-            torch.testing.assert_close(stacked @ stacked.T, 2.0 * torch.eye(stacked.shape[0]), atol=1e-4, rtol=0)
+            torch.testing.assert_close(stacked @ stacked.T, 2.0 * torch.eye(stacked.shape[0]), atol=gram, rtol=0)
             _assert_orthogonal_gain(pred_layer, SQRT2)
             _assert_orthogonal_gain(target_layer, SQRT2)
             checked += 1
         else:
-            torch.testing.assert_close(stacked.T @ stacked, 2.0 * torch.eye(stacked.shape[1]), atol=1e-4, rtol=0)
+            torch.testing.assert_close(stacked.T @ stacked, 2.0 * torch.eye(stacked.shape[1]), atol=gram, rtol=0)
     assert checked >= 3  # conv2..conv4 and the first FC
     # The predictor's deeper FC layers keep their own independent init.
     for layer in predictor.linear_layers()[1:]:
@@ -228,11 +249,11 @@ def test_coupled_init_splits_one_orthogonal_matrix() -> None:
 def test_layer_init_returns_layer_with_constant_bias() -> None:
     layer = nn.Linear(8, 4)
     assert layer_init(layer, 0.5, bias=0.25) is layer
-    torch.testing.assert_close(_singular_values(layer), torch.full((4,), 0.5), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(_singular_values(layer), torch.full((4,), 0.5), rtol=_orthogonal_float32(4, 8), atol=0)
     assert torch.all(layer.bias == 0.25)
     with pytest.raises(TypeError):
         layer_init(nn.ReLU(), 1.0)
-    assert math.isclose(SQRT2, 2**0.5)
+    assert math.isclose(SQRT2, 2**0.5, rel_tol=rounding(float, depth=2))  # sqrt rounds once, pow within one ulp
 
 
 def test_public_types() -> None:

@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from tolerance import FLOAT32_EPS, adam_atol, gradient_depth, reordered_depth, rounding, sampling
 
 from rlsweep.config.schema import MotivationConfig
 from rlsweep.motivation import RND, SND, MotivationBatch, NoMotivation, RunningMeanStd, build_motivation
@@ -45,6 +46,14 @@ def _sq_diff(rnd: RND, obs: torch.Tensor, mean: torch.Tensor | None = None) -> t
     return (rnd.target(x) - rnd.predictor(x)) ** 2
 
 
+def _distillation_rtol(rnd: RND, terms: int) -> float:
+    """A relative bound for a sum or mean of ``terms`` squared differences T - P computed two ways (another batch,
+    layout or kernel): both networks' sums reordered, worst case (reordered_depth), twice as squaring doubles a
+    relative error, plus the ``terms`` added in another order. Relative to the result, as T - P is about as large as
+    T at init (independent networks). A wrong mask, row or normalisation is off by 10 % or more."""
+    return rounding(torch.float32, depth=2 * reordered_depth(rnd.target, rnd.predictor) + terms)
+
+
 # ---- RunningMeanStd ----------------------------------------------------------------------------------------
 
 
@@ -57,11 +66,17 @@ def test_running_mean_std_matches_numpy_over_batches() -> None:
         seen.append(batch)
         rms.update(torch.from_numpy(batch))
         every = np.concatenate(seen)
-        # The prior count of 1e-4 (mean 0, var 1) shifts the statistics by ~1e-4 / n relative.
-        np.testing.assert_allclose(rms.mean.numpy(), every.mean(axis=0), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(rms.var.numpy(), every.var(axis=0), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(rms.std.numpy(), every.std(axis=0), rtol=1e-4, atol=1e-4)
-        assert rms.count == pytest.approx(len(every) + 1e-4)
+        # The prior count c = 1e-4 (mean 0, var 1) pooled with n samples moves the mean by c / n of itself and the
+        # variance by at most c / n (|1 - var| + mean^2); the std by no more than the variance, relative. Rounding
+        # (float64: the batch moments and 4 merges, < 128 roundings of numbers up to max x^2) is far below.
+        c_n, mean, var = 1e-4 / len(every), every.mean(axis=0), every.var(axis=0)
+        var_rtol = c_n * float(np.max((np.abs(1 - var) + mean**2) / var))
+        x_size = float(np.abs(every).max())
+        mean_atol, var_atol = rounding(np.float64, 128, scale=x_size), rounding(np.float64, 128, scale=x_size**2)
+        np.testing.assert_allclose(rms.mean.numpy(), mean, rtol=c_n, atol=mean_atol)
+        np.testing.assert_allclose(rms.var.numpy(), var, rtol=var_rtol, atol=var_atol)
+        np.testing.assert_allclose(rms.std.numpy(), every.std(axis=0), rtol=var_rtol, atol=var_atol)
+        assert rms.count == pytest.approx(len(every) + 1e-4, rel=rounding(float, depth=4))  # 4 float64 additions
     assert rms.mean.shape == (1, 8, 8)
 
 
@@ -118,7 +133,7 @@ def test_rnd_full_mask_loss_is_the_mean_squared_error() -> None:
     obs = _obs(8, 2)
     loss, kept = rnd.predictor_loss(obs)
     assert kept.item() == 1.0
-    assert loss.item() == pytest.approx(_sq_diff(rnd, obs).mean().item(), rel=1e-5)
+    assert loss.item() == pytest.approx(_sq_diff(rnd, obs).mean().item(), rel=_distillation_rtol(rnd, 8 * 512))
 
 
 def test_rnd_element_mask_keeps_a_quarter_of_the_elements() -> None:
@@ -140,9 +155,10 @@ def test_the_seeds_mask_keeps_32_envs_worth_whatever_the_number_of_envs(num_envs
     fixed = build_motivation(MotivationConfig(update_proportion=0.25), OBS_SHAPE, CPU, num_envs=num_envs)
     assert isinstance(rnd, RND) and isinstance(fixed, RND)
     obs = _obs(64, 3)  # 32,768 Bernoulli draws per loss: sd of the kept fraction <= 0.003
-    torch.manual_seed(1)
-    assert rnd.predictor_loss(obs)[1].item() == pytest.approx(keep, abs=0.02)
-    assert fixed.predictor_loss(obs)[1].item() == pytest.approx(0.25, abs=0.02)
+    torch.manual_seed(1)  # seeded draws, 5 standard errors of the kept fraction (none when everything is kept)
+    kept_sd = (keep * (1 - keep)) ** 0.5
+    assert rnd.predictor_loss(obs)[1].item() == pytest.approx(keep, abs=sampling(kept_sd, draws=32_768))
+    assert fixed.predictor_loss(obs)[1].item() == pytest.approx(0.25, abs=sampling(0.75**0.5 / 2, draws=32_768))
 
 
 def test_rnd_sample_mask_keeps_whole_rows() -> None:
@@ -159,8 +175,10 @@ def test_rnd_sample_mask_keeps_whole_rows() -> None:
     for _ in range(20):
         loss, kept = rnd.predictor_loss(obs)
         rows_kept = round(kept.item() * 3)
-        assert kept.item() == pytest.approx(rows_kept / 3, abs=1e-7)
-        matches = [rows for rows in allowed if len(rows) == rows_kept and loss.item() == pytest.approx(allowed[rows])]
+        # the kept fraction: an exact count of 0/1 elements divided once in float32 (and k/3 rounded on its way)
+        assert kept.item() == pytest.approx(rows_kept / 3, abs=rounding(torch.float32, depth=2))
+        near = _distillation_rtol(rnd, 3 * 512)  # the loss's masked sum against the mean of row means
+        matches = [r for r in allowed if len(r) == rows_kept and loss.item() == pytest.approx(allowed[r], rel=near)]
         assert matches, (loss.item(), kept.item())
         partial += rows_kept in (1, 2)
     assert partial > 0
@@ -199,9 +217,15 @@ def test_sample_mask_on_kept_rows_only_gives_the_all_rows_loss_and_gradient(draw
     assert only_kept["rows"] == [round(only_kept["kept"] * 32)]
     assert 0 < only_kept["rows"][0] < 32  # draw seeds chosen so the mask is partial: 32 x 0.25 = 8 kept on average
     assert only_kept["kept"] == all_rows["kept"]
-    assert only_kept["loss"] == pytest.approx(all_rows["loss"], rel=1e-6)
+    rnd = build_motivation(RAW, OBS_SHAPE, CPU)  # the networks' shapes, for the bounds
+    assert isinstance(rnd, RND)
+    assert only_kept["loss"] == pytest.approx(all_rows["loss"], rel=_distillation_rtol(rnd, 32 * 512))
+    # A gradient: the forward bound, the backward pass through the predictor (its sums reordered again) and the
+    # weight gradients' sums over rows x positions (at most 32 x 7 x 7 at the first convolution), relative to each
+    # tensor's size. A dropped row's gradient let through would change it by a quarter or more.
+    depth = 3 * reordered_depth(rnd.target, rnd.predictor) + 32 * 7 * 7
     for a, b in zip(only_kept["grads"], all_rows["grads"], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(a, b, rtol=0, atol=rounding(torch.float32, depth, scale=float(b.abs().max())))
     assert any(g.abs().sum() > 0 for g in only_kept["grads"])
 
 
@@ -228,10 +252,11 @@ def test_rnd_reward_sum_half_is_half_the_summed_squared_difference() -> None:
     r = rnd.reward(obs)
     assert r.shape == (6,)
     expected = 0.5 * _sq_diff(rnd, obs).sum(dim=1)
-    torch.testing.assert_close(r, expected, rtol=1e-5, atol=1e-6)
+    close = _distillation_rtol(rnd, 512) + rounding(torch.float32, depth=2)  # and x 0.5 (exact), x 3: 1 rounding
+    torch.testing.assert_close(r, expected, rtol=close, atol=0)
     # The mean reduction divides by the 512 features instead of 2, and reward_scale multiplies.
     rnd.cfg = replace(RAW, reward_reduction="mean", reward_scale=3.0)
-    torch.testing.assert_close(rnd.reward(obs), 3.0 * expected * 2 / 512, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rnd.reward(obs), 3.0 * expected * 2 / 512, rtol=close, atol=0)
     assert r.requires_grad is False
 
 
@@ -240,7 +265,7 @@ def test_rnd_reward_is_clipped_to_zero_and_reward_clip() -> None:
     raw = _rnd(RAW).reward(obs)
     clipped = _rnd(MotivationConfig(obs_norm="none")).reward(obs)  # same seed -> same nets, clip 1
     assert torch.all(clipped >= 0.0) and torch.all(clipped <= 1.0)
-    torch.testing.assert_close(clipped, raw.clamp(max=1.0))
+    torch.testing.assert_close(clipped, raw.clamp(max=1.0), rtol=0, atol=0)  # same nets, kernels and frames: exact
     # A large error is clipped to exactly 1.
     big = _rnd(MotivationConfig(obs_norm="none", reward_scale=1e6)).reward(obs)
     assert torch.all(raw * 1e6 > 1.0)
@@ -268,7 +293,12 @@ def test_rnd_normalise_int_reward_divides_by_the_running_std() -> None:
         seen.append(raw)
         # The reward statistics include this batch before it is divided.
         std = _prior_std(np.concatenate(seen))
-        np.testing.assert_allclose(norm.reward(obs).double().numpy(), raw / std, rtol=1e-4)
+        # float32 batch variance of 8 rewards (about 600, spread about 25): the batch mean's 8 roundings of numbers
+        # 32 times larger than the deviations, on the std (half the variance's, which the square doubles); then the
+        # std's cast and the division: 8 x 32 + 8. The prior and the merges are float64 in both. Dividing by the std
+        # without this batch would be 10 % off or more.
+        normalised = rounding(torch.float32, depth=8 * 32 + 8)
+        np.testing.assert_allclose(norm.reward(obs).double().numpy(), raw / std, rtol=normalised)
     # Far from a no-op: the raw errors are ~20 with a spread of ~1, so dividing changes them a lot.
     assert np.all(np.abs(norm.reward(_obs(8, 13)).numpy() - plain.reward(_obs(8, 13)).numpy()) > 1.0)
 
@@ -291,11 +321,14 @@ def test_rnd_observation_statistics_and_mean_normalisation_use_the_newest_frame(
     rnd.update_stats(a)
     rnd.update_stats(b)
     frames = torch.cat([a, b])[:, 3:4].double().numpy() / 255.0
-    np.testing.assert_allclose(rnd.obs_rms.mean.numpy(), frames.mean(axis=0), rtol=1e-3, atol=1e-4)
+    # The prior count 1e-4 (mean 0) moves the mean by 1e-4 / 16 of itself; the float32 frames / 255 and batch means of
+    # up to 10 (and the merge) round 16 times, of numbers below 1. The mean of all 4 frames would be 25 % off or more.
+    mean_float32 = rounding(torch.float32, depth=16)
+    np.testing.assert_allclose(rnd.obs_rms.mean.numpy(), frames.mean(axis=0), rtol=1e-4 / 16, atol=mean_float32)
     # The reward is computed on x − μ.
     obs = _obs(4, 32)
     expected = 0.5 * _sq_diff(rnd, obs, mean=rnd.obs_rms.mean.float()).sum(dim=1)
-    torch.testing.assert_close(rnd.reward(obs), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rnd.reward(obs), expected, rtol=_distillation_rtol(rnd, 512) + FLOAT32_EPS, atol=0)
     assert not torch.allclose(expected, 0.5 * _sq_diff(rnd, obs).sum(dim=1))
 
 
@@ -358,7 +391,11 @@ def test_the_authors_variance_floor_bounds_the_standardised_input() -> None:
     for rnd in (floored, plain):
         rnd.update_stats(flat)
     x = floored.inputs(shifted)
-    assert torch.allclose(x, torch.full_like(x, (1 / 255) / 1e-3**0.5), rtol=1e-2)
+    # The prior count 1e-4 moves the mean (100/255) by 1e-4 / 16 of itself, which x - mean (1/255) sees 100 times
+    # larger; in float32, x and the mean round once each, 100 times larger relative to x - mean, then the floor's
+    # square root and the division. Without the floor (or with 1e-4) it is 3 times or more off.
+    rtol = 100 * 1e-4 / 16 + rounding(torch.float32, depth=2 * 101 + 2)
+    assert torch.allclose(x, torch.full_like(x, (1 / 255) / 1e-3**0.5), rtol=rtol, atol=0)
     assert plain.inputs(shifted).min().item() > 5 * x.max().item()  # without the floor: std + 1e-8, far larger
 
 
@@ -396,9 +433,14 @@ def test_reused_target_features_train_the_predictor_like_recomputed_ones_without
         if reuse:  # the target did not run in the update: its features came from collection
             kept = rnd.kept_targets(rows)
             assert kept is not None
-            torch.testing.assert_close(kept, rnd.target(_rollout_inputs(rnd, rows)), rtol=1e-5, atol=1e-6)
-    # Raw input: the features kept from collection are the ones the update would compute.
-    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5)
+            # collection ran the target 8 rows at a time, this 12: its sums reordered, of the features' size
+            recomputed = rnd.target(_rollout_inputs(rnd, rows))
+            atol = rounding(torch.float32, reordered_depth(rnd.target), scale=float(recomputed.abs().max()))
+            torch.testing.assert_close(kept, recomputed, rtol=0, atol=atol)
+    # Raw input: the features kept from collection are the ones the update would compute. Two epochs' losses: the
+    # second after an Adam step, whose rounding-sized differences (even lr-sized ones, in near-zero gradients) move
+    # the loss only through those near-zero gradients, to second order; so the loss's own bound.
+    np.testing.assert_allclose(runs[1], runs[0], rtol=_distillation_rtol(rnd, 12 * 512))
 
 
 def _rollout_inputs(rnd: RND, rows: torch.Tensor) -> torch.Tensor:
@@ -425,7 +467,10 @@ def test_reused_target_features_keep_the_collection_time_normalisation() -> None
     rows = torch.arange(8)
     kept = rnd.kept_targets(rows)
     assert kept is not None
-    torch.testing.assert_close(kept, at_collection)
+    # the target on the same inputs: at most its sums reordered, of the features' size (features of other statistics
+    # differ by far more: the assertion below)
+    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(at_collection.abs().max()))
+    torch.testing.assert_close(kept, at_collection, rtol=0, atol=same)
     with torch.no_grad():
         now = rnd.target(rnd.inputs(first))
     assert not torch.allclose(now, at_collection)  # what recomputing at update time would have used instead
@@ -434,7 +479,8 @@ def test_reused_target_features_keep_the_collection_time_normalisation() -> None
     with torch.no_grad():
         expected = rnd.target(rnd.inputs(fresh))
     rnd.reward(fresh, 0)
-    torch.testing.assert_close(rnd.kept_targets(rows), expected)
+    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(expected.abs().max()))
+    torch.testing.assert_close(rnd.kept_targets(rows), expected, rtol=0, atol=same)  # as above
 
 
 # ---- perf.target_features_per_update -------------------------------------------------------------------------
@@ -482,9 +528,14 @@ def test_target_features_once_per_update_train_the_predictor_like_a_target_pass_
             losses.append(float(rnd.update(batch)["loss/motivation"]))
         assert seen == ([] if per_update else [16, 16])
         runs.append((losses, [p.detach().clone() for p in rnd.predictor.parameters()]))
-    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-6)
+    # The target's features in chunks of 12, 12 and 8 against minibatches of 16: the loss's own bound per epoch, the
+    # second after an Adam step whose differences move the loss only to second order (as above)
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=_distillation_rtol(rnd, 16 * 512))
+    # the predictors after two Adam steps from gradients of 16 rows through the first convolution's 7 x 7 outputs
+    grads = gradient_depth(rnd.target, rnd.predictor, rows_positions=16 * 7 * 7)
+    atol = adam_atol(2, grads, lr=cfg.learning_rate)
     for once, per_minibatch in zip(runs[1][1], runs[0][1], strict=True):
-        torch.testing.assert_close(once, per_minibatch)
+        torch.testing.assert_close(once, per_minibatch, rtol=rounding(torch.float32, depth=2), atol=atol)
 
 
 def test_target_features_of_an_update_are_dropped_by_new_statistics_a_new_rollout_or_a_load() -> None:
@@ -501,7 +552,9 @@ def test_target_features_of_an_update_are_dropped_by_new_statistics_a_new_rollou
     rnd.begin_update(flat)  # the next update's features: normalised by the statistics as they are now
     with torch.no_grad():
         expected = rnd.target(rnd.inputs(flat[rows]))
-    torch.testing.assert_close(rnd.kept_targets(rows), expected)
+    # begin_update ran the target over 32 states in chunks, this over 8: its sums reordered, of the features' size
+    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(expected.abs().max()))
+    torch.testing.assert_close(rnd.kept_targets(rows), expected, rtol=0, atol=same)
 
 
 @pytest.mark.parametrize("name", ["snd_v", "snd_vic", "snd_std"])
