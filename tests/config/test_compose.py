@@ -26,6 +26,7 @@ from rlsweep.config import CONF_DIR, ConfigError, validate
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.config.presets import generated_experiments
 from rlsweep.launching import plan as planning
+from rlsweep.launching.app import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SWEEP_PY = REPO_ROOT / "sweep.py"
@@ -277,7 +278,8 @@ def test_every_option_composes_validates_and_sets_its_fields(hydra_ctx: None, gr
     for key, value in EXPECTED[(group, option)].items():
         got = _get(cfg, key)
         assert type(got) is type(value), (key, got)
-        assert got == pytest.approx(value) if isinstance(value, float) else got == value, (key, got, value)
+        # Floats too, exactly: no arithmetic happens, the YAML holds repr(value), which reads back as the same double.
+        assert got == value, (key, got, value)
 
     # Every value the option writes ends up where its package says (global or under the group).
     data, is_global = _option_node(group, option)
@@ -311,7 +313,7 @@ def test_experiment_preset_is_its_row_of_the_seed_table(hydra_ctx: None, name: s
     preset = _compose([f"experiment={name}"])
     assert preset["model"]["name"] == model
     assert preset["motivation"]["normalise_int_reward"] is nir
-    assert preset["model"]["critic_init_gain"] == pytest.approx(gain, rel=1e-15)
+    assert preset["model"]["critic_init_gain"] == gain  # exact: YAML holds repr(math.sqrt(2)), which reads back as it
     assert preset["motivation"]["name"] == "rnd"
     # ...and nothing else: the preset is exactly the same config as choosing its three groups by hand.
     critic = "sqrt2" if gain == SQRT2 else "0.1"
@@ -322,7 +324,7 @@ def test_experiment_preset_is_its_row_of_the_seed_table(hydra_ctx: None, name: s
 def test_command_line_group_choice_wins_over_the_experiment_preset(hydra_ctx: None) -> None:
     cfg = _compose(["experiment=ppo_rnd_b3", "model=C"])
     assert cfg["model"]["name"] == "C"
-    assert cfg["model"]["critic_init_gain"] == pytest.approx(SQRT2)
+    assert cfg["model"]["critic_init_gain"] == SQRT2  # exact: parsed from repr(math.sqrt(2)), no arithmetic
     assert cfg["motivation"]["normalise_int_reward"] is True
 
 
@@ -354,7 +356,7 @@ def test_quoted_group_choices_are_accepted_by_hydra_job_by_job(hydra_ctx: None) 
     # Hydra's own sweeper splits the sweep into one override per job; each must compose.
     [jobs] = BasicSweeper.split_arguments([parser.parse_override(crit)], max_batch_size=None)
     gains = sorted(_compose([*job, nir])["model"]["critic_init_gain"] for job in jobs)
-    assert gains == pytest.approx([0.1, SQRT2])
+    assert gains == [0.1, SQRT2]  # exact: parsed from the YAML's repr of each, no arithmetic
     assert _compose([nir])["motivation"]["normalise_int_reward"] is True
     [nir_false] = quote_group_values(["normalise_int_reward=false"], planning.GROUPS)
     assert _compose([nir_false])["motivation"]["normalise_int_reward"] is False
@@ -378,7 +380,7 @@ def test_plan_of_the_users_grid_names_the_presets() -> None:
         model, critic = job.choices["model"], job.choices["critic_init"]
         # The composed config is the grid point's.
         assert job.config["model"]["name"] == model
-        assert job.config["model"]["critic_init_gain"] == pytest.approx(SQRT2 if critic == "sqrt2" else 0.1)
+        assert job.config["model"]["critic_init_gain"] == (SQRT2 if critic == "sqrt2" else 0.1)  # parsed: exact
         if job.name not in presets:  # A/sqrt2 and D/sqrt2 are not in the seed's table
             assert critic == "sqrt2" and model in ("A", "D")
             assert job.name.startswith(f"ppo_rnd_{model.lower()}")
@@ -398,7 +400,7 @@ def test_plan_glob_of_experiments_is_the_seed_table() -> None:
         model, nir, gain = SEED_TABLE[job.name]
         assert job.config["model"]["name"] == model
         assert job.config["motivation"]["normalise_int_reward"] is nir
-        assert job.config["model"]["critic_init_gain"] == pytest.approx(gain)
+        assert job.config["model"]["critic_init_gain"] == gain  # parsed from repr(gain): exact
 
 
 def test_plan_seed_range_gives_one_run_per_seed() -> None:
@@ -413,7 +415,7 @@ def test_plan_value_sweep_gives_distinct_run_ids_and_values() -> None:
     p = _plan("ppo.learning_rate=1e-4,3e-4")
     assert len(p.points) == 2
     assert len({j.run_id for j in p.points}) == 2
-    assert sorted(j.config["ppo"]["learning_rate"] for j in p.points) == pytest.approx([1e-4, 3e-4])
+    assert sorted(j.config["ppo"]["learning_rate"] for j in p.points) == [1e-4, 3e-4]  # parsed from the text: exact
     assert all("learning_rate" in j.run_id for j in p.points)
     assert all(isinstance(j.config["ppo"]["learning_rate"], float) for j in p.points)
 
@@ -465,7 +467,7 @@ def test_plan_reports_the_first_bad_grid_point() -> None:
         _plan("ppo.num_envs=8,0")
 
 
-# ---- sweep.py through real subprocesses --------------------------------------------------------------------
+# ---- sweep.py's entry point: in this process (app.main), and once through a real process -----------------------
 
 
 def _sweep(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -476,10 +478,20 @@ def _sweep(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_dry_run_of_the_users_grid(tmp_path: Path) -> None:
-    res = _sweep(tmp_path, "-m", "model=A,B,C,D", "critic_init=0.1,sqrt2", "dry_run=true")
+def _main(cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    """``python sweep.py <args>`` from ``cwd``, in this process: what sweep.py runs (app.main), its exit status and
+    output, without two seconds of imports per call."""
+    monkeypatch.chdir(cwd)
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
+def test_cli_dry_run_of_the_users_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = _main(tmp_path, monkeypatch, capsys, "-m", "model=A,B,C,D", "critic_init=0.1,sqrt2", "dry_run=true")
     assert res.returncode == 0, res.stderr
-    assert "Traceback" not in res.stderr
     rows = [line for line in res.stdout.splitlines() if re.match(r"^\d+\s", line)]
     assert len(rows) == 8
     assert sorted(int(r.split()[0]) for r in rows) == list(range(8))
@@ -508,10 +520,8 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_cli_bad_input_exits_2_with_one_clear_message(tmp_path: Path, case: str) -> None:
-    args, key, bad, allowed = BAD_INPUTS[case]
-    res = _sweep(tmp_path, *args)
+def _refused_in_one_clear_message(res: subprocess.CompletedProcess[str], case: str, cwd: Path) -> None:
+    _, key, bad, allowed = BAD_INPUTS[case]
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert "Traceback" not in res.stderr
     assert re.search(re.escape(key) + (r"[:=\s]+" + bad if bad else r"\b"), res.stderr), res.stderr
@@ -520,10 +530,28 @@ def test_cli_bad_input_exits_2_with_one_clear_message(tmp_path: Path, case: str)
     assert "rlsweep: error:" in res.stderr
     # Nothing ran: no job table, no sweep or run directory.
     assert "nothing was started" not in res.stdout
-    assert list(tmp_path.iterdir()) == []
+    assert list(cwd.iterdir()) == []
 
 
-def test_cli_refuses_a_non_atari_envpool_id(tmp_path: Path) -> None:
-    res = _sweep(tmp_path, "env.id=CartPole-v1", "dry_run=true")
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_cli_bad_input_exits_2_with_one_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    _refused_in_one_clear_message(_main(tmp_path, monkeypatch, capsys, *BAD_INPUTS[case][0]), case, tmp_path)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["unknown-key", "bad-value-inside-sweep"])
+def test_sweep_py_in_a_real_process_exits_2_with_one_line_and_no_traceback(tmp_path: Path, case: str) -> None:
+    """What the in-process cases above cannot see: the interpreter's own exit status and stderr."""
+    res = _sweep(tmp_path, *BAD_INPUTS[case][0])
+    _refused_in_one_clear_message(res, case, tmp_path)
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_cli_refuses_a_non_atari_envpool_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    res = _main(tmp_path, monkeypatch, capsys, "env.id=CartPole-v1", "dry_run=true")
     assert res.returncode == 2
     assert "env.id" in res.stderr

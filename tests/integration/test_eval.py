@@ -1,11 +1,14 @@
-"""``rlsweep eval`` through the real command line on a trained maze run: eval.json, the H.264 video (probed with the
-ffmpeg binary that imageio-ffmpeg ships), repeatable greedy play, the learning curve over the snapshots
-(``budget.keep_checkpoints``), the W&B eval run in real offline W&B, and bad input in one line with exit status 2.
+"""``rlsweep eval`` (its command line's main, in this process, and once as a real process) on a trained maze run:
+eval.json, the H.264 video (probed with the ffmpeg binary that imageio-ffmpeg ships), repeatable greedy play, the
+learning curve over the snapshots (``budget.keep_checkpoints``), the W&B eval run in real offline W&B, and bad input
+in one line with exit status 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -17,9 +20,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from inline import sweep_inline
+from tolerance import rounding
 
+from rlsweep.launching import cli
 from rlsweep.tracking.wandb_log import records
+
+# a trained sweep per module, then evaluations of it; one worker builds the module's fixture (xdist_group)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_eval")]
 
 REPO = Path(__file__).resolve().parents[2]
 # A maze run of 10 iterations x 64 agent steps (4 envs), snapshots at steps 256, 512 and 640; plain PPO is enough to
@@ -38,9 +47,23 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def rlsweep_eval(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "rlsweep.launching.cli", "eval", *map(str, args)]
-    environ = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environ)
+    """``rlsweep eval <args>`` in this process (the command line's own main), with its exit status and output: the
+    process boundary is not what these tests are about (test_the_command_in_a_real_process is), and each process
+    would cost seconds of imports."""
+    out, err = io.StringIO(), io.StringIO()
+    environ, threads = dict(os.environ), torch.get_num_threads()  # eval sets torch's threads (--threads)
+    os.environ.update({"WANDB_SILENT": "true", **(env or {})})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(["eval", *map(str, args)])
+            except SystemExit as exit_:  # argparse's refusals
+                code = int(exit_.code or 0)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(list(map(str, args)), code, out.getvalue(), err.getvalue())
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
@@ -76,8 +99,11 @@ def test_eval_plays_the_latest_checkpoint_and_writes_scores_and_an_h264_video(ru
         assert e["cells"] >= e["rooms"]
     for key in ("score", "length", "rooms", "cells"):
         values = [e[key] for e in episodes]
+        # float64 on both sides: a mean of 3 rounds 3 times, a std of 3 ~13 times (mean, differences, squares, sum,
+        # division, square root), each side: 32 roundings of numbers up to the largest value; min and max are exact.
+        exact = rounding(np.float64, depth=32, scale=max(values))
         assert result["summary"][key] == pytest.approx(
-            {"mean": np.mean(values), "std": np.std(values), "min": min(values), "max": max(values)}
+            {"mean": np.mean(values), "std": np.std(values), "min": min(values), "max": max(values)}, rel=0, abs=exact
         )
 
     (video,) = result["videos"]
@@ -147,7 +173,7 @@ def test_wandb_eval_run_lands_offline_with_video_score_rooms_and_length(run_dir:
     assert row["global_step"] == 640 and row["_step"] == 640
     result = json.loads((out / "eval.json").read_text())
     for key in ("score", "rooms", "cells", "length"):
-        assert row[f"eval/{key}_mean"] == pytest.approx(result["summary"][key]["mean"])
+        assert row[f"eval/{key}_mean"] == result["summary"][key]["mean"]  # the same float, as JSON both ways: exact
     assert wb.group == "evals"  # the training run's W&B group: its sweep
     assert row["eval/video_episode_0/_type"] == "video-file"
     (media,) = (offline / "files" / "media" / "videos").rglob("*.mp4")
@@ -164,6 +190,17 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stdout == ""
     return lines[0]
+
+
+@pytest.mark.e2e
+def test_the_command_in_a_real_process_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    """What the in-process calls cannot see: the interpreter's own exit status and output."""
+    missing = tmp_path / "nowhere"
+    command = [sys.executable, "-m", "rlsweep.launching.cli", "eval", str(missing)]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "WANDB_SILENT": "true"}
+    )
+    assert _one_line(proc) == f"rlsweep eval: error: run directory {missing} does not exist"
 
 
 def test_bad_input_is_one_line_naming_the_value_and_what_exists(run_dir: Path, tmp_path: Path) -> None:

@@ -4,12 +4,12 @@ several sweep directories, and the statistics behind them (probability of improv
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_analysis import const, make_2x2, make_run
+from tolerance import rounding
 
 from rlsweep.analysis.load import load_sweep
 from rlsweep.analysis.report import (
@@ -20,23 +20,29 @@ from rlsweep.analysis.report import (
     write_report,
 )
 from rlsweep.analysis.stats import Interval, paired_effects, performance_profile, probability_of_improvement
+from rlsweep.launching import cli
 
 
 def test_probability_of_improvement_hand_values() -> None:
-    assert probability_of_improvement([1.0, 2.0, 3.0], [0.0, 0.0]) == pytest.approx(1.0)
-    assert probability_of_improvement([0.0, 0.0], [1.0, 2.0, 3.0]) == pytest.approx(0.0)
-    assert probability_of_improvement([5.0, 5.0], [5.0, 5.0]) == pytest.approx(0.5)  # ties count one half
+    # U / (n m) in float64: a sum of at most 3 (averaged) ranks up to 5, minus n (n + 1) / 2, divided by n m: ~8
+    # roundings of numbers up to 15, i.e. up to 15 / (n m) <= 8 times the probability's own scale. One pair counted
+    # wrong moves the probability by 1/6 or more.
+    exact = rounding(np.float64, depth=8, scale=8.0)
+    assert probability_of_improvement([1.0, 2.0, 3.0], [0.0, 0.0]) == pytest.approx(1.0, abs=exact)
+    assert probability_of_improvement([0.0, 0.0], [1.0, 2.0, 3.0]) == pytest.approx(0.0, abs=exact)
+    assert probability_of_improvement([5.0, 5.0], [5.0, 5.0]) == pytest.approx(0.5, abs=exact)  # ties count one half
     # pairs (1,2) lose, (3,2) win: one half
-    assert probability_of_improvement([1.0, 3.0], [2.0]) == pytest.approx(0.5)
+    assert probability_of_improvement([1.0, 3.0], [2.0]) == pytest.approx(0.5, abs=exact)
     # 4 pairs of 6 won, one tie: (4 + 0.5) / 6
-    assert probability_of_improvement([2.0, 4.0], [1.0, 2.0, 3.0]) == pytest.approx(4.5 / 6)
+    assert probability_of_improvement([2.0, 4.0], [1.0, 2.0, 3.0]) == pytest.approx(4.5 / 6, abs=exact)
     batched = probability_of_improvement(np.array([[1.0, 2.0], [5.0, 6.0]]), np.array([[3.0, 4.0], [0.0, 1.0]]))
-    np.testing.assert_allclose(batched, [0.0, 1.0])
+    np.testing.assert_allclose(batched, [0.0, 1.0], rtol=0, atol=exact)
 
 
 def test_performance_profile_counts_runs_above_each_threshold() -> None:
     profile = performance_profile([1.0, 2.0, 3.0, 4.0, float("nan")], [0.0, 1.0, 2.5, 4.0])
-    np.testing.assert_allclose(profile, [1.0, 0.75, 0.5, 0.0])
+    # a float64 mean of 4 zeros and ones: 3 additions and a division, exact for quarters; a miscount is off by 0.25
+    np.testing.assert_allclose(profile, [1.0, 0.75, 0.5, 0.0], rtol=0, atol=rounding(np.float64, depth=4))
 
 
 def test_undefined_interval_reads_the_same_everywhere() -> None:
@@ -50,15 +56,19 @@ def test_effects_carry_probability_of_improvement_and_follow_the_baseline(tmp_pa
     make_2x2(tmp_path)  # every B run beats every A run of the same critic_init
     data = load_sweep(tmp_path)
     eff = paired_effects(data, "episode/score", n_resamples=300).set_index("factor")
+    # float64: per context U / (n m) (~8 roundings of numbers up to n m = 4 times the probability), then the mean
+    # over 2 contexts; the deltas are means of 2 seed means of 2 values, a few roundings of numbers up to 22. A
+    # single pair or run counted wrong moves a probability by 1/8 and a delta by 0.5 or more.
+    exact, exact_delta = rounding(np.float64, depth=16, scale=4.0), rounding(np.float64, depth=16, scale=32.0)
     assert eff.loc["model", "baseline"] == "A" and eff.loc["model", "level"] == "B"
-    assert eff.loc["model", "p_improve"] == pytest.approx(1.0)
+    assert eff.loc["model", "p_improve"] == pytest.approx(1.0, abs=exact)
     assert eff.loc["model", "n_level"] == 4 and eff.loc["model", "n_base"] == 4
     # critic_init: sqrt2 beats 0.1 in both settings of model
-    assert eff.loc["critic_init", "p_improve"] == pytest.approx(1.0)
+    assert eff.loc["critic_init", "p_improve"] == pytest.approx(1.0, abs=exact)
     flipped = paired_effects(data, "episode/score", n_resamples=300, baselines={"model": "B"}).set_index("factor")
     assert flipped.loc["model", "level"] == "A"
-    assert flipped.loc["model", "delta"] == pytest.approx(-eff.loc["model", "delta"])
-    assert flipped.loc["model", "p_improve"] == pytest.approx(0.0)
+    assert flipped.loc["model", "delta"] == pytest.approx(-eff.loc["model", "delta"], abs=exact_delta)
+    assert flipped.loc["model", "p_improve"] == pytest.approx(0.0, abs=exact)
     assert flipped.loc["model", "ci_high"] < 0
     with pytest.raises(ValueError, match="model has the levels A, B"):
         paired_effects(data, "episode/score", baselines={"model": "C"})
@@ -125,11 +135,12 @@ def test_report_over_two_sweep_directories_pools_seeds(tmp_path: Path) -> None:
     assert "6 vs 6 seeds" in md and "Few seeds" not in md
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rlsweep.launching.cli", *args], capture_output=True, text=True)
+def test_cli_baseline_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def run_cli(*args: str) -> subprocess.CompletedProcess[str]:  # `rlsweep <args>`, in this process
+        code = cli.main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
 
-
-def test_cli_baseline_and_its_errors(tmp_path: Path) -> None:
     sweep = maze_like_sweep(tmp_path / "sweep")
     ok = run_cli("report", str(sweep), "--baseline", "motivation=rnd", "--metric", "explore/cells")
     assert ok.returncode == 0, ok.stderr
@@ -180,4 +191,6 @@ def test_several_games_are_compared_on_normalised_scores(tmp_path: Path) -> None
     assert add_normalised_score(data) == ["maze"]
     mz = data.metrics[data.metrics["env"] == "montezuma"]
     low, high = REFERENCE_SCORES["montezuma"]
-    np.testing.assert_allclose(mz[NORMALISED], (mz["episode/score"] - low) / (high - low))
+    # the same float64 formula on both sides: at most 3 roundings each, relative (low is 0: no cancellation)
+    exact = rounding(np.float64, depth=6)
+    np.testing.assert_allclose(mz[NORMALISED], (mz["episode/score"] - low) / (high - low), rtol=exact)
