@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The README's test command on Python 3.12 (the GPU machines' Python), in its own venv .venv312: the same
-# install (torch 2.13.0 first; PyPI's cp312 wheel is the CUDA build, which runs on the CPU too), `pip check`,
-# then the whole test suite.
+# The README's install on Python 3.12 (the GPU machines' Python), in its own venv .venv312: the same install
+# (torch 2.13.0 first; PyPI's cp312 wheel is the CUDA build, which runs on the CPU too), `pip check`, then the
+# tests that prove that install: what differs on 3.12 is the installed packages (numpy 2.5, scipy 1.18, torch's
+# CUDA build, envpool's cp312 wheel), so the fast tier, which runs every module on them (the networks, Atari and
+# Procgen through envpool, the statistics, the report's figures), and the end-to-end test of the installed wheel
+# (a real `rlsweep` process that plans a grid and trains a point). The launchers, locks and SLURM code are pure
+# Python that the full suite runs on 3.11; `tests/py312.sh --all` runs the whole suite here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=python3.12
@@ -19,4 +23,9 @@ pip install torch==2.13.0
 pip install -e ".[test]"
 pip check
 tests/system-setup.sh
-pytest
+if [[ ${1:-} == --all ]]; then
+  pytest
+else
+  pytest -m fast
+  pytest tests/launching/test_package.py
+fi
