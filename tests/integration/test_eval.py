@@ -46,13 +46,20 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def rlsweep_eval(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``rlsweep eval <args>`` in this process (the command line's own main), with its exit status and output: the
-    process boundary is not what these tests are about (test_the_command_in_a_real_process is), and each process
-    would cost seconds of imports."""
+def rlsweep_eval(
+    *args: str | Path, env: dict[str, str] | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``rlsweep eval <args>``: by default in this process (the command line's own main), with its exit status and
+    output, since the process boundary is not what most of these tests are about and each process costs seconds of
+    imports; with ``process`` as a real process, as a user runs it (the W&B run: W&B's service writes the offline
+    run's last records as the process ends, so only a real end shows what a user's run leaves)."""
+    environ = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
+    if process:
+        command = [sys.executable, "-m", "rlsweep.launching.cli", "eval", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environ)
     out, err = io.StringIO(), io.StringIO()
-    environ, threads = dict(os.environ), torch.get_num_threads()  # eval sets torch's threads (--threads)
-    os.environ.update({"WANDB_SILENT": "true", **(env or {})})
+    saved, threads = dict(os.environ), torch.get_num_threads()  # eval sets torch's threads (--threads)
+    os.environ.update(environ)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -61,7 +68,7 @@ def rlsweep_eval(*args: str | Path, env: dict[str, str] | None = None) -> subpro
                 code = int(exit_.code or 0)
     finally:
         os.environ.clear()
-        os.environ.update(environ)
+        os.environ.update(saved)
         torch.set_num_threads(threads)
     return subprocess.CompletedProcess(list(map(str, args)), code, out.getvalue(), err.getvalue())
 
@@ -158,10 +165,11 @@ def _offline_reader() -> Any:
     return module
 
 
+@pytest.mark.e2e  # a real eval process and W&B's service
 def test_wandb_eval_run_lands_offline_with_video_score_rooms_and_length(run_dir: Path, tmp_path: Path) -> None:
     env = {"WANDB_MODE": "offline", "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc")}
     out = tmp_path / "wb"
-    stdout = ok(rlsweep_eval(run_dir, "--episodes", "2", "--wandb", "--out", out, env=env))
+    stdout = ok(rlsweep_eval(run_dir, "--episodes", "2", "--wandb", "--out", out, env=env, process=True))
     (offline,) = (out / "wandb").glob("offline-run-*")
     assert f"W&B eval run: {offline}" in stdout
 
@@ -196,10 +204,7 @@ def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
 def test_the_command_in_a_real_process_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     """What the in-process calls cannot see: the interpreter's own exit status and output."""
     missing = tmp_path / "nowhere"
-    command = [sys.executable, "-m", "rlsweep.launching.cli", "eval", str(missing)]
-    proc = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, env={**os.environ, "WANDB_SILENT": "true"}
-    )
+    proc = rlsweep_eval(missing, process=True)
     assert _one_line(proc) == f"rlsweep eval: error: run directory {missing} does not exist"
 
 
