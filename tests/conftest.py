@@ -1,7 +1,7 @@
 """Fixtures of every test, and the tiers.
 
-The fast tier (``pytest -m fast``) is every test without one of the marks ``e2e``, ``slurm``, ``browser`` and
-``slow`` (pyproject.toml says what each means). It is kept honest here, not by review: a test of the fast tier that
+The fast tier (``pytest -m fast``) is every test without one of the marks ``slow``, ``slurm``, ``e2e`` and
+``browser`` (pyproject.toml says what each means). It is kept honest here, not by review: a test of the fast tier that
 starts a process fails at once and names the mark it needs, in every run of the suite.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-NOT_FAST = ("e2e", "slurm", "browser", "slow")
+# The marks that leave the fast tier, longest first: the order in which the suite hands tests out.
+NOT_FAST = ("slow", "slurm", "e2e", "browser")
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
@@ -33,8 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fast)
     # The longest tests first (learning checks, then SLURM, then other processes), the fast tier last: xdist hands
     # tests out in this order, so the short ones fill the gaps at the end instead of a long one running alone.
-    first = ("slow", "slurm", "e2e", "browser")
-    items.sort(key=lambda item: next((i for i, m in enumerate(first) if item.get_closest_marker(m)), len(first)))
+    items.sort(key=lambda item: next((i for i, m in enumerate(NOT_FAST) if item.get_closest_marker(m)), len(NOT_FAST)))
 
 
 @pytest.fixture(autouse=True)

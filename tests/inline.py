@@ -9,8 +9,12 @@ about those start real processes (tests/integration/test_launchers.py, tests/lau
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching.job import run_point
@@ -50,3 +54,13 @@ def metrics(run_dir: Path) -> list[dict[str, Any]]:
 def record(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
     return data
+
+
+def finished(
+    main: Callable[[list[str]], int], args: Sequence[str], capsys: pytest.CaptureFixture[str]
+) -> subprocess.CompletedProcess[str]:
+    """A command line's ``main(args)`` called in this process, as the finished command a test reads: its exit status
+    and what it printed (the process boundary itself is what the e2e tests are for)."""
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)

@@ -20,6 +20,7 @@ from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from inline import finished
 from omegaconf import OmegaConf
 
 from rlsweep.config import CONF_DIR, ConfigError, validate
@@ -478,13 +479,13 @@ def _sweep(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _main(cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+def _main(
+    cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> subprocess.CompletedProcess[str]:
     """``python sweep.py <args>`` from ``cwd``, in this process: what sweep.py runs (app.main), its exit status and
     output, without two seconds of imports per call."""
     monkeypatch.chdir(cwd)
-    code = main(list(args))
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out.out, out.err)
+    return finished(main, args, capsys)
 
 
 def test_cli_dry_run_of_the_users_grid(

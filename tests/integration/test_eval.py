@@ -108,9 +108,9 @@ def test_eval_plays_the_latest_checkpoint_and_writes_scores_and_an_h264_video(ru
         values = [e[key] for e in episodes]
         # float64 on both sides: a mean of 3 rounds 3 times, a std of 3 ~13 times (mean, differences, squares, sum,
         # division, square root), each side: 32 roundings of numbers up to the largest value; min and max are exact.
-        exact = rounding(np.float64, depth=32, scale=max(values))
+        bound = rounding(np.float64, depth=32, scale=max(values))
         assert result["summary"][key] == pytest.approx(
-            {"mean": np.mean(values), "std": np.std(values), "min": min(values), "max": max(values)}, rel=0, abs=exact
+            {"mean": np.mean(values), "std": np.std(values), "min": min(values), "max": max(values)}, rel=0, abs=bound
         )
 
     (video,) = result["videos"]

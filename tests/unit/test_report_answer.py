@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from inline import finished
 from test_analysis import const, make_2x2, make_run
 from tolerance import rounding
 
@@ -137,9 +138,7 @@ def test_report_over_two_sweep_directories_pools_seeds(tmp_path: Path) -> None:
 
 def test_cli_baseline_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def run_cli(*args: str) -> subprocess.CompletedProcess[str]:  # `rlsweep <args>`, in this process
-        code = cli.main(list(args))
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
+        return finished(cli.main, args, capsys)
 
     sweep = maze_like_sweep(tmp_path / "sweep")
     ok = run_cli("report", str(sweep), "--baseline", "motivation=rnd", "--metric", "explore/cells")
