@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -35,9 +36,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     Path(purelib, "test-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    # The wheel is built by the test environment (its setuptools; no download), installed like any wheel.
+    # The wheel is built by the test environment (its setuptools; no download), installed like any wheel. It is built
+    # from a copy of the checkout's files (tracked, and untracked but not ignored: what a clone plus this change
+    # holds): setuptools builds in the source tree's build/, where a stale build/lib would ship modules the checkout
+    # no longer has, and where two builds at once (a second suite, a second Python) remove each other's files.
+    source = root / "source"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True).stdout.decode()  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        if (REPO / name).is_file():  # a file deleted from the work tree but not yet from the index is left out
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(source)],
         capture_output=True, text=True, cwd=root,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-3000:]
