@@ -19,6 +19,11 @@ policy from the run's own ``config.yaml`` with the builders training uses (:func
   run's project and group with the video, score, rooms and length at ``global_step``; offline without an API
   key, under ``<out>/wandb/``. W&B is imported only then.
 
+Every summarised number is named ``<what>_per_episode`` (``score_per_episode``, ``rooms_per_episode``,
+``cells_per_episode``, ...; printed "cells per episode", logged ``eval/cells_per_episode_mean``): training logs
+``explore/rooms`` and ``explore/cells`` as counts over the whole run (everything any of its envs visited since it
+began), and an episode's count read beside them looked like the same measure, far too small.
+
 Episodes are played by ``--envs`` single-env instances side by side (one batched forward pass per step). One
 instance per slot, not one vectorised env, so that each slot plays exactly its share of episodes one after the
 other (no bias towards short episodes), and so that the env's own exploration counters, cleared at each
@@ -51,6 +56,17 @@ EXIT_BAD_INPUT = 2
 POLICIES = ("greedy", "sample")
 VIDEO_SIDE = 256  # frames are scaled up by a whole factor until their longer side is at least this many pixels
 CURVE_FILE = "eval_curve.csv"
+PER_EPISODE = "_per_episode"  # the suffix of every summarised number (see the module docstring for why)
+
+
+def per_episode(key: str) -> str:
+    """``cells`` -> ``cells_per_episode``: the name of an episode's number in the summary, the curve and W&B."""
+    return key + PER_EPISODE
+
+
+def label(name: str) -> str:
+    """``cells_per_episode`` -> ``cells per episode``: the name as the console and the plot print it."""
+    return name.replace("_", " ")
 
 
 class BadInput(Exception):
@@ -91,6 +107,7 @@ class Evaluation:
     summary: dict[str, dict[str, float]] = field(default_factory=dict)
     videos: list[dict[str, Any]] = field(default_factory=list)
     frames: str = ""  # what the video frames are
+    note: str = ""  # what the summary's numbers are (per_episode_note), for whoever opens eval.json alone
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -101,12 +118,25 @@ class Evaluation:
             f"eval {self.run_id} step {self.global_step} {self.policy}: {len(self.episodes)} episodes"
             + (f" ({cut} cut by the time limit of {self.time_limit_steps} steps)" if cut else "")
         ]
-        parts.append("score " + _describe(s["score"]))
-        for key in ("rooms", "cells"):
-            if key in s:
-                parts.append(f"{key} " + _describe(s[key]))
-        parts.append("length " + _describe(s["length"]))
+        for key in ("score", "rooms", "cells", "length"):
+            name = per_episode(key)
+            if name in s:
+                parts.append(f"{label(name)} " + _describe(s[name]))
         return ", ".join(parts)
+
+
+def per_episode_note(policy: str, summary: dict[str, dict[str, float]], episodes: int) -> str:
+    """One line saying what the summary's numbers are, naming the training run's cumulative counters they must not
+    be read against (those the env counts)."""
+    play = "greedy play" if policy == "greedy" else "sampled play (the training policy)"
+    text = f"per episode of {play}: mean ± std [min, max] over {episodes} episodes"
+    counted = [k for k in ("rooms", "cells") if per_episode(k) in summary]
+    if counted:
+        text += (
+            f", {' and '.join(counted)} counted from each episode's start; not the run's cumulative "
+            f"{' and '.join('explore/' + k for k in counted)} (everything the run's envs visited since it began)"
+        )
+    return text
 
 
 def _describe(stats: dict[str, float]) -> str:
@@ -114,7 +144,8 @@ def _describe(stats: dict[str, float]) -> str:
 
 
 def summarise(episodes: Sequence[Episode]) -> dict[str, dict[str, float]]:
-    """mean, std (population), min, max of each per-episode number the env reports."""
+    """mean, std (population), min, max of each per-episode number the env reports, under its per-episode name
+    (``score_per_episode``, ...)."""
     columns: dict[str, list[float]] = {
         "score": [e.score for e in episodes],
         "return": [e.episode_return for e in episodes],
@@ -125,7 +156,12 @@ def summarise(episodes: Sequence[Episode]) -> dict[str, dict[str, float]]:
         if values and all(v is not None for v in values):
             columns[key] = [float(v) for v in values]
     return {
-        key: {"mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+        per_episode(key): {
+            "mean": float(np.mean(v)),
+            "std": float(np.std(v)),
+            "min": float(np.min(v)),
+            "max": float(np.max(v)),
+        }
         for key, v in columns.items()
     }
 
@@ -272,6 +308,7 @@ def evaluate(run: RunInfo, path: Path, state: dict[str, Any], args: argparse.Nam
         episodes=episodes,
     )
     result.summary = summarise(episodes)
+    result.note = per_episode_note(result.policy, result.summary, len(episodes))
     if args.video:
         for k, episode_frames in sorted(frames.items()):
             video = out_dir / f"episode-{k}.mp4"
@@ -417,15 +454,15 @@ CURVE_COLUMNS = (
     "global_step",
     "iteration",
     "episodes",
-    "score_mean",
-    "score_std",
-    "score_min",
-    "score_max",
-    "rooms_mean",
-    "rooms_max",
-    "cells_mean",
-    "cells_max",
-    "length_mean",
+    "score_per_episode_mean",
+    "score_per_episode_std",
+    "score_per_episode_min",
+    "score_per_episode_max",
+    "rooms_per_episode_mean",
+    "rooms_per_episode_max",
+    "cells_per_episode_mean",
+    "cells_per_episode_max",
+    "length_per_episode_mean",
     "time_limit_episodes",
     "checkpoint",
 )
@@ -435,10 +472,11 @@ def curve_row(e: Evaluation) -> dict[str, Any]:
     """One row of ``eval_curve.csv``; rooms and cells are empty where the env does not count them."""
     s = e.summary
     row: dict[str, Any] = {"global_step": e.global_step, "iteration": e.iteration, "episodes": len(e.episodes)}
-    row.update({f"score_{k}": s["score"][k] for k in ("mean", "std", "min", "max")})
-    for key in ("rooms", "cells"):
+    score = per_episode("score")
+    row.update({f"{score}_{k}": s[score][k] for k in ("mean", "std", "min", "max")})
+    for key in (per_episode("rooms"), per_episode("cells")):
         row.update({f"{key}_{k}": s[key][k] if key in s else "" for k in ("mean", "max")})
-    row["length_mean"] = s["length"]["mean"]
+    row[per_episode("length") + "_mean"] = s[per_episode("length")]["mean"]
     row["time_limit_episodes"] = sum(x.time_limit for x in e.episodes)
     row["checkpoint"] = e.checkpoint
     return row
@@ -456,21 +494,29 @@ def write_curve(results: Sequence[Evaluation], out_dir: Path) -> tuple[Path, Pat
         writer.writerows(curve_row(e) for e in results)
 
     steps = np.array([e.global_step for e in results], dtype=float)
-    panels = [("score", "score (game, unclipped)")]
-    panels += [(k, k) for k in ("rooms", "cells") if all(k in e.summary for e in results)]
+    panels = [(per_episode("score"), label(per_episode("score")) + "\n(game, unclipped)")]
+    panels += [
+        (name, label(name))
+        for name in (per_episode("rooms"), per_episode("cells"))
+        if all(name in e.summary for e in results)
+    ]
     fig = Figure(figsize=(6.4, 2.6 * len(panels)), dpi=110)
     FigureCanvasAgg(fig)  # Agg canvas, no pyplot: works headless (as rlsweep.analysis.plots)
-    for i, (key, label) in enumerate(panels):
+    for i, (key, ylabel) in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         mean = np.array([e.summary[key]["mean"] for e in results])
         std = np.array([e.summary[key]["std"] for e in results])
         ax.plot(steps, mean, marker="o", label=f"mean over {len(results[0].episodes)} episodes")
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2, label="± std")
         ax.plot(steps, [e.summary[key]["max"] for e in results], linestyle=":", marker=".", label="max")
-        ax.set_ylabel(label)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if i == 0:
-            ax.set_title(f"{results[0].run_id}: {results[0].policy} policy, eval seed {results[0].seed}")
+            ax.set_title(
+                f"{results[0].run_id}: {results[0].policy} policy, eval seed {results[0].seed}\n"
+                "per episode, not the run's cumulative explore/*",
+                fontsize="medium",
+            )
             ax.legend(fontsize="small")
     fig.axes[-1].set_xlabel("training step (global_step)")
     fig.tight_layout()
@@ -516,6 +562,7 @@ def log_to_wandb(run: RunInfo, results: Sequence[Evaluation], out_dir: Path) -> 
             "seed": first.seed,
             "episodes": len(first.episodes),
             "checkpoints": [e.checkpoint for e in results],
+            "note": first.note,
         },
         tags=[*wandb_tags(info), "eval"],
         settings=wandb.Settings(console="off", silent=True),
@@ -655,6 +702,7 @@ def _main(args: argparse.Namespace) -> int:
             result = evaluate(run, path, state, args, base / str(int(state["global_step"])))
             print(result.line(), flush=True)
             results.append(result)
+        print(results[0].note, flush=True)
         csv_path, png_path = write_curve(results, base)
         print(f"eval curve of {len(results)} snapshots: {csv_path}, {png_path}", flush=True)
     else:
@@ -665,6 +713,7 @@ def _main(args: argparse.Namespace) -> int:
         results.append(result)
         videos = f", video {result.videos[0]['path']}" if result.videos else ""
         print(f"{result.line()}; {base / 'eval.json'}{videos}", flush=True)
+        print(result.note, flush=True)
     use_wandb = (
         args.wandb
         if args.wandb is not None

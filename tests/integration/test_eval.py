@@ -90,11 +90,20 @@ def probe(video: Path) -> str:
 def test_eval_plays_the_latest_checkpoint_and_writes_scores_and_an_h264_video(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "latest"
     stdout = ok(rlsweep_eval(run_dir, "--episodes", "3", "--policy", "sample", "--seed", "5", "--out", out))
-    (line,) = stdout.splitlines()
+    line, note = stdout.splitlines()
     assert line.startswith(f"eval {run_dir.name} step 640 sample: 3 episodes (3 cut by the time limit of 128 steps)")
     assert f"{out / 'eval.json'}, video {out / 'episode-0.mp4'}" in line
+    # Issue #26: the maze's per-episode counts must not read as training's whole-run explore/cells and explore/rooms.
+    assert ", score per episode 0 ± 0 [0, 0], rooms per episode " in line
+    assert ", cells per episode " in line and ", length per episode 128 ± 0 [128, 128]; " in line
+    assert note == (
+        "per episode of sampled play (the training policy): mean ± std [min, max] over 3 episodes, rooms and cells "
+        "counted from each episode's start; not the run's cumulative explore/rooms and explore/cells (everything "
+        "the run's envs visited since it began)"
+    )
 
     result = json.loads((out / "eval.json").read_text())
+    assert result["note"] == note
     assert result["checkpoint"] == str(run_dir / "checkpoint.pt")
     assert (result["global_step"], result["iteration"], result["policy"], result["seed"]) == (640, 10, "sample", 5)
     episodes = result["episodes"]
@@ -109,7 +118,7 @@ def test_eval_plays_the_latest_checkpoint_and_writes_scores_and_an_h264_video(ru
         # float64 on both sides: a mean of 3 rounds 3 times, a std of 3 ~13 times (mean, differences, squares, sum,
         # division, square root), each side: 32 roundings of numbers up to the largest value; min and max are exact.
         bound = rounding(np.float64, depth=32, scale=max(values))
-        assert result["summary"][key] == pytest.approx(
+        assert result["summary"][f"{key}_per_episode"] == pytest.approx(
             {"mean": np.mean(values), "std": np.std(values), "min": min(values), "max": max(values)}, rel=0, abs=bound
         )
 
@@ -144,11 +153,15 @@ def test_a_snapshot_by_step_and_the_learning_curve_over_every_snapshot(run_dir: 
 
     out = tmp_path / "curve"
     stdout = ok(rlsweep_eval(run_dir, "--all-steps", "--episodes", "2", "--policy", "sample", "--out", out))
-    assert len(stdout.splitlines()) == len(SNAPSHOTS) + 1 and "eval curve of 3 snapshots" in stdout
+    *lines, note, curve = stdout.splitlines()
+    assert len(lines) == len(SNAPSHOTS) and curve.startswith("eval curve of 3 snapshots")
+    assert note.startswith("per episode of sampled play") and "not the run's cumulative explore/rooms" in note
     rows = (out / "eval_curve.csv").read_text().splitlines()
     header, *data = [r.split(",") for r in rows]
     assert [int(r[header.index("global_step")]) for r in data] == SNAPSHOTS
-    assert all(int(r[header.index("episodes")]) == 2 and float(r[header.index("rooms_mean")]) >= 1 for r in data)
+    assert all(int(r[header.index("episodes")]) == 2 for r in data)
+    assert all(1 <= float(r[header.index("rooms_per_episode_mean")]) <= float(r[header.index("cells_per_episode_max")])
+               for r in data)  # fmt: skip
     for step in SNAPSHOTS:
         assert json.loads((out / str(step) / "eval.json").read_text())["global_step"] == step
         assert (out / str(step) / "episode-0.mp4").stat().st_size > 0
@@ -181,7 +194,9 @@ def test_wandb_eval_run_lands_offline_with_video_score_rooms_and_length(run_dir:
     assert row["global_step"] == 640 and row["_step"] == 640
     result = json.loads((out / "eval.json").read_text())
     for key in ("score", "rooms", "cells", "length"):
-        assert row[f"eval/{key}_mean"] == result["summary"][key]["mean"]  # the same float, as JSON both ways: exact
+        name = f"{key}_per_episode"
+        assert row[f"eval/{name}_mean"] == result["summary"][name]["mean"]  # the same float, as JSON both ways: exact
+    assert not {"eval/rooms_mean", "eval/cells_mean", "eval/score_mean"} & set(row)  # no unqualified names left
     assert wb.group == "evals"  # the training run's W&B group: its sweep
     assert row["eval/video_episode_0/_type"] == "video-file"
     (media,) = (offline / "files" / "media" / "videos").rglob("*.mp4")

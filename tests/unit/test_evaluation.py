@@ -12,6 +12,7 @@ import torch
 from inline import TINY, run_inline
 from test_analysis import make_2x2
 
+from rlsweep import evaluation
 from rlsweep.launching import cli
 
 
@@ -19,6 +20,7 @@ def test_a_tiny_runs_checkpoint_is_played_greedily_and_scored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = run_inline(tmp_path, *TINY)
+    capsys.readouterr()  # training's output: what eval prints is checked below
     out = tmp_path / "eval"
     threads = torch.get_num_threads()  # eval sets torch's threads (--threads)
     try:
@@ -32,7 +34,46 @@ def test_a_tiny_runs_checkpoint_is_played_greedily_and_scored(
     # the fake env's time limit (64 steps) ends every episode that nothing else ends
     assert all(0 < e["length"] <= result["time_limit_steps"] == 64 for e in result["episodes"])
     lengths = [e["length"] for e in result["episodes"]]
-    assert result["summary"]["length"]["mean"] == sum(lengths) / len(lengths)
+    assert result["summary"]["length_per_episode"]["mean"] == sum(lengths) / len(lengths)
+
+    # Issue #26: every summarised number, printed and saved, says it is per episode (the fake env counts no rooms or
+    # cells, so no explore/* counter is named); the second printed line says what they are, as eval.json does.
+    assert sorted(result["summary"]) == ["length_per_episode", "return_per_episode", "score_per_episode"]
+    summary_line, note = capsys.readouterr().out.splitlines()
+    assert "score per episode 0 ± 0 [0, 0]" in summary_line and "length per episode " in summary_line
+    assert note == result["note"] == "per episode of greedy play: mean ± std [min, max] over 3 episodes"
+
+
+def _evaluation(policy: str, summary: dict[str, dict[str, float]]) -> evaluation.Evaluation:
+    episode = evaluation.Episode(0, 0, 100.0, 1.0, 128, 3, 40, True)
+    return evaluation.Evaluation(
+        run_dir="r", run_id="run", env="maze", checkpoint="c.pt", global_step=640, iteration=10, policy=policy,
+        seed=0, device="cpu", envs=1, time_limit_steps=128, episodes=[episode], summary=summary,
+    )  # fmt: skip
+
+
+def test_per_episode_names_in_the_line_the_note_and_the_curve_where_the_env_counts_rooms_and_cells() -> None:
+    (episode,) = _evaluation("greedy", {}).episodes
+    summary = evaluation.summarise([episode])
+    assert sorted(summary) == [f"{k}_per_episode" for k in ("cells", "length", "return", "rooms", "score")]
+    e = _evaluation("sample", summary)
+    line = e.line()
+    for text in ("score per episode 100", "rooms per episode 3", "cells per episode 40", "length per episode 128"):
+        assert text in line
+    assert "1 cut by the time limit" in line
+    note = evaluation.per_episode_note("sample", summary, 1)
+    assert note.startswith("per episode of sampled play (the training policy): mean ± std [min, max] over 1 ")
+    assert "not the run's cumulative explore/rooms and explore/cells" in note
+
+    row = evaluation.curve_row(e)
+    assert list(row) == list(evaluation.CURVE_COLUMNS)
+    statistics = [c for c in row if c.endswith(("_mean", "_std", "_min", "_max"))]
+    assert len(statistics) == 9 and all("_per_episode_" in c for c in statistics)
+    assert (row["rooms_per_episode_max"], row["cells_per_episode_mean"]) == (3.0, 40.0)
+
+    no_counts = {k: v for k, v in summary.items() if not k.startswith(("rooms", "cells"))}
+    assert "explore/" not in evaluation.per_episode_note("greedy", no_counts, 1)
+    assert evaluation.curve_row(_evaluation("greedy", no_counts))["cells_per_episode_mean"] == ""
 
 
 def test_the_wandb_report_object_is_built_without_touching_the_api(
