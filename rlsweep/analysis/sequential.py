@@ -1,7 +1,9 @@
-"""The statistics of ``rlsweep seeds``: which comparisons a sweep makes, and AdaStop replayed over its seeds.
+"""The statistics of ``rlsweep seeds``: which comparisons a sweep makes, AdaStop replayed over its seeds, and the
+tests recorded in ``seeds.json``.
 
-This module owns the sequential test and nothing on disk or in a launcher (:mod:`rlsweep.launching.seeds` reads
-the sweep, keeps ``seeds.json`` and launches the seeds).
+This module owns the sequential test and the reading of ``<sweep_dir>/seeds.json``; nothing in a launcher
+(:mod:`rlsweep.launching.seeds` reads the sweep, writes ``seeds.json`` and launches the seeds; the report lists
+the recorded tests through :func:`load_tests`).
 
 * **Comparisons** are the report's "factor effects, other factors held fixed"
   (:func:`rlsweep.analysis.stats.paired_effects`): for each factor that varies, each non-baseline level against
@@ -9,35 +11,74 @@ the sweep, keeps ``seeds.json`` and launches the seeds).
   factors' values) where both were run. Each comparison is a pair of configurations that differ only in that
   factor; the configurations are AdaStop's agents.
 * **The test** is AdaStop (Mathieu et al. 2023, "AdaStop: adaptive statistical testing for sound comparisons of
-  deep RL agents"), the PyPI package ``adastop``: a group-sequential permutation test with at most ``K`` interim
-  looks, ``n`` new seeds per agent per look, that controls the family-wise error over every comparison and every
-  look at level ``alpha`` (it spends ``alpha * (k + 1) / K`` by look ``k``). A comparison ends ``larger`` or
-  ``smaller`` (the level's configuration against the baseline's) when the test rejects equality; one still
-  open after the ``K``-th look ends ``equal`` (no difference found within the cap: not a proof of equality).
-  Early acceptance is off (``beta = 0``), so ``equal`` only ever comes from the cap.
-* **Replay**: the comparator keeps state between looks (the permutation sets it conditions on, the level spent),
-  and each ``rlsweep seeds`` is a new process. So the looks are replayed from the values: look ``k`` (1-based)
-  uses the first ``k * n`` seeds of each configuration in seed order, with a fixed permutation seed; the same
-  values give the same permutations and the same decisions, every time.
+  deep RL agents"): a group-sequential permutation test with at most ``K`` interim looks, ``n`` new seeds per
+  agent per look, that controls the family-wise error over every comparison and every look at level ``alpha``.
+  At look ``k`` (0-based) a comparison's statistic is ``T = sum over looks j <= k of (mean of the agent's j-th
+  block of n seeds - mean of the baseline's)``; its permutation distribution permutes the 2n values of each
+  look's block between the two configurations (one "path" = one such arrangement per look, the same arrangement
+  for every comparison, as the paper writes it), conditioned on the paths that did not cross an earlier look's
+  boundary. The boundary of look ``k`` is the smallest value ``b`` of ``max |T|`` over the comparisons still
+  open such that the share of paths that crossed at an earlier look plus the share above ``b`` now is at most
+  ``alpha * (k + 1) / K`` (alpha spending). Step-down: while the largest ``|T|`` of the open comparisons is above
+  its boundary, that comparison ends ``larger`` or ``smaller`` (the sign of ``T``: the level's configuration
+  against the baseline's) and the boundary is computed again over the ones left. Early acceptance is off
+  (``beta = 0``), so ``equal`` only comes from the cap: a comparison still open after the ``K``-th look (no
+  difference found within ``n * K`` seeds: not a proof of equality). While ``C(2n, n) ** (k + 1)`` is at most
+  ``permutations``, every path is enumerated (exact); beyond, ``permutations`` random paths are drawn (the first
+  is the observed arrangement), from ``permutation_seed``.
+* **Why our own implementation**: the PyPI package ``adastop`` 0.1.3 (``compare_agents.py``, ``partial_compare``)
+  takes the boundary from the permutation distribution of ``max`` over comparisons of the *signed* differences
+  and compares it with ``max |T|``: a one-sided threshold applied to a two-sided statistic, so it rejects at
+  about twice its level (measured: 0.097 +- 0.013 on null data at alpha = 0.05, n = 5, one look). Fixing that
+  needs a copy of ``partial_compare``, and its Python loops over 10^4 permutations per comparison per look are
+  far too slow for a calibration that replays thousands of simulated sweeps. This one is vectorised numpy, takes
+  its thresholds from ``max |T|``, and draws the same random paths for every comparison (adastop 0.1.3 draws
+  separate ones per comparison, which loses the comparisons' dependence through a shared baseline). With one
+  look and every arrangement enumerated, its signed differences are adastop's ``compute_mean_diffs``
+  (tests/unit/test_sequential.py checks both against the package).
+* **Replay**: each ``rlsweep seeds`` is a new process, so the looks are replayed from the values: look ``k``
+  (1-based) uses the first ``k * n`` seeds of each configuration in seed order; the permutation tables depend
+  only on the settings (and are the same in every process), so the same values give the same decisions. A look
+  recorded in ``seeds.json`` is binding: its recorded decisions are replayed as they were (``recorded``), and
+  where the values now decide otherwise the replay says so (``Replay.changed``).
+* **Pre-registration**: ``seeds.json`` holds every test ever run on the sweep, numbered, each with the settings,
+  comparisons and looks it was computed under (:func:`load_tests`); a test's settings never change once anything
+  was computed under them, other settings begin a new test.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 CONTINUE = "continue"
 DECISIONS = ("larger", "smaller", "equal", CONTINUE)
-# adastop's own default: the number of random permutations once the exact permutation set is larger.
+# adastop's own default: the number of random permutation paths once the exact set is larger.
 PERMUTATIONS = 10_000
 PERMUTATION_SEED = 0
+STATE_FILE = "seeds.json"
+# What a test in seeds.json was computed with: a test recorded with another method is not continued.
+METHOD = "AdaStop (Mathieu et al. 2023), two-sided, rlsweep.analysis.sequential; beta=0 (no early acceptance)"
+ADASTOP_013 = "AdaStop (Mathieu et al. 2023), adastop 0.1.3, beta=0 (no early acceptance)"  # seeds.json format 1
 
 # agent -> (seed, value) for every run of that configuration; NaN where the run has no usable value yet
 # (not completed, or no value of the metric).
 Samples = Mapping[str, Sequence[tuple[int, float]]]
+FloatArray = npt.NDArray[np.float64]
+
+# OpenBLAS runs a matrix product on one thread while m*n*k stays under 4 * 65536; above, it starts its threads,
+# which on a shared machine cost more than the product (measured on 2 busy cores: 20 ms median for one
+# 10^4 x 40 x 8 product, 0.35 ms in chunks of 512 rows). So the paths go through the product in chunks under it.
+_GEMM_ONE_THREAD = 4 * 65536
 
 
 @dataclass(frozen=True)
@@ -58,6 +99,17 @@ class Comparison:
         return (
             f"{self.factor}={self.level} vs {self.factor}={self.baseline}" + (f" [{ctx}]" if ctx else "") + self.suffix
         )
+
+    def record(self) -> dict[str, Any]:
+        """The comparison as seeds.json keeps it (what :class:`RecordedTest` gives back)."""
+        return {
+            "label": self.label,
+            "factor": self.factor,
+            "level": self.level,
+            "baseline": self.baseline,
+            "context": dict(self.context),
+            "configurations": [self.agent, self.base_agent],
+        }
 
 
 def build_comparisons(
@@ -107,6 +159,10 @@ class Settings:
             raise ValueError(f"max_looks must be at least 1 (got {self.max_looks})")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1) (got {self.alpha})")
+        if self.permutations < 1:
+            raise ValueError(f"permutations must be at least 1 (got {self.permutations})")
+        if self.permutation_seed < 0:
+            raise ValueError(f"permutation_seed must be at least 0 (got {self.permutation_seed})")
 
 
 @dataclass
@@ -117,6 +173,20 @@ class Look:
     seeds: dict[str, list[int]]
     means: dict[str, float]
     decisions: dict[str, str]  # comparison label -> decision
+    # The boundary of max |T| over the comparisons left open after this look (None: no arrangement could cross
+    # it, or none was left open), and the share of permutation paths that crossed a boundary up to this look.
+    boundary: float | None = None
+    spent: float = 0.0
+
+
+@dataclass(frozen=True)
+class Change:
+    """A recorded look that the values now decide otherwise: the recorded decision stands."""
+
+    look: int  # 1-based
+    comparison: str  # label
+    recorded: str
+    replayed: str
 
 
 @dataclass
@@ -127,6 +197,7 @@ class Replay:
     waiting: dict[str, list[int]] = field(
         default_factory=dict
     )  # active agent -> seeds of the next look lacking a value
+    changed: list[Change] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -159,52 +230,203 @@ def _usable_prefix(entries: list[tuple[int, float]], need: int) -> list[float]:
     return out
 
 
-def replay(comparisons: Sequence[Comparison], samples: Samples, settings: Settings) -> Replay:
-    """Replay every look the values allow, in order, from a fresh comparator with the fixed permutation seed.
+# ---------------------------------------------------------------------------------------------- permutations
+
+
+@functools.lru_cache(maxsize=8)
+def exact_masks(n: int) -> FloatArray:
+    """Every arrangement of one look's block: which n of the 2n values (the agent's first, then the baseline's) go
+    to the agent, as 0/1 rows in ``itertools.combinations`` order (adastop's), the observed one first."""
+    rows = np.array(list(itertools.combinations(range(2 * n), n)), dtype=np.intp)
+    masks = np.zeros((len(rows), 2 * n))
+    np.put_along_axis(masks, rows, 1.0, axis=1)
+    masks.flags.writeable = False
+    return masks
+
+
+@functools.lru_cache(maxsize=16)
+def random_masks(n: int, paths: int, seed: int, look: int) -> FloatArray:
+    """``paths`` random arrangements of look ``look``'s block (0-based), the observed one first: the same in every
+    process for the same settings, and independent of the values (so cached: a calibration replays thousands of
+    sweeps under one setting)."""
+    rng = np.random.default_rng((seed, look))
+    observed = np.arange(2 * n) < n
+    masks = np.empty((paths, 2 * n))
+    masks[0] = observed
+    masks[1:] = rng.permuted(np.broadcast_to(observed, (paths - 1, 2 * n)), axis=1)
+    masks.flags.writeable = False
+    return masks
+
+
+def block_differences(masks: FloatArray, blocks: FloatArray) -> FloatArray:
+    """``mean(values the mask gives the agent) - mean(the others)`` for each mask (rows) and each comparison's block
+    (``blocks``: one row of 2n values per comparison, the agent's n then the baseline's n)."""
+    n = blocks.shape[1] // 2
+    out = np.empty((masks.shape[0], blocks.shape[0]))
+    rows = max(1, _GEMM_ONE_THREAD // max(1, masks.shape[1] * blocks.shape[0]))
+    weights = np.ascontiguousarray(blocks.T)
+    for start in range(0, masks.shape[0], rows):
+        np.matmul(masks[start : start + rows], weights, out=out[start : start + rows])
+    # sum(mask) - sum(rest) = 2 sum(mask) - sum(all); both sides have n values.
+    return (2.0 * out - blocks.sum(axis=1)) / n
+
+
+def _rounding(n: int, looks: int, scale: float) -> float:
+    """How far two float computations of one path's ``T`` can differ (a path's and the observed one, or a mirror
+    image's); values closer than this are ties. Each look's difference is ``(2 sum(mask) - sum(all)) / n`` over at
+    most 2n values of magnitude at most ``scale``; a float sum of q such values is off by at most q * eps * q * scale
+    (Higham: (q - 1) u sum|x|, u = eps / 2), so the difference is off by at most (2 n^2 + 4 n^2) eps scale / n =
+    6n eps scale. Over ``looks`` looks and two computations: 12n * looks * eps * scale; 16 leaves room for the sums
+    across looks."""
+    return 16.0 * n * looks * float(np.finfo(float).eps) * scale
+
+
+def _boundary(stats: FloatArray, open_cols: Sequence[int], total: int, level: float, tie: float) -> float:
+    """The boundary of ``max |T|`` over ``open_cols``: ``inf`` where no value can be one.
+
+    ``stats`` holds the paths that crossed no earlier boundary (one row each), ``total`` the number of paths in
+    all (those that crossed earlier included), ``level`` the level that may be spent by this look. The boundary is
+    the smallest value ``b`` of the paths' ``max |T|`` such that (crossed earlier + above ``b``) / total <= level:
+    the two-sided (1 - level) quantile, conditioned on the paths left.
+    """
+    alive = stats.shape[0]
+    # floor(level * total), where level * total is a count of paths computed to about 1e-16 relative: for any count
+    # below 10^6, 1e-9 absorbs that rounding and never reaches the next integer.
+    allowed = math.floor(level * total + 1e-9) - (total - alive)
+    if allowed < 0 or alive == 0:
+        return math.inf
+    # adastop 0.1.3 takes np.max of the signed differences here while it compares the boundary with max |T|: a
+    # one-sided threshold for a two-sided statistic (twice the level). Ours is the quantile of max |T| itself.
+    v = np.sort(np.abs(stats[:, list(open_cols)]).max(axis=1))
+    above = alive - np.searchsorted(v, v + tie, side="right")  # paths above each candidate boundary
+    i = int(np.argmax(above <= allowed))  # above is non-increasing and 0 at the largest value
+    return float(v[i])
+
+
+def _observed_mask(n: int) -> FloatArray:
+    """The arrangement observed: the agent's n values to the agent."""
+    return (np.arange(2 * n) < n).astype(float)[None, :]
+
+
+@dataclass
+class _Look:
+    """What a later look needs of an earlier one to tell which permutation paths crossed its boundary."""
+
+    blocks: FloatArray  # one row of 2n values per comparison (zeros where it was decided before)
+    left: list[int]  # the comparisons open after it
+    boundary: float
+    tie: float
+
+
+def _random_paths(history: Sequence[_Look], settings: Settings, m: int) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """The random paths through the looks so far (their ``T`` per comparison) that crossed none of their boundaries,
+    and their rows in the random tables: the first look whose arrangements are drawn, not enumerated, draws whole
+    paths, and each earlier look's boundary (found on every arrangement) says which of them are spent."""
+    stats = np.zeros((settings.permutations, m))
+    alive = np.ones(settings.permutations, dtype=bool)
+    for j, look in enumerate(history):
+        table = random_masks(settings.n, settings.permutations, settings.permutation_seed, j)
+        stats += block_differences(table, look.blocks)
+        if look.left:
+            alive &= np.abs(stats[:, look.left]).max(axis=1) <= look.boundary + look.tie
+    ids = np.flatnonzero(alive)
+    return stats[ids], ids
+
+
+def replay(
+    comparisons: Sequence[Comparison],
+    samples: Samples,
+    settings: Settings,
+    recorded: Sequence[Mapping[str, str]] = (),
+) -> Replay:
+    """Replay every look the values allow, in order, with the fixed permutation tables.
 
     Look ``k`` happens when every configuration of an open comparison has values for its first ``k * n`` seeds;
     the replay stops at the first look that cannot happen yet (``waiting`` says which seeds it lacks), when every
-    comparison is decided, or after ``max_looks``.
+    comparison is decided, or after ``max_looks``. ``recorded`` holds the decisions recorded after each look
+    (seeds.json): those looks keep them (the boundary is computed for the comparisons they left open), and
+    ``changed`` lists where the values now decide otherwise.
     """
-    from adastop import MultipleAgentsComparator  # imported here: it pulls in matplotlib
-
     settings.check()
     decisions = {c.label: CONTINUE for c in comparisons}
     result = Replay([], decisions, settings)
     if not comparisons:
         return result
+    n, m = settings.n, len(comparisons)
     agents = sorted({a for c in comparisons for a in (c.agent, c.base_agent)})
-    index = {a: i for i, a in enumerate(agents)}
-    pairs = np.array([(index[c.agent], index[c.base_agent]) for c in comparisons])
-    comparator = MultipleAgentsComparator(
-        n=settings.n, K=settings.max_looks, B=settings.permutations, comparisons=pairs, alpha=settings.alpha,
-        beta=0, seed=settings.permutation_seed,
-    )  # fmt: skip
     ordered = {a: _ordered(samples, a) for a in agents}
+    arrangements = math.comb(2 * n, n)
+    history: list[_Look] = []
+    stats = np.zeros((1, m))  # the permutation paths that crossed no boundary yet: T per comparison
+    ids = np.zeros(1, dtype=np.intp)  # their rows in the random tables, once the paths are drawn
+    total = 1  # paths in all, spent ones included
+    exact = True
+    observed = np.zeros(m)
+    scale = 0.0
     for k in range(settings.max_looks):
-        need = (k + 1) * settings.n
+        need = (k + 1) * n
         active = active_agents(comparisons, decisions)
         lacking = {a: [s for s, v in ordered[a][:need] if not math.isfinite(v)] for a in active}
         lacking = {a: s for a, s in lacking.items() if s or len(ordered[a]) < need}
         if lacking:
             result.waiting = lacking
             break
-        # Every agent keeps its key (adastop indexes them by position); agents out of every open comparison keep
-        # the values they had, which the comparator no longer reads.
-        values = {a: np.asarray(_usable_prefix(ordered[a], need), dtype=float) for a in agents}
-        comparator.partial_compare(values, verbose=False)
-        # adastop keys its decisions by str() of each comparison's index pair, in the order given.
-        for c, pair in zip(comparisons, comparator.comparisons, strict=True):
-            decisions[c.label] = str(comparator.decisions[str(pair)])
+        open_cols = [i for i, c in enumerate(comparisons) if decisions[c.label] == CONTINUE]
+        values = {a: np.asarray(_usable_prefix(ordered[a], need), dtype=float) for a in active}
+        blocks = np.zeros((m, 2 * n))  # a decided comparison keeps zeros: its column is read no more
+        for i in open_cols:
+            c = comparisons[i]
+            blocks[i] = np.concatenate([values[c.agent][k * n :], values[c.base_agent][k * n :]])
+        scale = max(scale, float(np.abs(blocks).max()))
+        tie = _rounding(n, k + 1, scale)
+        observed = observed + block_differences(_observed_mask(n), blocks)[0]
+        if exact and arrangements ** (k + 1) <= settings.permutations:
+            step = block_differences(exact_masks(n), blocks)
+            stats = (stats[:, None, :] + step[None, :, :]).reshape(-1, m)
+            total *= arrangements
+        else:
+            if exact:
+                exact, total = False, settings.permutations
+                stats, ids = _random_paths(history, settings, m)
+            table = random_masks(n, settings.permutations, settings.permutation_seed, k)
+            stats = stats + block_differences(table, blocks)[ids]
+        level = settings.alpha * (k + 1) / settings.max_looks
+        # Step-down: the largest |T| of the open comparisons against the boundary over them, until one is not above.
+        left = list(open_cols)
+        now = dict(decisions)
+        while left:
+            bound = _boundary(stats, left, total, level, tie)
+            top = max(left, key=lambda i: abs(observed[i]))
+            if not abs(observed[top]) > bound + tie:
+                break
+            now[comparisons[top].label] = "larger" if observed[top] > 0 else "smaller"
+            left.remove(top)
+        if k == settings.max_looks - 1:  # the cap: what is still open ends equal (beta = 0: never before)
+            now = {label: "equal" if d == CONTINUE else d for label, d in now.items()}
+        if k < len(recorded):  # binding: the recorded decisions stand; the replay only reports a difference
+            for label, d in now.items():
+                if d != recorded[k].get(label, CONTINUE):
+                    result.changed.append(Change(k + 1, label, recorded[k].get(label, CONTINUE), d))
+            now = {label: recorded[k].get(label, CONTINUE) for label in now}
+        decisions.update(now)
+        # The boundary the comparisons left open were held to ("equal" comes only from the cap: open until it).
+        left = [i for i in open_cols if decisions[comparisons[i].label] in (CONTINUE, "equal")]
+        bound = _boundary(stats, left, total, level, tie) if left else math.inf
+        if left:  # the paths above the boundary are spent: the next look is conditioned on the others
+            keep = np.abs(stats[:, left]).max(axis=1) <= bound + tie
+            stats, ids = stats[keep], (ids if exact else ids[keep])
+        history.append(_Look(blocks, left, bound, tie))
         result.looks.append(
             Look(
                 index=k + 1,
                 seeds={a: [s for s, _ in ordered[a][:need]] for a in active},
                 means={a: float(np.mean(values[a])) for a in active},
                 decisions=dict(decisions),
+                boundary=bound if math.isfinite(bound) else None,
+                spent=1.0 - stats.shape[0] / total,
             )
         )
-        if comparator.is_finished:
+        if not left:
             break
     result.decisions = decisions
     return result
@@ -229,3 +451,111 @@ def next_seeds(
         if seeds:
             out[agent] = seeds
     return out
+
+
+# ---------------------------------------------------------------------------------------------- seeds.json
+
+
+@dataclass
+class RecordedTest:
+    """One sequential test recorded in ``seeds.json``: what it was computed under and every look it took."""
+
+    number: int  # 1, 2, ... in the order the tests began
+    metric: str
+    settings: Settings
+    baselines: dict[str, str]  # factor -> baseline level
+    comparisons: list[dict[str, Any]]  # label, factor, level, baseline, context (dict), configurations
+    looks: list[dict[str, Any]]  # index, seeds, means, decisions (label -> decision), boundary, spent
+    decisions: dict[str, str]  # label -> decision after the last look
+    status: str  # "open", "decided" or "cap reached"
+    created: float | None  # time.time() when the test began (None: recorded before seeds.json kept it)
+    updated: float | None
+    data_changed: str  # "" or a sentence: a run's value changed after a recorded look
+    method: str = METHOD  # the test it ran (ADASTOP_013 for a test recorded by adastop 0.1.3)
+    batches: list[dict[str, Any]] = field(default_factory=list)  # for_look, time, runs
+
+
+def status_of(decisions: Mapping[str, str]) -> str:
+    if any(d == CONTINUE for d in decisions.values()) or not decisions:
+        return "open"
+    return "cap reached" if any(d == "equal" for d in decisions.values()) else "decided"
+
+
+def read_tests(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The tests in ``<sweep_dir>/seeds.json`` as recorded (a list of dicts, the first test first); [] without the
+    file. The first format (one test, its settings at the top level, written before seeds.json kept several)
+    reads as test 1. Raises ValueError, its message beginning with the file's path, when the file is not one
+    rlsweep seeds wrote."""
+    path = Path(sweep_dir) / STATE_FILE
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is unreadable ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("tests"), list):
+        tests = data["tests"]
+    elif isinstance(data, dict) and "comparisons" in data and "n" in data:
+        keys = ("n", "max_looks", "alpha", "permutations", "permutation_seed")
+        old = {k: v for k, v in data.items() if k not in keys}
+        tests = [{**old, "number": 1, "test": data.get("test", ADASTOP_013),
+                  "settings": {k: data[k] for k in keys if k in data}, "created": None}]  # fmt: skip
+    else:
+        raise ValueError(f"{path} is not a file rlsweep seeds wrote (no tests in it)")
+    for t in tests:
+        if not (isinstance(t, dict) and {"number", "metric", "settings", "comparisons"} <= t.keys()):
+            raise ValueError(f"{path} has a test without its number, metric, settings or comparisons")
+    return list(tests)
+
+
+def recorded_test(raw: Mapping[str, Any]) -> RecordedTest:
+    """A test as :func:`read_tests` gives it, typed."""
+    s = raw["settings"]
+    settings = Settings(
+        int(s["n"]),
+        int(s["max_looks"]),
+        float(s["alpha"]),
+        int(s.get("permutations", PERMUTATIONS)),
+        int(s.get("permutation_seed", PERMUTATION_SEED)),
+    )
+    comparisons = [dict(c) for c in raw["comparisons"]]
+    looks = [dict(lk) for lk in raw.get("looks", [])]
+    decisions = dict(raw.get("decisions") or (looks[-1]["decisions"] if looks else {}))
+    decisions = {c["label"]: decisions.get(c["label"], CONTINUE) for c in comparisons}
+    # A first-format test kept only the baselines given; the comparisons say which level each factor was against.
+    baselines = {**{c["factor"]: c["baseline"] for c in comparisons}, **dict(raw.get("baselines", {}))}
+    return RecordedTest(
+        number=int(raw["number"]),
+        metric=str(raw["metric"]),
+        settings=settings,
+        baselines=baselines,
+        comparisons=comparisons,
+        looks=looks,
+        decisions=decisions,
+        status=str(raw.get("status") or status_of(decisions)),
+        created=raw.get("created"),
+        updated=raw.get("updated"),
+        data_changed=data_changed_text(raw.get("data_changed", [])),
+        method=str(raw.get("test", METHOD)),
+        batches=list(raw.get("batches", [])),
+    )
+
+
+def data_changed_text(events: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence for the changes recorded after a test's looks ("" when none)."""
+    if not events:
+        return ""
+    first = min(events, key=lambda e: int(e["look"]))
+    looks = sorted({int(e["look"]) for e in events})
+    where = f"look {looks[0]}" + (f" (and {len(looks) - 1} later look(s))" if len(looks) > 1 else "")
+    if "comparison" in first:
+        what = f"{first['comparison']} now replays as {first['replayed']}, recorded {first['recorded']}"
+    else:
+        what = f"{first['configuration']}'s mean is now {first['mean']:.6g}, recorded {first['recorded_mean']:.6g}"
+    return f"a run's value changed after {where} was recorded ({what}); the recorded decisions stand"
+
+
+def load_tests(sweep_dir: Path) -> list[RecordedTest]:
+    """Every sequential test ``rlsweep seeds`` ran on the sweep, in the order they began ([] without seeds.json).
+    Raises ValueError when seeds.json is unreadable."""
+    return sorted((recorded_test(t) for t in read_tests(sweep_dir)), key=lambda t: t.number)

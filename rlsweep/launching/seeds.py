@@ -1,20 +1,31 @@
 """``rlsweep seeds <sweep_dir>``: more seeds only where a comparison is not decided yet, until it is or a cap is hit.
 
-This module owns the command: reading a launched sweep, the state file ``<sweep_dir>/seeds.json``, and launching
-the seeds a look needs as new points of the same sweep. The statistics (which comparisons, AdaStop, the replay
-of the looks) are :mod:`rlsweep.analysis.sequential`'s.
+This module owns the command: reading a launched sweep, writing the state file ``<sweep_dir>/seeds.json``, and
+launching the seeds a look needs as new points of the same sweep. The statistics (which comparisons, AdaStop, the
+replay of the looks) and the reading of ``seeds.json`` are :mod:`rlsweep.analysis.sequential`'s.
+
+**Pre-registration.** A sequential test holds its error rate only if its settings (n, K, alpha, the metric, the
+baselines, hence the comparisons, and the permutations) were fixed before its first look. So they are fixed the
+first time anything is computed under them on the sweep's values, dry runs included: ``seeds.json`` records every
+test ever run on the sweep, numbered, with its settings, comparisons, every look (seeds, means, decisions) and the
+batches launched. With no options ``rlsweep seeds`` continues the latest test (the one run last); options that
+differ from it begin a new test, and both stay in ``seeds.json`` and in the report (which takes each comparison's
+verdict from the earliest test that covers it). A recorded look is binding: if the values now decide it otherwise
+(a run's value changed since), the recorded decision stands, a warning names the look and comparison, and the test
+records that its data changed after that look.
 
 One round is: load the sweep, take each run's final performance (completed runs only), replay every look the
-values allow, write ``seeds.json``, and give the configurations of the comparisons still open the seeds of the
-next look. Those seeds become points of the sweep exactly as a rerun of its own command would make them: each
-configuration's recorded overrides with the new ``seed=``, planned and checked by
+values allow, record them in ``seeds.json``, and give the configurations of the comparisons still open the seeds
+of the next look. Those seeds become points of the sweep exactly as a rerun of its own command would make them:
+each configuration's recorded overrides with the new ``seed=``, planned and checked by
 :mod:`rlsweep.launching.plan`, prepared by :func:`rlsweep.launching.points.prepare` into the same ledger, named
 the same way, and started by the sweep's launcher with the settings of its command line (``sweep.json``).
 Rounds repeat until every comparison is decided or the cap (``n * max_looks`` seeds per configuration) is
 reached; ``--once`` stops after one batch. The local launcher waits for its runs, and so does SLURM with
 ``hydra.launcher.wait=true`` (its default, progress tables as for the sweep); a sweep launched with
 ``wait=false`` submits and returns, and rerunning ``rlsweep seeds`` once the jobs have ended takes the next
-look (while they run, it refuses: their values would be missing from the look).
+look (while they run, it refuses: their values would be missing from the look). ``--dry-run`` launches nothing
+and also plans: how many seeds per configuration 80 % power would take for each comparison still open.
 
 Exit status: 0 when the round(s) ran (or, ``--dry-run``, were shown), 1 when a launched seed did not complete
 (rerun to resume it), 2 for bad input (nothing started), 130 after Ctrl-C.
@@ -23,7 +34,6 @@ Exit status: 0 when the round(s) ran (or, ``--dry-run``, were shown), 1 when a l
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import shlex
@@ -35,16 +45,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rlsweep.analysis.sequential import (
+    ADASTOP_013,
     CONTINUE,
     DECISIONS,
+    METHOD,
     PERMUTATION_SEED,
     PERMUTATIONS,
+    STATE_FILE,
     Comparison,
     Replay,
     Settings,
     build_comparisons,
     next_seeds,
+    read_tests,
+    recorded_test,
     replay,
+    status_of,
 )
 
 if TYPE_CHECKING:
@@ -52,13 +68,14 @@ if TYPE_CHECKING:
     from rlsweep.launching.ledger import Ledger
     from rlsweep.launching.plan import Plan, Point
 
-STATE_FILE = "seeds.json"
 DEFAULT_ALPHA = 0.05
-DEFAULT_MAX_LOOKS = 5  # adastop's default K
+DEFAULT_MAX_LOOKS = 5  # AdaStop's default K
 _SEED_SUFFIX = re.compile(r"^(?P<stem>.+)-s(?P<seed>-?\d+)$")
 # Overrides of a configuration's record that say how to launch, not what: a new seed starts afresh, whatever the
 # sweep's command said about resuming (resume=restart would set a rerun seed's progress aside).
 _NOT_CARRIED = ("seed=", "resume=", "dry_run=", "+seed=")
+# The settings a user chooses, as seeds.json keys and as options.
+_OPTIONS = {"n": "--n", "max_looks": "--max-looks", "alpha": "--alpha"}
 
 
 class BadInput(ValueError):
@@ -137,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="print each comparison's decision and why, and the seeds it would add; launch nothing",
+        help="print each comparison's decision and why, the seeds it would add and the seeds 80 %% power would take; "
+        "launch nothing (the test and its looks are recorded: its settings are fixed from now on)",
     )
     p.add_argument("--once", action="store_true", help="stop after one batch of seeds (and the look that follows)")
     return p
@@ -152,34 +170,35 @@ def _run(args: argparse.Namespace) -> int:
         raise BadInput(f"sweep_dir={args.sweep_dir} is not a launched sweep (no sweep.json); "
                        "allowed: a directory written by python sweep.py -m")  # fmt: skip
     info = ledger.launch_info()
-    state = _read_state(sweep_dir)
-    if _fixed(state) and args.metric is not None and args.metric != state.get("metric"):
-        raise BadInput(f"--metric={args.metric} differs from the {state.get('metric')} this sweep's test began "
-                       f"with ({STATE_FILE}); allowed: {state.get('metric')}, or remove {STATE_FILE} to begin a "
-                       "new test")  # fmt: skip
-    sweep = _read_sweep(sweep_dir, ledger, info, args.metric or state.get("metric"))
-    baselines = _baselines(args.baseline, sweep, state)
+    tests = _read_tests(sweep_dir)
+    latest = _latest(tests)
+    sweep = _read_sweep(sweep_dir, ledger, info, args.metric or (latest["metric"] if latest else None))
+    baselines = _baselines(args.baseline, sweep, latest)
     comparisons = build_comparisons(sweep.configs, sweep.factors, baselines)
     if not comparisons:
         raise BadInput(f"sweep_dir={args.sweep_dir}: no two configurations differ in one factor only (factors "
                        f"{', '.join(sweep.factors)}); allowed: a sweep with a configuration at each of two levels "
                        "of a factor, the other factors equal")  # fmt: skip
-    settings = _settings(args, comparisons, sweep, state)
-    _check_same_test(state, comparisons)
+    settings = _settings(args, comparisons, sweep, latest)
+    test, note = _test_for(tests, latest, sweep.metric, settings, baselines, comparisons)
     launch_overrides = _launch_overrides(info)
     header = (
-        f"[rlsweep] seeds: {sweep.dir.name}, metric {sweep.metric}; AdaStop over {len(comparisons)} "
-        f"comparison(s), family-wise alpha={settings.alpha:g}, n={settings.n} seed(s) per configuration per "
-        f"look, at most {settings.max_looks} look(s) ({settings.n * settings.max_looks} seeds per configuration)"
+        f"[rlsweep] seeds: {sweep.dir.name}, test {test['number']}, metric {sweep.metric}; AdaStop (two-sided) over "
+        f"{len(comparisons)} comparison(s), family-wise alpha={settings.alpha:g}, n={settings.n} seed(s) per "
+        f"configuration per look, at most {settings.max_looks} look(s) ({settings.n * settings.max_looks} seeds per "
+        "configuration)"
     )
     print(header, flush=True)
+    print(note, flush=True)
     batches = 0
     while True:
-        result = replay(comparisons, sweep.samples, settings)
-        _warn_changes(state, result)
+        result = replay(comparisons, sweep.samples, settings, [lk["decisions"] for lk in test["looks"]])
+        _note_changes(test, result)
         print(_decisions_text(comparisons, result, sweep), flush=True)
-        if not args.dry_run:
-            state = _write_state(sweep_dir, sweep, baselines, comparisons, result, state)
+        if args.dry_run and not result.finished:
+            print(_power_text(comparisons, result, sweep), flush=True)
+        _record(test, result)
+        _save(sweep_dir, tests)
         batch = next_seeds(result, comparisons, sweep.samples, sweep.max_seed)
         if not batch:
             print(_final_line(result), flush=True)
@@ -193,10 +212,10 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         batch_plan = _plan_batch(sweep, batch, launch_overrides)
         todo = _prepare(batch_plan)
-        state.setdefault("batches", []).append(
+        test.setdefault("batches", []).append(
             {"for_look": len(result.looks) + 1, "time": time.time(), "runs": [p.run_id for p in batch_plan.points]}
         )
-        _save(sweep_dir, state)
+        _save(sweep_dir, tests)
         code = _launch(batch_plan, todo)
         batches += 1
         if code == _SUBMITTED:
@@ -271,7 +290,8 @@ def default_metric(data: SweepData) -> str:
     return (primary_metrics(data) or ["episode/score"])[0]
 
 
-def _baselines(given: list[str], sweep: _Sweep, state: dict[str, Any]) -> dict[str, str]:
+def _baselines(given: list[str], sweep: _Sweep, latest: dict[str, Any] | None) -> dict[str, str]:
+    """Every factor's baseline level: the one given, else the latest test's, else the first level sorted."""
     out: dict[str, str] = {}
     for item in given:
         factor, sep, level = item.partition("=")
@@ -283,33 +303,32 @@ def _baselines(given: list[str], sweep: _Sweep, state: dict[str, Any]) -> dict[s
         if level not in levels:
             raise BadInput(f"--baseline={item}: unknown level {level} of {factor}; allowed: {', '.join(levels)}")
         out[factor] = level
-    stored = dict(state.get("baselines", {}))
-    if _fixed(state) and given and {**stored, **out} != stored:
-        raise BadInput(f"--baseline={','.join(given)} differs from the baselines this sweep's test began with "
-                       f"({_pairs(stored) or 'the first levels'}, {STATE_FILE}); allowed: those, or remove "
-                       f"{STATE_FILE} to begin a new test")  # fmt: skip
-    return {**stored, **out}
+    before = recorded_test(latest).baselines if latest else {}
+    effective = {}
+    for factor in sweep.factors:
+        levels = sorted({c[factor] for c in sweep.configs.values()})
+        carried = before.get(factor) if before.get(factor) in levels else None
+        effective[factor] = out.get(factor) or carried or levels[0]
+    return effective
 
 
 def _settings(
-    args: argparse.Namespace, comparisons: list[Comparison], sweep: _Sweep, state: dict[str, Any]
+    args: argparse.Namespace, comparisons: list[Comparison], sweep: _Sweep, latest: dict[str, Any] | None
 ) -> Settings:
-    """The test's settings: from seeds.json once it has looked (a change would void its error control), else from
-    the options, n defaulting to the sweep's seeds per configuration (the fewest among the compared ones)."""
+    """The settings asked for: each option given, else the latest test's (so that no option continues it), else the
+    defaults, n defaulting to the sweep's seeds per configuration (the fewest among the compared ones)."""
+    before = dict(latest["settings"]) if latest else {}
     agents = {a for c in comparisons for a in (c.agent, c.base_agent)}
-    given = {"alpha": args.alpha, "max_looks": args.max_looks, "n": args.n}
-    if _fixed(state):
-        for key, value in given.items():
-            if value is not None and value != state[key]:
-                raise BadInput(f"--{key.replace('_', '-')}={value} differs from the {state[key]} this sweep's test "
-                               f"began with ({STATE_FILE}); allowed: {state[key]}, or remove {STATE_FILE} to "
-                               "begin a new test")  # fmt: skip
-        s = Settings(state["n"], state["max_looks"], state["alpha"], state["permutations"], state["permutation_seed"])
-    else:
-        n = args.n if args.n is not None else min(len(sweep.samples[a]) for a in agents)
-        alpha = DEFAULT_ALPHA if args.alpha is None else args.alpha
-        max_looks = DEFAULT_MAX_LOOKS if args.max_looks is None else args.max_looks
-        s = Settings(n, max_looks, alpha, PERMUTATIONS, PERMUTATION_SEED)
+    defaults = {
+        "n": min(len(sweep.samples[a]) for a in agents),
+        "max_looks": DEFAULT_MAX_LOOKS,
+        "alpha": DEFAULT_ALPHA,
+    }
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else before.get(key, defaults[key])
+              for key in _OPTIONS}  # fmt: skip
+    s = Settings(int(chosen["n"]), int(chosen["max_looks"]), float(chosen["alpha"]),
+                 int(before.get("permutations", PERMUTATIONS)),
+                 int(before.get("permutation_seed", PERMUTATION_SEED)))  # fmt: skip
     try:
         s.check()
     except ValueError as e:
@@ -319,94 +338,133 @@ def _settings(
     return s
 
 
-def _fixed(state: dict[str, Any]) -> bool:
-    """The test's settings, baselines and comparisons are fixed once it has looked or launched seeds."""
-    return bool(state.get("looks") or state.get("batches"))
+# ---------------------------------------------------------------------------------------------------- tests
 
 
-def _check_same_test(state: dict[str, Any], comparisons: list[Comparison]) -> None:
-    if not _fixed(state):
-        return
-    before = [c["label"] for c in state.get("comparisons", [])]
-    now = [c.label for c in comparisons]
-    if before != now:
-        added = sorted(set(now) - set(before)) or sorted(set(before) - set(now))
-        raise BadInput(f"sweep_dir: the comparisons changed since this sweep's test began ({STATE_FILE}): "
-                       f"{added[0] if added else 'their order'}; allowed: the sweep as it was, or remove "
-                       f"{STATE_FILE} to begin a new test")  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------------------- state
-
-
-def _read_state(sweep_dir: Path) -> dict[str, Any]:
-    path = sweep_dir / STATE_FILE
-    if not path.exists():
-        return {}
+def _read_tests(sweep_dir: Path) -> list[dict[str, Any]]:
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BadInput(f"{STATE_FILE}={path} is unreadable ({e}); allowed: a file rlsweep seeds wrote, or none "
-                       "(remove it to begin a new test)") from None  # fmt: skip
-    return data
+        return read_tests(sweep_dir)
+    except ValueError as e:
+        # read_tests' message begins with the file's path: it reads as seeds.json=<path> ...
+        raise BadInput(f"{STATE_FILE}={e}; allowed: the file rlsweep seeds wrote (it is the record of every test run "
+                       "on this sweep: restore it from a copy)") from None  # fmt: skip
 
 
-def _write_state(
-    sweep_dir: Path,
-    sweep: _Sweep,
+def _latest(tests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The test run last (the highest number among those updated at the same time)."""
+    return max(tests, key=lambda t: (t.get("updated") or 0.0, int(t["number"])), default=None)
+
+
+def _test_for(
+    tests: list[dict[str, Any]],
+    latest: dict[str, Any] | None,
+    metric: str,
+    settings: Settings,
     baselines: dict[str, str],
     comparisons: list[Comparison],
-    result: Replay,
-    before: dict[str, Any],
-) -> dict[str, Any]:
-    """seeds.json: the settings, the comparisons, every look's seeds, means and decisions, the batches launched."""
-    state = {
-        "test": "AdaStop (Mathieu et al. 2023), adastop 0.1.3, beta=0 (no early acceptance)",
-        "metric": sweep.metric,
-        **asdict(result.settings),
+) -> tuple[dict[str, Any], str]:
+    """The recorded test these settings continue (the latest, or an earlier one with exactly these settings), or a
+    new one appended to ``tests``; and the line that says which."""
+    fixed = {"test": METHOD, "metric": metric, "settings": asdict(settings),
+             "comparisons": [c.record() for c in comparisons]}  # fmt: skip
+    same = [t for t in tests if all(t.get(k) == v for k, v in fixed.items())]
+    if latest is not None and latest in same:
+        return latest, f"[rlsweep] continuing test {latest['number']} ({STATE_FILE}: its settings are fixed)"
+    if same:
+        t = max(same, key=lambda t: int(t["number"]))
+        return t, f"[rlsweep] continuing test {t['number']}: the settings given are its settings ({STATE_FILE})"
+    now = time.time()
+    number = max((int(t["number"]) for t in tests), default=0) + 1
+    test: dict[str, Any] = {
+        "number": number,
+        **fixed,
         "baselines": baselines,
-        "comparisons": [
-            {
-                "label": c.label,
-                "factor": c.factor,
-                "level": c.level,
-                "baseline": c.baseline,
-                "context": dict(c.context),
-                "configurations": [c.agent, c.base_agent],
-            }
-            for c in comparisons
-        ],
-        "looks": [asdict(look) for look in result.looks],
-        "decisions": result.decisions,
-        "status": _status(result),
-        "batches": before.get("batches", []),
-        "updated": time.time(),
+        "looks": [],
+        "decisions": {c.label: CONTINUE for c in comparisons},
+        "status": "open",
+        "batches": [],
+        "data_changed": [],
+        "created": now,
+        "updated": now,
     }
-    _save(sweep_dir, state)
-    return state
+    tests.append(test)
+    if latest is None:
+        return test, (f"[rlsweep] test {number} begins: its settings are fixed from now on ({STATE_FILE}); other "
+                      "settings begin a new test")  # fmt: skip
+    return test, (f"[rlsweep] test {number} begins: {_differences(latest, test)}; test {latest['number']} and its "
+                  f"looks stay in {STATE_FILE} and in the report")  # fmt: skip
 
 
-def _save(sweep_dir: Path, state: dict[str, Any]) -> None:
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between the latest test and a new one, in words: ``--alpha 0.1 differs from test 1's 0.05``."""
+    n = old["number"]
+    changed: list[tuple[str, Any, Any]] = []
+    if old["metric"] != new["metric"]:
+        changed.append(("--metric", new["metric"], old["metric"]))
+    for key, flag in _OPTIONS.items():
+        if old["settings"].get(key) != new["settings"][key]:
+            changed.append((flag, new["settings"][key], old["settings"].get(key)))
+    was = recorded_test(old).baselines
+    moved = {f: (level, was[f]) for f, level in new["baselines"].items() if f in was and was[f] != level}
+    if moved:
+        changed.append(("--baseline", ",".join(f"{f}={a}" for f, (a, _) in moved.items()),
+                        ",".join(f"{f}={b}" for f, (_, b) in moved.items())))  # fmt: skip
+    for key in ("permutations", "permutation_seed"):
+        if old["settings"].get(key) != new["settings"][key]:
+            changed.append((key.replace("_", " "), new["settings"][key], old["settings"].get(key)))
+    parts = [f"{flag} {a} differs from test {n}'s {b}" if i == 0 else f"{flag} {a} from its {b}"
+             for i, (flag, a, b) in enumerate(changed)]  # fmt: skip
+    if old.get("test") == ADASTOP_013:
+        parts.insert(0, f"test {n} was run by adastop 0.1.3, whose boundary is one-sided (about twice its alpha)")
+    elif old.get("test") != new["test"]:
+        parts.insert(0, f"test {n} was run by {old.get('test')}")
+    if not parts:
+        before = [c["label"] for c in old["comparisons"]]
+        now = [c["label"] for c in new["comparisons"]]
+        added, gone = [x for x in now if x not in before], [x for x in before if x not in now]
+        which = f"{added[0]} is new" if added else f"{gone[0]} is gone" if gone else "their configurations or order"
+        parts.append(f"the sweep's comparisons differ from test {n}'s ({which})")
+    return ", ".join(parts)
+
+
+def _note_changes(test: dict[str, Any], result: Replay) -> None:
+    """Recorded looks are binding: where the values now decide a look otherwise, or give it other means (a run's
+    value changed since, say a run continued under a larger budget), warn, and record it once in the test."""
+    events: list[dict[str, Any]] = test.setdefault("data_changed", [])
+    seen = [{k: v for k, v in e.items() if k != "time"} for e in events]
+    found: list[dict[str, Any]] = []
+    for ch in result.changed:
+        print(f"[rlsweep] warning: test {test['number']}, look {ch.look}: {ch.comparison} now replays as "
+              f"{ch.replayed}, recorded {ch.recorded} in {STATE_FILE}: a run's value changed since; the recorded "
+              "decision stands", file=sys.stderr, flush=True)  # fmt: skip
+        found.append({"look": ch.look, "comparison": ch.comparison, "recorded": ch.recorded, "replayed": ch.replayed})
+    for old, new in zip(test["looks"], result.looks, strict=False):
+        moved = {a: (m, new.means[a]) for a, m in old.get("means", {}).items() if a in new.means and new.means[a] != m}
+        if moved:
+            print(f"[rlsweep] warning: test {test['number']}, look {new.index}: the means of "
+                  f"{', '.join(f'{a} ({m:.6g} now {x:.6g})' for a, (m, x) in moved.items())} changed since it was "
+                  f"recorded in {STATE_FILE}; its recorded decisions stand", file=sys.stderr, flush=True)  # fmt: skip
+        found += [{"look": new.index, "configuration": a, "recorded_mean": m, "mean": x} for a, (m, x) in moved.items()]
+    if len(result.looks) < len(test["looks"]):
+        print(f"[rlsweep] warning: test {test['number']}, look {len(result.looks) + 1} is recorded in {STATE_FILE} "
+              f"but cannot be replayed now: {_pairs(result.waiting)} lack values; its recorded decisions stand",
+              file=sys.stderr, flush=True)  # fmt: skip
+    events += [{**e, "time": time.time()} for e in found if e not in seen]
+
+
+def _record(test: dict[str, Any], result: Replay) -> None:
+    """Append the looks taken since the test was last recorded; the recorded ones stay as they were."""
+    test["looks"] = list(test["looks"]) + [asdict(look) for look in result.looks[len(test["looks"]) :]]
+    if test["looks"]:
+        test["decisions"] = dict(test["looks"][-1]["decisions"])
+    test["status"] = status_of(test["decisions"])
+    test["updated"] = time.time()
+
+
+def _save(sweep_dir: Path, tests: list[dict[str, Any]]) -> None:
     from rlsweep.record import write_json_atomic
 
-    write_json_atomic(sweep_dir / STATE_FILE, state)
-
-
-def _status(result: Replay) -> str:
-    if not result.finished:
-        return "open"
-    return "cap reached" if any(d == "equal" for d in result.decisions.values()) else "decided"
-
-
-def _warn_changes(state: dict[str, Any], result: Replay) -> None:
-    """The replay is computed from the runs' values; a look recorded before that now decides otherwise means a
-    value changed since (a run continued under a larger budget, say): say so, the replay stands."""
-    for old in state.get("looks", []):
-        new = next((lk for lk in result.looks if lk.index == old.get("index")), None)
-        if new is not None and new.decisions != old.get("decisions"):
-            print(f"[rlsweep] warning: look {new.index} now decides {_pairs(new.decisions)}, not "
-                  f"{_pairs(old.get('decisions', {}))} as recorded in {STATE_FILE}: a run's value changed since",
-                  file=sys.stderr, flush=True)  # fmt: skip
+    write_json_atomic(sweep_dir / STATE_FILE, {"tests": sorted(tests, key=lambda t: int(t["number"]))})
 
 
 # ---------------------------------------------------------------------------------------------------- text
@@ -441,6 +499,36 @@ def _decisions_text(comparisons: list[Comparison], result: Replay, sweep: _Sweep
         lines.append(f"  {c.label}: {result.decisions[c.label]}; {_why(c, result, sweep)}")
         lines.append(f"    {c.agent} vs {c.base_agent}")
     return "\n".join(lines)
+
+
+def _power_text(comparisons: list[Comparison], result: Replay, sweep: _Sweep) -> str:
+    """For each comparison still open: the seeds per configuration that 80 % power would take, at the difference
+    and spread seen so far and over the difference's 95 % Welch interval (how uncertain that plan is): the plan the
+    report prints for an open comparison (:func:`rlsweep.analysis.verdicts.seed_plan`)."""
+    from rlsweep.analysis.verdicts import seed_plan, welch_interval
+
+    s = result.settings
+    still = [c for c in comparisons if result.decisions[c.label] == CONTINUE]
+    # Bonferroni over the open comparisons: a conservative planning level for a family-wise alpha (AdaStop's own
+    # boundaries spend alpha over the looks and step down, which a fixed-sample plan cannot mirror).
+    level = s.alpha / len(still)
+    lines = [f"[rlsweep] seeds per configuration, from every value so far (at alpha/{len(still)}: Bonferroni over the "
+             f"open comparisons, a conservative planning level); the cap is {s.n * s.max_looks}:"]  # fmt: skip
+    for c in still:
+        x, y = ([v for _, v in sweep.samples.get(a, ()) if math.isfinite(v)] for a in (c.agent, c.base_agent))
+        if len(x) < 2 or len(y) < 2:
+            lines.append(f"  {c.label}: needs 2 values per configuration for a spread (has {len(x)} and {len(y)})")
+            continue
+        low, high = welch_interval([(x, y)])
+        sd = math.sqrt(((len(x) - 1) * _var(x) + (len(y) - 1) * _var(y)) / (len(x) + len(y) - 2))
+        plan = seed_plan(sum(x) / len(x) - sum(y) / len(y), sd, low, high, level)
+        lines.append(f"  {c.label}: " + (plan.text() if plan else "no difference seen: no plan"))
+    return "\n".join(lines)
+
+
+def _var(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def _batch_text(batch: dict[str, list[int]], sweep: _Sweep, look: int, dry_run: bool) -> str:
