@@ -38,6 +38,9 @@ REFERENCE_SCORES: dict[str, tuple[float, float]] = {
     "jumper": (1.0, 10.0),
 }
 
+# The Atari games above: their low end is a uniformly random policy's score (Procgen's is R_min, not a policy's).
+ATARI_GAMES = frozenset({"montezuma", "pitfall", "private_eye", "venture", "gravitar", "solaris", "road_runner"})
+
 
 def add_normalised_score(data: SweepData) -> list[str]:
     """Add :data:`NORMALISED` to ``data.metrics`` when the sweep spans several games with a logged score.

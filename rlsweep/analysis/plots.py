@@ -183,6 +183,9 @@ def plot_ablation(ablation: pd.DataFrame, metric: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+_VERDICT_COLOURS = {"higher": "tab:green", "lower": "tab:red"}
+
+
 def _effect_labels(effects: pd.DataFrame) -> list[str]:
     return [f"{r.factor}={r.level} − {r.factor}={r.baseline}" for r in effects.itertuples(index=False)]
 
@@ -195,8 +198,11 @@ def _draw_effects(ax: Axes, effects: pd.DataFrame, metric: str) -> None:
     lo = effects["ci_low"].to_numpy(dtype=float)
     hi = effects["ci_high"].to_numpy(dtype=float)
     has_ci = np.isfinite(lo) & np.isfinite(hi)
-    # Colour says what the interval says: above zero, below zero, or containing it.
-    colour = np.where(has_ci & (lo > 0), "tab:green", np.where(has_ci & (hi < 0), "tab:red", "tab:grey"))
+    # Colour says what the test decided (the report's verdict column), never what the interval alone suggests: an
+    # interval over few seeds excludes zero far more often than its level. No verdict (a metric outside the answer):
+    # grey.
+    verdicts = effects["verdict"] if "verdict" in effects else pd.Series([""] * len(effects))
+    colour = np.array([_VERDICT_COLOURS.get(str(v), "tab:grey") for v in verdicts])
     for i in np.flatnonzero(has_ci):
         ax.errorbar(d[i], y[i], xerr=[[d[i] - lo[i]], [hi[i] - d[i]]], fmt="o", capsize=4, color=colour[i], ms=7)
     ax.plot(d[~has_ci], y[~has_ci], "o", mfc="none", color="tab:grey")
@@ -223,7 +229,8 @@ def plot_paired_effects(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     fig = _new_figure(9.0, max(2.2, 0.5 * len(effects) + 1.4))
     ax = fig.add_subplot()
     _draw_effects(ax, effects, metric)
-    ax.set_title(f"{metric}: effect of each factor, 95 % CI (green: higher, red: lower)", fontsize="medium")
+    ax.set_title(f"{metric}: effect of each factor, 95 % bootstrap CI (verdict: green higher, red lower)",
+                 fontsize="medium")  # fmt: skip
     return _save(fig, path)
 
 
@@ -235,7 +242,8 @@ def plot_answer(effects: dict[str, pd.DataFrame], path: Path) -> Path:
     for ax, (metric, eff) in zip(axes, effects.items(), strict=True):
         _draw_effects(ax, eff, metric)
         ax.set_title(metric, fontsize="medium", loc="left")
-    fig.suptitle("What each factor did (95 % CI; green: higher, red: lower, grey: not resolved)", fontsize="medium")
+    fig.suptitle("What each factor did (95 % bootstrap CI; the test's verdict: green higher, red lower, grey not "
+                 "decided)", fontsize="medium")  # fmt: skip
     return _save(fig, path)
 
 

@@ -18,12 +18,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rlsweep.analysis.load import COMPLETED, SweepData, load_sweep
-from rlsweep.analysis.normalise import NORMALISED, add_normalised_score
+from rlsweep.analysis.normalise import ATARI_GAMES, NORMALISED, REFERENCE_SCORES, SCORE, add_normalised_score
 from rlsweep.analysis.plots import (
     config_colors,
     plot_ablation,
@@ -34,8 +35,11 @@ from rlsweep.analysis.plots import (
     plot_performance_profile,
     slug,
 )
+from rlsweep.analysis.sequential import ADASTOP_013, CONTINUE, RecordedTest, load_tests
 from rlsweep.analysis.stats import (
+    ABLATION_COLUMNS,
     BOOTSTRAP_SEED,
+    EFFECT_COLUMNS,
     FINAL_FRACTION,
     N_RESAMPLES,
     Interval,
@@ -44,6 +48,18 @@ from rlsweep.analysis.stats import (
     learning_curves,
     paired_effects,
     summarize,
+)
+from rlsweep.analysis.verdicts import (
+    ALPHA,
+    EXACT_LIMIT,
+    HIGHER,
+    LOWER,
+    OPEN,
+    PERMUTATIONS,
+    PermutationTest,
+    decide,
+    seed_plan,
+    sign_flip_test,
 )
 
 # Reported after the primary metrics when some run logged them.
@@ -74,19 +90,52 @@ averaged over those matched settings; unmatched combinations are listed, not use
 within each configuration (stratified bootstrap: scipy.stats.bootstrap over one sample per configuration).
 P(improvement) = probability that a run at the level ends above a run at the baseline in the same setting
 (Mann-Whitney U / (n m), ties count one half, as in rliable), averaged over settings, with the same
-bootstrap. Performance profile: fraction of runs whose final value exceeds each threshold. Learning curves:
+bootstrap. The intervals describe; the verdicts come from tests. Each comparison of the answer is a two-sided
+permutation test of the effect: within each matched setting the runs' labels (level or baseline) are
+permuted, and p is the share of label arrangements whose effect is at least as far from 0 as the observed
+one (every arrangement while there are at most {exact:,}, else {perms:,} random ones, p = (1 + k) / (1 + B)).
+Its error rate holds at any seed count and for any distribution of the metric; with n vs n seeds p cannot go
+below 2 / C(2n, n) (0.1 at 3 vs 3), and the answer says so where that keeps a comparison open. The
+comparisons of the answer (each level against its baseline, for each primary metric) are one family, held at
+family-wise alpha {alpha:g} by Holm's step-down procedure; a comparison that rlsweep seeds' sequential test
+covers takes that test's decision instead (two-sided AdaStop, its own family over every comparison and look).
+A configuration alone, on an Atari game, is tested against random play's score by an exact sign-flip test.
+Planned seeds: the fewest per configuration that give 80 % power at the observed effect and pooled seed SD
+(two-sample t-test, noncentral t) at the family's first Holm level. Metrics perf/* are costs: described,
+never tested. benchmarks/calibration.py measures these error rates and powers by simulation.
+Performance profile: fraction of runs whose final value exceeds each threshold. Learning curves:
 every run linearly interpolated onto a common regular grid of 200 steps within its own logged range (no
 extrapolation), mean over seeds, 95 % bootstrap band across seeds where at least 2 seeds cover the step.
 Averaged over the other factors (2 or more factors): for each level, the mean over configurations at that
 level of each configuration's mean (each configuration weighs the same), comparable only when the design is
 balanced."""
 
+# What the report's metrics count: over the whole run, or per episode. A run's final performance is the mean of a
+# metric over its last 10 % of steps (Method), so a cumulative count's final value is the run's count near its end.
+GLOSSARY = {
+    "explore/cells": "distinct maze cells visited by any of the run's envs since the run began (cumulative over the "
+    "run; the maze has no extrinsic reward, so this is its outcome)",
+    "explore/rooms": "distinct rooms (level, room) entered by any of the run's envs since the run began (cumulative "
+    "over the run; Montezuma's Revenge has 24 rooms on its first level)",
+    "episode/rooms": "distinct rooms entered in one episode, averaged over the episodes that ended in a log interval",
+    "episode/score": "the game's own score of one episode (unclipped), averaged over the episodes that ended in a "
+    "log interval",
+    "episode/return": "the extrinsic reward the agent was trained on (clipped) summed over one episode, averaged "
+    "like the score",
+    NORMALISED: "the score per game on one scale: 0 = a random policy's (Procgen: R_min), 1 = a human tester's "
+    "(Procgen: R_max)",
+    "motivation/int_reward_mean": "the intrinsic reward per step of the last rollout, after its normalisation",
+    "perf/sps": "agent steps per second of wall-clock time: a cost, which depends on the machine and its load",
+}
+COST_PREFIX = "perf/"
+
 NO_VALUE = "–"  # a number that does not exist (no run logged it); intervals use Interval.format's wording
 
 
 def methods_text(n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> str:
     """The report's "Method" paragraph for the settings actually used."""
-    return METHODS.format(pct=100 * FINAL_FRACTION, keep=1 - FINAL_FRACTION, n_resamples=n_resamples, seed=seed)
+    return METHODS.format(pct=100 * FINAL_FRACTION, keep=1 - FINAL_FRACTION, n_resamples=n_resamples, seed=seed,
+                          exact=EXACT_LIMIT, perms=PERMUTATIONS, alpha=ALPHA)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ what to report
@@ -172,6 +221,9 @@ class _MetricResult:
     ablation: pd.DataFrame  # averaged over the other factors (only with 2+ factors)
     effects: pd.DataFrame  # matched pairs, other factors held fixed
     figures: list[tuple[str, Path]] = field(default_factory=list)  # (caption, png path)
+    # no factor varies: configuration -> (what the reference is, its value, the test against it)
+    reference: dict[str, tuple[str, float, PermutationTest]] = field(default_factory=dict)
+    cost: bool = False  # perf/*: the machine's speed, described without verdicts
 
 
 def _num(x: object, signed: bool = False) -> str:
@@ -201,49 +253,209 @@ def short_metric(metric: str) -> str:
     return metric.rsplit("/", 1)[-1]
 
 
-def verdict(row: Mapping[str, object]) -> str:
-    """What the effect's CI says, in words (higher is better for every primary metric)."""
-    low, high = float(row["ci_low"]), float(row["ci_high"])  # type: ignore[arg-type]
-    if math.isnan(low) or math.isnan(high):
-        return "no interval with 1 seed per configuration"
-    if low > 0:
-        return "higher"
-    if high < 0:
-        return "lower"
-    return "not resolved at this many seeds (the CI contains 0)"
-
-
-def effect_sentence(row: Mapping[str, object]) -> str:
-    """``motivation=rnd − motivation=none: +35.3 cells [10.3, 56.6], P(improvement) 0.89 [...], 3 vs 3 seeds``
-    (the verdict, :func:`verdict`, is kept apart so that each output can set it off its own way)."""
-    factor, level, base = row["factor"], row["level"], row["baseline"]
-    metric = str(row["metric"])
-    text = (
-        f"{factor}={level} − {factor}={base}: {_num(row['delta'], signed=True)} {short_metric(metric)} "
-        f"{_ci_text(row['ci_low'], row['ci_high'], int(row['n_runs']))}, "  # type: ignore[arg-type, call-overload]
-        f"P(improvement) {_prob(row['p_improve'])} "
-        f"{_prob_ci(row['p_ci_low'], row['p_ci_high'], int(row['n_runs']))}, "  # type: ignore[arg-type, call-overload]
-    )
-    if int(row["n_pairs"]) > 1:  # type: ignore[call-overload]
-        text += (
-            f"{row['n_level']} vs {row['n_base']} runs over {row['n_pairs']} matched settings of {row['held_fixed']}"
-        )
-    else:
-        text += f"{row['n_level']} vs {row['n_base']} seeds"
+def _change(row: Mapping[str, Any]) -> str:
+    """``142 → 200 cells (+41 %)``: both sides' values, then the relative change where the baseline is not 0."""
+    base, level = float(row["base_mean"]), float(row["level_mean"])
+    text = f"{_num(base)} → {_num(level)} {short_metric(str(row['metric']))}"
+    if math.isfinite(base) and math.isfinite(level) and base != 0:
+        text += f" ({100 * (level - base) / abs(base):+.0f} %)"
     return text
 
 
+def _seeds_text(row: Mapping[str, Any]) -> str:
+    if int(row["n_pairs"]) > 1:
+        return f"{row['n_level']} vs {row['n_base']} runs over {row['n_pairs']} matched settings of {row['held_fixed']}"
+    return f"{row['n_level']} vs {row['n_base']} seeds"
+
+
+def _interval(row: Mapping[str, Any]) -> str:
+    low, high = float(row["ci_low"]), float(row["ci_high"])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "(no interval with 1 seed per configuration)"
+    return f"{_ci_text(low, high, int(row['n_runs']))} (95 % bootstrap CI)"
+
+
+def effect_sentence(row: Mapping[str, Any]) -> str:
+    """``explore/cells: motivation=rnd vs motivation=none: 142 → 200 cells (+41 %), Δ +58 [10, 96] (95 % bootstrap
+    CI), P(improvement) 0.89, 3 vs 3 seeds``: what was measured, before any test."""
+    factor = row["factor"]
+    return (
+        f"{row['metric']}: {factor}={row['level']} vs {factor}={row['baseline']}: {_change(row)}, "
+        f"Δ {_num(row['delta'], signed=True)} {_interval(row)}, P(improvement) {_prob(row['p_improve'])}, "
+        f"{_seeds_text(row)}"
+    )
+
+
+def _plan(row: Mapping[str, Any], level: float) -> str:
+    """How many seeds per configuration would give 80 % power at the effect and spread seen, and over the effect's
+    Welch interval (the same plan ``rlsweep seeds --dry-run`` prints); empty where the spread is unknown."""
+    plan = seed_plan(float(row["delta"]), float(row["sd"]), float(row["welch_low"]), float(row["welch_high"]), level)
+    return plan.text() if plan else ""
+
+
+@dataclass(frozen=True)
+class AnswerLine:
+    """One comparison of the answer: the effect in words, the test that decided, the verdict."""
+
+    text: str  # effect_sentence
+    test: str  # the test, its p-value and level, or the sequential test's state; "" where nothing is tested
+    verdict: str  # "higher", "lower", "not decided", ...; "" where nothing is tested
+    plan: str = ""  # for an open comparison: the seeds that 80 % power would take
+    key: tuple[str, ...] = ()  # (metric, factor, level, baseline) of a comparison
+
+    def sentence(self) -> str:
+        """The line as one plain sentence, for summary.md and the W&B report."""
+        parts = [self.text] + [x for x in (self.test, self.plan) if x]
+        return "; ".join(parts) + (f": **{self.verdict}**" if self.verdict else "")
+
+
+def _key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row[k]) for k in ("metric", "factor", "level", "baseline"))
+
+
+# rlsweep seeds' decisions, as the answer words them
+_SEQUENTIAL_WORDS = {"larger": HIGHER, "smaller": LOWER, "equal": "no difference found within the cap",
+                     CONTINUE: OPEN}  # fmt: skip
+
+
+def _method_name(test: RecordedTest) -> str:
+    if test.method == ADASTOP_013:
+        # recorded before rlsweep had its own test: its threshold was one-sided, so it rejected at about twice its α
+        return "AdaStop of adastop 0.1.3, whose one-sided threshold rejects at about 2α"
+    return "two-sided AdaStop"
+
+
+def _decided_at(test: RecordedTest, label: str) -> int | None:
+    """The look that decided a comparison of a recorded test; None while it is open."""
+    return next((lk["index"] for lk in test.looks if lk["decisions"].get(label, CONTINUE) != CONTINUE), None)
+
+
+def _sequential_verdict(row: Mapping[str, Any], tests: Sequence[RecordedTest]) -> tuple[str, str] | None:
+    """(test text, verdict) from the earliest sequential test on this metric that covers the comparison, if any."""
+    for t in tests:
+        if t.metric != row["metric"]:
+            continue
+        wanted = (str(row["factor"]), str(row["level"]), str(row["baseline"]))
+        mine = [c for c in t.comparisons if (c["factor"], c["level"], c["baseline"]) == wanted]
+        if not mine:
+            continue
+        s = t.settings
+        words = [_SEQUENTIAL_WORDS.get(t.decisions.get(c["label"], CONTINUE), OPEN) for c in mine]
+        if len(set(words)) == 1:
+            verdict = words[0]
+        else:
+            verdict = "; ".join(
+                f"{w} [{', '.join(f'{k}={v}' for k, v in c['context'].items())}]"
+                for w, c in zip(words, mine, strict=True)
+            )
+        text = (
+            f"sequential test {t.number} of rlsweep seeds ({_method_name(t)}, family-wise α = {s.alpha:g} over "
+            f"{len(t.comparisons)} comparison(s) and up to {s.max_looks} looks of {s.n} seed(s)), "
+        )
+        at = [_decided_at(t, c["label"]) for c in mine]
+        if all(a is not None for a in at):
+            text += f"decided at look {max(a for a in at if a is not None)} of {s.max_looks}"
+        else:
+            text += f"open after look {len(t.looks)} of {s.max_looks}"
+        return text, verdict
+    return None
+
+
+def answer_lines(
+    results: Sequence[_MetricResult],
+    labels: Mapping[str, str],
+    tests: Sequence[RecordedTest] = (),
+    alpha: float = ALPHA,
+) -> list[AnswerLine]:
+    """The answer: one line per comparison (each level against its baseline) and primary metric, or per
+    configuration when no factor varies.
+
+    One decision rule: a comparison that a sequential test of ``rlsweep seeds`` covers (``tests``, the earliest on
+    the metric) takes that test's decision; the others form one family, held at ``alpha`` family-wise by Holm over
+    their permutation tests (:mod:`rlsweep.analysis.verdicts`). Intervals only describe.
+    """
+    rows = [row for res in results if res.primary for row in res.effects.to_dict("records")]
+    sequential = [_sequential_verdict(row, tests) for row in rows]
+    family = [row for row, seq in zip(rows, sequential, strict=True) if seq is None]
+    verdicts = iter(decide([PermutationTest.from_row(r) for r in family], alpha, [int(r["n_pairs"]) for r in family]))
+    lines = []
+    for row, seq in zip(rows, sequential, strict=True):
+        if seq is not None:
+            lines.append(AnswerLine(effect_sentence(row), *seq, key=_key(row)))
+            continue
+        v = next(verdicts)
+        plan = "" if v.decided else _plan(row, alpha / v.family)
+        lines.append(AnswerLine(effect_sentence(row), v.why(), v.decision, plan, _key(row)))
+    for res in results:
+        if res.primary and not len(res.effects):
+            lines += _reference_lines(res, labels, alpha)
+    return lines
+
+
+def _reference_lines(res: _MetricResult, labels: Mapping[str, str], alpha: float) -> list[AnswerLine]:
+    """No factor varies: each configuration against the reference it is known by (random play's score on an Atari
+    game, by a sign-flip test), else its value alone."""
+    rows = res.summary.to_dict("records")
+    tested = [(row, res.reference[str(row["name"])]) for row in rows if str(row["name"]) in res.reference]
+    verdicts = iter(decide([t for _, (_, _, t) in tested], alpha))
+    lines = []
+    for row in rows:
+        name = str(row["name"])
+        text = (
+            f"{res.metric}: {labels.get(name, name)}: IQM {_num(row['iqm'])} "
+            f"{_ci_text(row['iqm_ci_low'], row['iqm_ci_high'], int(row['n_used']))} (95 % bootstrap CI), mean "
+            f"{_num(row['mean'])}, {row['n_used']} seed(s)"
+        )
+        if name not in res.reference:
+            lines.append(AnswerLine(text + "; no factor varies and no reference score is known for this env", "", ""))
+            continue
+        what, value, test = res.reference[name]
+        v = next(verdicts)
+        why = (
+            f"against {what}'s score {_num(value)} (Badia et al. 2020): exact sign-flip test ({test.arrangements} sign "
+            "patterns), "
+            f"p = {test.p:.2g}, α = {alpha:g}"
+        )
+        if not v.decided and test.p_min * v.family > alpha:
+            need = next(n for n in range(1, 64) if 2 / 2**n <= alpha / v.family)
+            why += (
+                f"; with {row['n_used']} seeds the smallest possible p is {test.p_min:.2g}: {need} seeds could decide"
+            )
+        verdict = {HIGHER: f"above {what}", LOWER: f"below {what}"}.get(v.decision, OPEN)
+        lines.append(AnswerLine(text, why, verdict))
+    return lines
+
+
+def _references(data: SweepData, metric: str) -> dict[str, tuple[str, float, PermutationTest]]:
+    """Per configuration of an Atari game with a known random-play score: that score and the sign-flip test of the
+    runs' final scores against it (completed runs; unfinished ones where none completed, as everywhere)."""
+    if metric != SCORE or "env" not in data.choice_columns:
+        return {}
+    out = {}
+    for name, grp in final_per_run(data, metric).groupby("name", sort=True):
+        env = str(grp["env"].iloc[0])
+        if env not in REFERENCE_SCORES or env not in ATARI_GAMES:
+            continue
+        done = grp[grp["status"] == COMPLETED]
+        values = (done if len(done) else grp)["final"].to_numpy(dtype=float)
+        if np.isfinite(values).any():
+            random_play = REFERENCE_SCORES[env][0]
+            out[str(name)] = ("random play", random_play, sign_flip_test(values, random_play))
+    return out
+
+
 def few_seeds_note(data: SweepData, results: Sequence[_MetricResult]) -> str | None:
-    """A warning when the comparisons rest on fewer than :data:`FEW_SEEDS` seeds per configuration."""
+    """A note when the intervals rest on fewer than :data:`FEW_SEEDS` seeds per configuration."""
     used = [int(n) for r in results if r.primary for n in r.summary["n_used"]]
     if not used or min(used) >= FEW_SEEDS:
         return None
     n = min(used)
     return (
         f"Few seeds: {n} per configuration at the least. A percentile bootstrap over {n} seeds can only recombine "
-        f"those {n} values, so its 95 % interval is close to their range and covers less than 95 % of the time; "
-        f"read the intervals as descriptive, and add seeds where a comparison is open "
-        f"(`rlsweep seeds {data.sweep_dir}` adds them only there, with a sequential test)."
+        f"those {n} values, so its 95 % interval is close to their range and covers less than 95 % of the time: the "
+        f"intervals describe, the verdicts come from the permutation tests (or rlsweep seeds' sequential test), "
+        f"whose error rates hold at any seed count. `rlsweep seeds {data.sweep_dir}` adds seeds only where a "
+        "comparison is open."
     )
 
 
@@ -251,65 +463,68 @@ def few_seeds_note(data: SweepData, results: Sequence[_MetricResult]) -> str | N
 class _Answer:
     """The report's opening, computed once for ``summary.md`` and ``report.html``."""
 
-    lines: list[tuple[str, str]]  # (the effect in words, its verdict; "" where nothing is compared)
+    lines: list[AnswerLine]
+    family: str  # how the verdicts were reached, in one sentence
     few_seeds: str | None  # few_seeds_note
-    sequential: list[str]  # sequential_lines: the decisions of rlsweep seeds
+    sequential: list[list[str]]  # sequential_lines: every test rlsweep seeds ran, a heading and a line per comparison
+
+    def verdict_of(self, row: Mapping[str, Any]) -> str:
+        """The verdict of an effects row (a primary metric's comparison); "" for a row outside the answer."""
+        key = _key(row)
+        return next((x.verdict for x in self.lines if x.key == key), "")
 
 
-def answer_lines(results: Sequence[_MetricResult], labels: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The answer in words: one line per comparison and primary metric, or per configuration when no factor
-    varies."""
-    lines = []
-    for res in results:
-        if not res.primary:
-            continue
-        if len(res.effects):
-            rows = res.effects.to_dict("records")
-            lines += [(f"{res.metric}: {effect_sentence(row)}", verdict(row)) for row in rows]
-        else:
-            for row in res.summary.to_dict("records"):
-                lines.append((
-                    f"{res.metric}: {labels.get(str(row['name']), row['name'])}: IQM {_num(row['iqm'])} "
-                    f"{_ci_text(row['iqm_ci_low'], row['iqm_ci_high'], int(row['n_used']))}, "
-                    f"{row['n_used']} seed(s) (no factor varies, so there is no comparison)",
-                    "",
-                ))  # fmt: skip
-    return lines
+def _family_text(lines: Sequence[AnswerLine], tests: Sequence[RecordedTest], alpha: float) -> str:
+    tested = [x for x in lines if x.verdict]
+    if not tested:
+        return ""
+    by_test = sum(1 for x in tested if x.test.startswith("sequential test"))
+    fixed = len(tested) - by_test
+    parts = []
+    if fixed:
+        parts.append(
+            f"1 comparison tested by a two-sided permutation test at α = {alpha:g}"
+            if fixed == 1
+            else f"{fixed} comparisons tested by two-sided permutation tests, held at α = {alpha:g} family-wise by "
+            "Holm's procedure over all of them"
+        )
+    if by_test:
+        parts.append(
+            ("1 comparison takes" if by_test == 1 else f"{by_test} comparisons take")
+            + " the decision of rlsweep seeds' sequential test, which holds its own family at its α"
+        )
+    return "Verdicts: " + "; ".join(parts) + ". The intervals describe the data; they decide nothing."
 
 
-def _answer(data: SweepData, results: Sequence[_MetricResult], labels: Mapping[str, str]) -> _Answer:
-    return _Answer(answer_lines(results, labels), few_seeds_note(data, results), sequential_lines(data))
+def _answer(
+    data: SweepData, results: Sequence[_MetricResult], labels: Mapping[str, str], alpha: float = ALPHA
+) -> _Answer:
+    tests = [t for d in (data.sweep_dirs or [data.sweep_dir]) for t in load_tests(d)]
+    lines = answer_lines(results, labels, tests, alpha)
+    return _Answer(lines, _family_text(lines, tests, alpha), few_seeds_note(data, results), sequential_lines(tests))
 
 
-def sequential_lines(data: SweepData) -> list[str]:
-    """The decisions of ``rlsweep seeds`` (its ``seeds.json``), one line per comparison; empty without one.
-
-    They are the error-controlled answer (AdaStop, family-wise over every comparison and look); the CIs above
-    are descriptive, computed over whatever seeds exist now.
-    """
-    import json
-
-    lines = []
-    for d in data.sweep_dirs or [data.sweep_dir]:
-        path = d / "seeds.json"
-        if not path.is_file():
-            continue
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            looks = state.get("looks", [])
-            head = (
-                f"Sequential test (rlsweep seeds: {state['test']}; {state['metric']}, family-wise alpha "
-                f"{state['alpha']:g}, {len(looks)} of at most {state['max_looks']} looks of {state['n']} seed(s); "
-                f"{state.get('status', '')})"
-            )
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            lines.append(f"{path}: unreadable ({e}); the sequential test's decisions are not shown")
-            continue
-        lines.append(head)
-        for comparison in state.get("comparisons", []):
-            label = str(comparison.get("label", "?"))
-            lines.append(f"  {label}: {state.get('decisions', {}).get(label, '?')}")
-    return lines
+def sequential_lines(tests: Sequence[RecordedTest]) -> list[list[str]]:
+    """Every test ``rlsweep seeds`` ever ran on the sweep (``seeds.json``), so that a reader sees every look: per test
+    a heading with its settings, then one line per comparison with its decision and the look that made it."""
+    out = []
+    for t in tests:
+        s = t.settings
+        base = ", ".join(f"{k}={v}" for k, v in t.baselines.items()) or "the first level of each factor"
+        head = (
+            f"Sequential test {t.number} (rlsweep seeds, {_method_name(t)}): {t.metric}, family-wise α {s.alpha:g}, "
+            f"n = {s.n} seed(s) per look, at most {s.max_looks} looks, baselines {base}; {len(t.looks)} look(s) "
+            f"taken, {t.status}"
+        )
+        if t.data_changed:
+            head += f"; {t.data_changed}"
+        lines = [head]
+        for c in t.comparisons:
+            decision = t.decisions.get(c["label"], CONTINUE)
+            at = _decided_at(t, c["label"])
+            lines.append(f"{c['label']}: {decision}" + (f" (decided at look {at})" if at else ""))
+        out.append(lines)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ markdown
@@ -339,24 +554,34 @@ def _config_rows(res: _MetricResult, labels: Mapping[str, str]) -> list[list[str
 _CONFIG_HEADER = ["configuration", "seeds (completed/total)", "IQM", "IQM 95 % CI", "mean", "mean 95 % CI", "notes"]
 
 
-def _effect_rows(res: _MetricResult) -> list[list[str]]:
-    return [
-        [
-            f"{r['factor']}={r['level']} − {r['factor']}={r['baseline']}",
+def _effect_rows(res: _MetricResult, answer: _Answer) -> list[list[str]]:
+    rows = []
+    for r in res.effects.to_dict("records"):
+        row = [
+            f"{r['factor']}={r['level']} vs {r['factor']}={r['baseline']}",
+            f"{_num(r['base_mean'])} → {_num(r['level_mean'])}",
             _num(r["delta"], signed=True),
             _ci_text(r["ci_low"], r["ci_high"], r["n_runs"]),
             _prob(r["p_improve"]),
-            _prob_ci(r["p_ci_low"], r["p_ci_high"], r["n_runs"]),
             f"{r['n_level']} vs {r['n_base']}",
             str(r["n_pairs"]),
             str(r["unmatched"]) or NO_VALUE,
         ]
-        for _, r in res.effects.iterrows()
-    ]
+        if res.primary:
+            row += [f"{r['p']:.2g}" if math.isfinite(r["p"]) else NO_VALUE, answer.verdict_of(r) or NO_VALUE]
+        rows.append(row)
+    return rows
 
 
-_EFFECT_HEADER = ["comparison", "Δ", "Δ 95 % CI", "P(improvement)", "P 95 % CI", "runs", "matched settings",
+_EFFECT_HEADER = ["comparison", "baseline → level", "Δ", "Δ 95 % CI", "P(improvement)", "runs", "matched settings",
                   "unmatched"]  # fmt: skip
+# A primary metric's comparisons are the answer's: their test and verdict too. Other metrics' effects describe only
+# (no p-value: one outside the answer's family would be read as a finding it does not control).
+_VERDICT_HEADER = ["permutation p", "verdict"]
+
+
+def _effect_header(res: _MetricResult) -> list[str]:
+    return _EFFECT_HEADER + (_VERDICT_HEADER if res.primary else [])
 
 
 def _ablation_rows(res: _MetricResult) -> list[list[str]]:
@@ -388,24 +613,41 @@ def _markdown(
 ) -> str:
     lines = [f"# Sweep report: {_title(data)}", ""]
     lines += [f"{_where(data)} — generated {generated}. {_counts(data)}", ""]
-    lines += ["## Answer", "", *[f"- {text}: {v}" if v else f"- {text}" for text, v in answer.lines], ""]
+    lines += ["## Answer", "", *[f"- {x.sentence()}" for x in answer.lines], ""]
+    if answer.family:
+        lines += [answer.family, ""]
     if answer.few_seeds:
         lines += [f"> {answer.few_seeds}", ""]
-    if answer.sequential:
-        lines += [answer.sequential[0], "", *[f"- {x.strip()}" for x in answer.sequential[1:]], ""]
+    for test in answer.sequential:
+        lines += [test[0], "", *[f"- {x}" for x in test[1:]], ""]
+    glossary = _glossary(results)
+    if glossary:
+        lines += ["What the metrics count:", "", *[f"- `{m}`: {text}" for m, text in glossary], ""]
     if attention:
         lines += ["## Attention", "", *[f"- {a}" for a in attention], ""]
     if folded:
         lines += [_folded_text(folded), ""]
     for res in results:
-        lines += [f"## {res.metric}" + (" (primary)" if res.primary else ""), ""]
+        lines += [f"## {_section_title(res)}", ""]
         lines += _md_table(_CONFIG_HEADER, _config_rows(res, labels))
         if len(res.effects):
-            lines += ["Effects, other factors held fixed:", "", *_md_table(_EFFECT_HEADER, _effect_rows(res))]
-        if len(res.ablation):
+            title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
+            lines += [f"{title}:", "", *_md_table(_effect_header(res), _effect_rows(res, answer))]
+        if len(res.ablation) and len(data.factors) >= 2:
             lines += ["Averaged over the other factors:", "", *_md_table(_ABLATION_HEADER, _ablation_rows(res))]
     lines += ["## Method", "", methods.replace("\n", " "), ""]
     return "\n".join(lines)
+
+
+def _section_title(res: _MetricResult) -> str:
+    if res.cost:
+        return f"Cost: {res.metric} (no verdicts: the speed of the machine the run had, under its load)"
+    return res.metric + (" (primary)" if res.primary else "")
+
+
+def _glossary(results: Sequence[_MetricResult]) -> list[tuple[str, str]]:
+    """What each metric the report shows counts, for those it knows."""
+    return [(r.metric, GLOSSARY[r.metric]) for r in results if r.metric in GLOSSARY]
 
 
 def _title(data: SweepData) -> str:
@@ -488,12 +730,16 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:to
 td{overflow-wrap:break-word} th{white-space:nowrap}
 th{background:#f2f2f2} tr.warn{background:#fff4d6} tr.bad{background:#fde0e0}
 .answer{border-left:4px solid #2a7ab8;background:#eef6fc;padding:.5em 1em}
-.answer li{margin:.3em 0} .verdict{font-weight:600}
+.answer li{margin:.3em 0} .verdict{font-weight:600} .higher{color:#1a7f37} .lower{color:#b42318}
 .attention{border-left:4px solid #d98c00;background:#fff8e6;padding:.5em 1em}
 .note{border-left:4px solid #999;background:#f6f6f6;padding:.4em 1em;font-size:.9em}
 .method{font-size:.9em;color:#444} img{max-width:100%} figure{margin:1em 0}
 figcaption{font-size:.8em;color:#666} code{overflow-wrap:break-word}
 """
+
+
+def _verdict_class(verdict: str) -> str:
+    return {HIGHER: "higher", LOWER: "lower"}.get(verdict, "open")
 
 
 def _html(
@@ -516,42 +762,49 @@ def _html(
         f"<p>{html.escape(_where(data).replace('`', ''))} — generated {html.escape(generated)}. "
         f"{html.escape(_counts(data))}</p>",
     ]
-    items = [
-        f"<li>{html.escape(text)}: <span class='verdict'>{html.escape(v)}</span></li>" if v
-        else f"<li>{html.escape(text)}</li>"
-        for text, v in answer.lines
-    ]  # fmt: skip
-    parts.append(f"<div class='answer' id='answer'><h2>Answer</h2><ul>{''.join(items)}</ul></div>")
+    items = []
+    for x in answer.lines:
+        rest = "".join(f"; {html.escape(t)}" for t in (x.test, x.plan) if t)
+        verdict = (
+            f": <span class='verdict {_verdict_class(x.verdict)}'>{html.escape(x.verdict)}</span>" if x.verdict else ""
+        )
+        items.append(f"<li>{html.escape(x.text)}{rest}{verdict}</li>")
+    family = f"<p>{html.escape(answer.family)}</p>" if answer.family else ""
+    parts.append(f"<div class='answer' id='answer'><h2>Answer</h2><ul>{''.join(items)}</ul>{family}</div>")
     if answer_png is not None:
-        parts.append(_img(answer_png, "the answer: effect of each factor on the primary metric(s), 95 % CI"))
+        parts.append(_img(answer_png, "the answer: effect of each factor on the primary metric(s), 95 % bootstrap CI, "
+                                      "coloured by the verdict"))  # fmt: skip
     if answer.few_seeds:
         parts.append(f"<p class='note'>{_code_spans(answer.few_seeds)}</p>")
-    if answer.sequential:
-        lis = "".join(f"<li>{html.escape(x.strip())}</li>" for x in answer.sequential[1:])
-        parts.append(f"<div class='note'><p>{html.escape(answer.sequential[0])}</p><ul>{lis}</ul></div>")
+    for test in answer.sequential:
+        lis = "".join(f"<li>{html.escape(x)}</li>" for x in test[1:])
+        parts.append(f"<div class='note'><p>{html.escape(test[0])}</p><ul>{lis}</ul></div>")
+    glossary = _glossary(results)
+    if glossary:
+        lis = "".join(f"<li><code>{html.escape(m)}</code>: {html.escape(text)}</li>" for m, text in glossary)
+        parts.append(f"<div class='note'><p>What the metrics count:</p><ul>{lis}</ul></div>")
     if attention:
         lis = "".join(f"<li>{html.escape(a)}</li>" for a in attention)
         parts.append(f"<div class='attention'><h2>Attention</h2><ul>{lis}</ul></div>")
     if folded:
         parts.append(f"<p class='note'>{html.escape(_folded_text(folded))}</p>")
     parts.append("<h2>Contents</h2><ul>")
-    parts += [
-        f"<li><a href='#{slug(r.metric)}'>{html.escape(r.metric)}</a>{' (primary)' if r.primary else ''}</li>"
-        for r in results
-    ]
+    parts += [f"<li><a href='#{slug(r.metric)}'>{html.escape(_section_title(r))}</a></li>" for r in results]
     parts.append("<li><a href='#method'>Method</a></li><li><a href='#runs'>Runs</a></li></ul>")
 
     for res in results:
-        parts.append(f"<h2 id='{slug(res.metric)}'>{html.escape(res.metric)}{' (primary)' if res.primary else ''}</h2>")
+        parts.append(f"<h2 id='{slug(res.metric)}'>{html.escape(_section_title(res))}</h2>")
         classes = [
             "bad" if row["provisional"] else ("warn" if row["notes"] else "") for _, row in res.summary.iterrows()
         ]
         parts.append(_table(_CONFIG_HEADER, _config_rows(res, labels), classes))
         if len(res.effects):
-            rows = _effect_rows(res)
-            parts.append("<h3>Effects, other factors held fixed</h3>")
-            parts.append(_table(_EFFECT_HEADER, rows, ["warn" if r[-1] != NO_VALUE else "" for r in rows]))
-        if len(res.ablation):
+            rows = _effect_rows(res, answer)
+            title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
+            parts.append(f"<h3>{title}</h3>")
+            unmatched = _EFFECT_HEADER.index("unmatched")
+            parts.append(_table(_effect_header(res), rows, ["warn" if r[unmatched] != NO_VALUE else "" for r in rows]))
+        if len(res.ablation) and len(data.factors) >= 2:
             parts.append("<h3>Averaged over the other factors</h3>")
             parts.append(_table(_ABLATION_HEADER, _ablation_rows(res)))
         parts += [_img(path, caption) for caption, path in res.figures]
@@ -645,52 +898,70 @@ def write_report(
     labels = config_labels(data)
     results: list[_MetricResult] = []
     for metric in shown:
+        cost = metric.startswith(COST_PREFIX)
         res = _MetricResult(
             metric,
-            metric in primary,
+            metric in primary and not cost,
             summarize(data, metric, n_resamples=n_resamples, seed=seed),
-            # Averaged over the other factors says nothing new with one factor (it is the per-level table).
-            ablation_table(data, metric, n_resamples=n_resamples, seed=seed)
-            if len(data.factors) >= 2
-            else pd.DataFrame(),
-            paired_effects(data, metric, n_resamples=n_resamples, seed=seed, baselines=base),
-        )
-        name = slug(metric)
-        curves = learning_curves(data, metric, n_resamples=n_resamples, seed=seed)
-        per_run = final_per_run(data, metric)
+            ablation_table(data, metric, n_resamples=n_resamples, seed=seed),
+            # The machine's speed under its load is a cost to describe, not an effect to test.
+            pd.DataFrame(columns=EFFECT_COLUMNS) if cost
+            else paired_effects(data, metric, n_resamples=n_resamples, seed=seed, baselines=base),
+            cost=cost,
+        )  # fmt: skip
+        if res.primary and not data.factors:
+            res.reference = _references(data, metric)
+        results.append(res)
+    answer = _answer(data, results, labels)
+    for res in results:
+        name = slug(res.metric)
+        curves = learning_curves(data, res.metric, n_resamples=n_resamples, seed=seed)
+        per_run = final_per_run(data, res.metric)
         res.figures = [
             # Curves first: how the runs got there, then where they ended.
-            ("learning curves", plot_learning_curves(curves, metric, out / f"{name}_curves.png", colors, labels)),
+            ("learning curves", plot_learning_curves(curves, res.metric, out / f"{name}_curves.png", colors, labels)),
             ("final performance",
-             plot_final_performance(per_run, res.summary, metric, out / f"{name}_final.png", colors, labels)),
+             plot_final_performance(per_run, res.summary, res.metric, out / f"{name}_final.png", colors, labels)),
         ]  # fmt: skip
         if res.primary:
             res.figures.append(
                 ("performance profile: fraction of runs above each final value",
-                 plot_performance_profile(per_run, metric, out / f"{name}_profile.png", colors, labels))
+                 plot_performance_profile(per_run, res.metric, out / f"{name}_profile.png", colors, labels))
             )  # fmt: skip
         if len(res.effects):
+            shown_effects = res.effects.assign(verdict=[answer.verdict_of(r) for r in res.effects.to_dict("records")])
             res.figures.append(
-                ("effects, other factors held fixed",
-                 plot_paired_effects(res.effects, metric, out / f"{name}_effects.png"))
+                ("effects, other factors held fixed" + ("" if res.primary else " (descriptive: no verdicts)"),
+                 plot_paired_effects(shown_effects, res.metric, out / f"{name}_effects.png"))
             )  # fmt: skip
-        if len(res.ablation):
+        if len(data.factors) >= 2 and len(res.ablation):
+            # Averaged over the other factors says nothing new with one factor (it is the per-level table).
             res.figures.append(
-                ("averaged over the other factors", plot_ablation(res.ablation, metric, out / f"{name}_ablation.png"))
-            )
-        results.append(res)
+                ("averaged over the other factors",
+                 plot_ablation(res.ablation, res.metric, out / f"{name}_ablation.png"))
+            )  # fmt: skip
 
-    answered = {r.metric: r.effects for r in results if r.primary and len(r.effects)}
+    answered = {
+        r.metric: r.effects.assign(verdict=[answer.verdict_of(x) for x in r.effects.to_dict("records")])
+        for r in results
+        if r.primary and len(r.effects)
+    }
     answer_png = plot_answer(answered, out / "answer.png") if answered else None
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # Every table keeps its header when it has no rows (a sweep where no factor varies has no effects), so that a
+    # script reading the CSV gets its columns, never an empty file.
+    columns = {"summary": list(results[0].summary.columns) if results else ["metric", "name"],
+               "ablation": ABLATION_COLUMNS, "effects": [*EFFECT_COLUMNS, "verdict"]}  # fmt: skip
     for attr, file in (("summary", "summary.csv"), ("ablation", "ablation.csv"), ("effects", "effects.csv")):
         frames = [getattr(r, attr) for r in results if len(getattr(r, attr))]
-        (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_csv(out / file, index=False)
+        if attr == "effects":
+            frames = [f.assign(verdict=[answer.verdict_of(x) for x in f.to_dict("records")]) for f in frames]
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns[attr])
+        table.to_csv(out / file, index=False)
     data.runs.to_csv(out / "runs.csv", index=False)
     methods = methods_text(n_resamples, seed)
     attention = _attention(data) + [f"metric {m} requested but not logged by any run" for m in missing]
     attention += [f"env={e}: no reference scores, so its runs are left out of {NORMALISED}" for e in no_reference]
-    answer = _answer(data, results, labels)
     md = _markdown(data, results, generated, methods, folded, attention, answer, labels)
     (out / "summary.md").write_text(md, "utf-8")
     report = out / "report.html"

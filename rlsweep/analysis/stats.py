@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.stats
 
 from rlsweep.analysis.load import COMPLETED, SweepData
+from rlsweep.analysis.verdicts import permutation_test, welch_interval
 
 FINAL_FRACTION = 0.1
 N_RESAMPLES = 2000
@@ -315,10 +316,10 @@ def ablation_table(
                     "n_configs": n_configs,
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=["metric", "factor", "level", "mean", "ci_low", "ci_high", "delta", "n_runs", "n_configs"],
-    )
+    return pd.DataFrame(rows, columns=ABLATION_COLUMNS)
+
+
+ABLATION_COLUMNS = ["metric", "factor", "level", "mean", "ci_low", "ci_high", "delta", "n_runs", "n_configs"]
 
 
 @dataclass(frozen=True)
@@ -420,7 +421,11 @@ def paired_effects(
     average over contexts. Unlike :func:`ablation_table` this never compares across different settings of the
     other factors, so an unbalanced grid cannot fake an effect. ``p_improve`` is the probability that a run at
     ``l`` ends above a run at ``b`` of the same context (:func:`probability_of_improvement`), averaged over
-    contexts as rliable averages over tasks. Both CIs resample seeds within each configuration (stratified),
+    contexts as rliable averages over tasks. ``level_mean`` and ``base_mean`` are the two sides' values so averaged,
+    ``sd`` the seed-to-seed spread pooled over their configurations. ``p`` is the two-sided permutation test of
+    ``delta`` within contexts (:func:`rlsweep.analysis.verdicts.permutation_test`; ``test`` names it, ``p_min`` is
+    the smallest p these seed counts allow): the report's verdicts come from it, the CIs describe. Both CIs
+    resample seeds within each configuration (stratified),
     ``n_pairs`` counts the contexts, ``n_level`` / ``n_base`` the runs on each side, and contexts lacking
     either level are listed in ``unmatched``.
 
@@ -481,6 +486,13 @@ def paired_effects(
 
             d = _paired_interval(strata, delta, n_resamples, seed) if layout else _NO_INTERVAL
             p = _paired_interval(strata, p_improve, n_resamples, seed) if layout else _NO_INTERVAL
+            # The test behind the verdict: each context's runs at the level against its runs at the baseline.
+            runs = [(np.concatenate([strata[i] for i in hi]), np.concatenate([strata[i] for i in lo]))
+                    for lo, hi in layout]  # fmt: skip
+            test = permutation_test(runs) if layout else None
+            welch_low, welch_high = welch_interval(runs) if layout else (nan, nan)
+            level_mean = _side_mean(strata, [hi for _, hi in layout])
+            base_mean = _side_mean(strata, [lo for lo, _ in layout])
             rows.append(
                 {
                     "metric": metric,
@@ -490,6 +502,16 @@ def paired_effects(
                     "delta": d.point,
                     "ci_low": d.low,
                     "ci_high": d.high,
+                    "level_mean": level_mean,
+                    "base_mean": base_mean,
+                    "sd": _pooled_sd([strata[i] for lo, hi in layout for i in (*lo, *hi)]),
+                    "welch_low": welch_low,
+                    "welch_high": welch_high,
+                    "p": test.p if test else nan,
+                    "p_min": test.p_min if test else nan,
+                    "test": test.method if test else "",
+                    "arrangements": test.arrangements if test else 0,
+                    "resamples": test.resamples if test else 0,
                     "p_improve": p.point,
                     "p_ci_low": p.low,
                     "p_ci_high": p.high,
@@ -504,8 +526,28 @@ def paired_effects(
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
-EFFECT_COLUMNS = ["metric", "factor", "level", "baseline", "delta", "ci_low", "ci_high", "p_improve", "p_ci_low",
-                  "p_ci_high", "n_pairs", "n_runs", "n_level", "n_base", "held_fixed", "unmatched"]  # fmt: skip
+EFFECT_COLUMNS = ["metric", "factor", "level", "baseline", "delta", "ci_low", "ci_high", "level_mean", "base_mean",
+                  "sd", "welch_low", "welch_high", "p", "p_min", "test", "arrangements", "resamples", "p_improve",
+                  "p_ci_low", "p_ci_high", "n_pairs", "n_runs", "n_level", "n_base", "held_fixed",
+                  "unmatched"]  # fmt: skip
+nan = float("nan")
+
+
+def _side_mean(strata: Sequence[FloatArray], sides: Sequence[Sequence[int]]) -> float:
+    """One side of a comparison: the mean over contexts of the mean of its configurations' seed means."""
+    return float(np.mean([np.mean([strata[i].mean() for i in side]) for side in sides])) if sides else nan
+
+
+def _pooled_sd(samples: Sequence[FloatArray]) -> float:
+    """Seed-to-seed standard deviation pooled over configurations (each around its own mean): the spread a plan
+    for more seeds assumes. NaN without a configuration of two seeds."""
+    varying = [s for s in samples if s.size >= 2]
+    if not varying:
+        return nan
+    dof = sum(s.size - 1 for s in varying)
+    return float(math.sqrt(sum(float(((s - s.mean()) ** 2).sum()) for s in varying) / dof))
+
+
 _NO_INTERVAL = Interval(float("nan"), float("nan"), float("nan"), 0)
 
 

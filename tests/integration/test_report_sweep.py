@@ -67,10 +67,12 @@ def test_report_files_and_unfinished_run_shown(report_dir: Path) -> None:
     assert {"report.html", "summary.md", "summary.csv", "ablation.csv", "effects.csv", "runs.csv"} <= names
     assert "wandb_report.json" in names
     assert {"answer.png", "episode_score_profile.png"} <= names  # the answer; the primary metric's profile
-    for metric in ("episode_score", "episode_return", "motivation_int_reward_mean", "perf_sps"):
+    for metric in ("episode_score", "episode_return", "motivation_int_reward_mean"):
         # One factor (motivation): its effect, no "averaged over the other factors" panel.
         assert {f"{metric}_{k}.png" for k in ("curves", "final", "effects")} <= names
         assert f"{metric}_ablation.png" not in names
+    # speed is a cost: its curves and final values, no effect (nothing to test)
+    assert {"perf_sps_curves.png", "perf_sps_final.png"} <= names and "perf_sps_effects.png" not in names
     page = (report_dir / "report.html").read_text()
     assert "ppo_rnd_a0-env_fake-s2: running at 50 % of budget" in page.replace("run ", "")
     md = (report_dir / "summary.md").read_text()
@@ -78,15 +80,15 @@ def test_report_files_and_unfinished_run_shown(report_dir: Path) -> None:
     assert "| motivation=rnd | 1/2 |" in md  # 1 of 2 seeds completed, not silently a full row
 
 
-def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wandb_report_object_offline(sweep_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The report that ``--wandb`` would save: blocks, panels, runset filter; no network touched."""
     import wandb
     import wandb_workspaces.reports.v2 as wr
     from wandb_workspaces import expr
 
     from rlsweep.analysis import load_sweep
-    from rlsweep.analysis.report import chosen_metrics
-    from rlsweep.analysis.wandb_report import build_wandb_report, report_spec, wandb_target
+    from rlsweep.analysis.report import chosen_metrics, write_report
+    from rlsweep.analysis.wandb_report import build_wandb_report, report_spec, split_answer, wandb_target
 
     def no_api(*args: object, **kwargs: object) -> None:
         raise AssertionError("building the report must not call the W&B API")
@@ -96,7 +98,7 @@ def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.Monkey
     assert wandb_target(data) == ("rlsweep", None)  # logger=none: the tracker recorded no W&B target
     metrics = chosen_metrics(data)
     assert metrics == ["episode/score", "episode/return", "motivation/int_reward_mean", "perf/sps"]
-    summary = "# Sweep report\n\n## Answer\n\n- motivation=rnd − motivation=none: ...\n\n## episode/score\n\n| t |"
+    summary = (write_report(sweep_dir, tmp_path / "report").parent / "summary.md").read_text()
     report = build_wandb_report(data, metrics, project="proj", entity="team", summary_markdown=summary)
     assert (report.project, report.entity, report.title) == ("proj", "team", "rlsweep: nb")
     kinds = [type(b).__name__ for b in report.blocks]
@@ -104,7 +106,13 @@ def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.Monkey
                      "H2", "MarkdownBlock"]  # fmt: skip
     # The answer comes first, as in the offline report; the tables after the curves.
     assert report.blocks[2].text == "Answer"
-    assert report.blocks[3].text == "- motivation=rnd − motivation=none: ..."
+    # the offline report's answer word for word: the effects, the test of each with its p-value and family, the
+    # verdicts and the note on how they were reached
+    answer, tables = split_answer(summary)
+    assert report.blocks[3].text == answer
+    line = next(x for x in answer.splitlines() if x.startswith("- episode/score: motivation=rnd vs motivation=none"))
+    assert "permutation test" in line and "family-wise α = 0.05" in line and line.endswith("**")
+    assert "Verdicts: 1 comparison tested by a two-sided permutation test at α = 0.05" in answer
     curves, by_factor = (b for b in report.blocks if isinstance(b, wr.PanelGrid))
     for grid in (curves, by_factor):
         (runset,) = grid.runsets
@@ -117,7 +125,7 @@ def test_wandb_report_object_offline(sweep_dir: Path, monkeypatch: pytest.Monkey
     layouts = {(p.layout.x, p.layout.y) for p in curves.panels}
     assert len(layouts) == len(metrics)  # no two panels on top of each other
     assert [p.groupby for p in by_factor.panels] == [wr.Config("choice/motivation")]
-    assert report.blocks[-1].text == "## episode/score\n\n| t |"
+    assert report.blocks[-1].text == tables and tables.startswith("## ")
     spec = json.loads(report_spec(report))
     assert spec["entity"] == "team" and len(spec["blocks"]) == len(report.blocks)
 
@@ -178,8 +186,9 @@ def test_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -
     assert "<script" not in page.read_text()  # the product page itself runs no code
     seen = browser_check(page, tmp_path)
     assert seen["errors"] == []
-    # the answer, 4 metrics x (curves, final, effects), the primary metric's profile: all decoded
-    assert seen["n"] == seen["decoded"] == 1 + 4 * 3 + 1
+    # the answer, 3 metrics x (curves, final, effects), perf/sps (curves, final: a cost, no effects), the primary
+    # metric's profile: all decoded
+    assert seen["n"] == seen["decoded"] == 1 + 3 * 3 + 2 + 1
     alts = [alt for _w, _h, alt in seen["sizes"]]  # type: ignore[attr-defined]
     assert alts.count("learning curves") == 4 and alts.count("final performance") == 4
     assert all(w >= 400 and h >= 200 for w, h, _alt in seen["sizes"])  # type: ignore[attr-defined]

@@ -352,13 +352,14 @@ def test_write_report_outputs(tmp_path: Path) -> None:
     assert out == sweep / "report" / "report.html"
     page = out.read_text()
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    # the answer, then 3 metrics x (curves, final, effects held fixed, averaged over the other factor), plus a
-    # performance profile for each of the 2 primary metrics (rooms and score: the runs count rooms)
-    assert len(uris) == 1 + 3 * 4 + 2
+    # the answer, then 2 metrics x (curves, final, effects held fixed, averaged over the other factor), perf/sps (a
+    # cost: no effects tested, so no effects figure), plus a performance profile for each of the 2 primary metrics
+    # (rooms and score: the runs count rooms)
+    assert len(uris) == 1 + 2 * 4 + 3 + 2
     for payload in uris:
         assert base64.b64decode(payload).startswith(PNG_MAGIC)
     pngs = sorted((sweep / "report").glob("*.png"))
-    assert len(pngs) == 15
+    assert len(pngs) == len(uris)  # every figure in the page is a file beside it too
     assert page.index("answer.png") < page.index("explore_rooms_curves.png")
     for png in pngs:
         assert png.read_bytes().startswith(PNG_MAGIC)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from inline import finished
 from test_analysis import const, make_2x2, make_run
@@ -101,28 +102,101 @@ def test_report_opens_with_the_answer_in_words_and_a_figure(tmp_path: Path) -> N
 
     page = write_report(sweep).read_text()
     md = (sweep / "report" / "summary.md").read_text()
-    # The first section is the answer, and it states the effect, its CI, P(improvement) and the seeds.
+    # The first section is the answer: both arms' values, the effect with its interval and P(improvement), the test
+    # with its p-value and level, and the verdict, which 3 vs 3 seeds cannot make at 5 %: the line says so, how many
+    # seeds could, and how many would give 80 % power.
     assert md.split("\n## ")[1].startswith("Answer")
     answer = md.split("## Answer", 1)[1].split("\n## ", 1)[0]
-    line = next(x for x in answer.splitlines() if x.startswith("- explore/cells: motivation=rnd − motivation=none"))
-    assert "+30 cells [" in line and "P(improvement) 1.00 " in line and "3 vs 3 seeds" in line
-    assert line.endswith(": higher")
-    assert "Few seeds: 3 per configuration" in answer
+    line = next(x for x in answer.splitlines() if x.startswith("- explore/cells: motivation=rnd vs motivation=none"))
+    assert "105 → 135 cells (+29 %)" in line and "Δ +30 [" in line and "(95 % bootstrap CI)" in line
+    assert "P(improvement) 1.00" in line and "3 vs 3 seeds" in line
+    assert "exact permutation test (20 arrangements), p = 0.1, family-wise α = 0.05 (one comparison)" in line
+    assert "the smallest possible p is 0.1): 4 seeds per configuration could" in line
+    # SD 5 around each arm's mean, effect 30: any test decides with the fewest seeds that can reach 5 % at all
+    assert (
+        "80 % power at the effect seen (+30, pooled SD 5) needs 4 seeds per configuration (4 over its 95 % Welch"
+        in line
+    )
+    assert line.endswith(": **not decided**")
+    assert "Verdicts: 1 comparison tested by a two-sided permutation test at α = 0.05" in answer
+    assert "Few seeds: 3 per configuration" in answer and "the verdicts come from the permutation tests" in answer
+    # What the primary metric counts, in words
+    assert "- `explore/cells`: distinct maze cells visited by any of the run's envs since the run began" in md
     # Flat metrics fold into one line instead of panels of zeros.
     assert "not shown further: episode/score = 0, perf/sps = 500" in md
     assert "## episode/score" not in md and "episode_score_curves.png" not in page
     # In the page the answer and its figure come before any metric section.
     assert page.index("id='answer'") < page.index("answer.png") < page.index("explore_cells_curves.png")
+    assert "<span class='verdict open'>not decided</span>" in page
     assert (sweep / "report" / "answer.png").read_bytes().startswith(b"\x89PNG")
     # Tables and legends label configurations by the factor that varies.
     assert "<td>motivation=rnd</td>" in page and "<td>ppo_rnd_a-env_maze</td>" in page  # the latter: run name column
+    effects = pd.read_csv(sweep / "report" / "effects.csv")
+    assert list(effects["verdict"]) == ["not decided"] and effects.loc[0, "p"] == 0.1
+
+
+def test_enough_seeds_decide_and_the_figure_shows_the_verdict(tmp_path: Path) -> None:
+    sweep = maze_like_sweep(tmp_path / "sweep", seeds=range(5))
+    write_report(sweep)
+    md = (sweep / "report" / "summary.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- explore/cells: motivation=rnd vs motivation=none"))
+    # 5 vs 5 seeds, every rnd run above every none run: 2 of C(10, 5) = 252 arrangements are as extreme
+    assert f"exact permutation test (252 arrangements), p = {2 / 252:.2g}" in line and line.endswith(": **higher**")
+    assert "80 % power" not in line  # a decided comparison needs no plan
+    effects = pd.read_csv(sweep / "report" / "effects.csv")
+    assert list(effects["verdict"]) == ["higher"]
 
 
 def test_unresolved_effect_says_so(tmp_path: Path) -> None:
-    sweep = maze_like_sweep(tmp_path / "sweep", shift=1.0)  # 1 cell apart, seeds spread by 10
+    sweep = maze_like_sweep(tmp_path / "sweep", seeds=range(5), shift=1.0)  # 1 cell apart, seeds spread by 20
     write_report(sweep)
     md = (sweep / "report" / "summary.md").read_text()
-    assert "not resolved at this many seeds (the CI contains 0)" in md
+    line = next(x for x in md.splitlines() if x.startswith("- explore/cells: motivation=rnd vs motivation=none"))
+    assert line.endswith(": **not decided**") and "smallest possible p" not in line  # 5 seeds could decide
+    assert "no upper bound while its 95 % Welch interval [-10.5, 12.5] contains 0" in line
+
+
+def test_a_family_of_comparisons_is_held_by_holm(tmp_path: Path) -> None:
+    make_2x2(tmp_path)  # model and critic_init, 2 seeds each: two comparisons of episode/score, one family
+    write_report(tmp_path)
+    md = (tmp_path / "report" / "summary.md").read_text()
+    answer = md.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    lines = [x for x in answer.splitlines() if x.startswith("- episode/score: ")]
+    assert len(lines) == 2 and all("(Holm over 2 comparisons)" in x for x in lines)
+    assert "held at α = 0.05 family-wise by Holm's procedure over all of them" in answer
+
+
+def test_speed_is_a_cost_without_verdicts(tmp_path: Path) -> None:
+    for motivation, sps in (("none", 900.0), ("rnd", 500.0)):
+        for seed in range(5):
+
+            def curve(step: int, s: float = sps + seed, c: float = 100.0 + seed) -> dict[str, float]:
+                return {"explore/cells": c + step % 7, "perf/sps": s}
+
+            make_run(tmp_path, f"ppo_{motivation}_a-env_maze", seed, {"motivation": motivation, "env": "maze"}, curve)
+    write_report(tmp_path)
+    md = (tmp_path / "report" / "summary.md").read_text()
+    answer = md.split("## Answer", 1)[1].split("\n## ", 1)[0]
+    assert "perf/sps" not in answer.split("What the metrics count")[0]  # not a comparison of the answer
+    section = md.split("## Cost: perf/sps", 1)[1]
+    assert section.startswith(" (no verdicts: the speed of the machine the run had, under its load)")
+    assert "Effects" not in section.split("\n## ", 1)[0]
+    effects = pd.read_csv(tmp_path / "report" / "effects.csv")
+    assert "perf/sps" not in set(effects["metric"])
+
+
+def test_one_configuration_is_compared_with_random_play(tmp_path: Path) -> None:
+    for seed in range(6):
+        make_run(tmp_path, "atari_check", seed, {"env": "road_runner"}, const(800.0 + seed))
+    write_report(tmp_path)
+    md = (tmp_path / "report" / "summary.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- episode/score: atari_check"))
+    # 6 seeds all above random play's 11.5: 2 of 2^6 sign patterns are as extreme, p = 1/32 <= 0.05
+    assert "against random play's score 11.5 (Badia et al. 2020): exact sign-flip test (64 sign patterns)" in line
+    assert "p = 0.031, α = 0.05" in line and line.endswith(": **above random play**")
+    # ablation.csv and effects.csv keep their columns though no factor varies
+    assert (tmp_path / "report" / "ablation.csv").read_text().startswith("metric,factor,level,mean")
+    assert (tmp_path / "report" / "effects.csv").read_text().startswith("metric,factor,level,baseline,delta")
 
 
 def test_report_over_two_sweep_directories_pools_seeds(tmp_path: Path) -> None:
@@ -144,7 +218,8 @@ def test_cli_baseline_and_its_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     ok = run_cli("report", str(sweep), "--baseline", "motivation=rnd", "--metric", "explore/cells")
     assert ok.returncode == 0, ok.stderr
     md = (sweep / "report" / "summary.md").read_text()
-    assert "motivation=none − motivation=rnd: -30 cells" in md and md.count(": lower") == 1
+    assert "motivation=none vs motivation=rnd: 135 → 105 cells (-22 %), Δ -30 [" in md
+    assert md.count(": **not decided**") == 1
     for bad, message in (
         ("motivation=icm", "--baseline motivation=icm: motivation has the levels none, rnd"),
         ("model=A", "--baseline model=A: model is not a factor of this sweep; factors: motivation"),
@@ -161,8 +236,10 @@ def test_single_seed_comparison_has_no_interval_and_says_so(tmp_path: Path) -> N
     make_run(sweep, "b", 0, {"model": "B"}, const(2.0))
     write_report(sweep)
     md = (sweep / "report" / "summary.md").read_text()
-    assert "+1 score n/a (1 seed), P(improvement) 1.00 n/a (1 seed), 1 vs 1 seeds" in md
-    assert "no interval with 1 seed per configuration" in md
+    line = next(x for x in md.splitlines() if x.startswith("- episode/score: model=B vs model=A"))
+    assert "1 → 2 score (+100 %), Δ +1 (no interval with 1 seed per configuration), P(improvement) 1.00" in line
+    # two arrangements of two runs, both as far from 0: p = 1, and no plan without a spread
+    assert "1 vs 1 seeds; exact permutation test (2 arrangements), p = 1" in line and "80 % power" not in line
     assert "nan" not in md.lower()
 
 
@@ -182,7 +259,7 @@ def test_several_games_are_compared_on_normalised_scores(tmp_path: Path) -> None
     line = next(x for x in answer.splitlines() if x.startswith("- episode/score_normalised: motivation=rnd"))
     # Matched settings: Montezuma and Coinrun (the maze has no reference score, so no normalised value).
     expected = (400.0 / 4753.3 + 4.0 / 5.0) / 2
-    assert f"{expected:+.3g} score_normalised" in line and "over 2 matched settings of env" in line
+    assert f"Δ {expected:+.3g} [" in line and "over 2 matched settings of env" in line
     assert "env=maze: no reference scores, so its runs are left out of episode/score_normalised" in md
     from rlsweep.analysis.normalise import NORMALISED, REFERENCE_SCORES, add_normalised_score
 
