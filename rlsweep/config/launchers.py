@@ -73,6 +73,12 @@ _MINIMA: dict[str, tuple[float, str]] = {
     "signal_delay_s": (0, ">= 0"),
 }
 
+# Run time that hydra.launcher.signal_delay_s must leave before SLURM's checkpoint-and-requeue signal. SLURM handles
+# --signal with a 60 s resolution, so the signal may come up to 60 s before signal_delay_s asks (sbatch(1)); the
+# other 60 s are for the job to start (imports, environments) and write a checkpoint. A signal before the first
+# checkpoint requeues the run at the step it started from, every time, until it is cancelled.
+SIGNAL_MARGIN_S = 120
+
 
 def check_settings(settings: LocalSettings | SlurmSettings) -> None:
     """Ranges and allowed words of the launcher settings; raises ConfigError naming the key and the value."""
@@ -86,6 +92,20 @@ def check_settings(settings: LocalSettings | SlurmSettings) -> None:
         raise ConfigError(
             f"Invalid value for hydra.launcher.only: {settings.only!r} (allowed: {', '.join(ONLY_CHOICES)})"
         )
+    if isinstance(settings, SlurmSettings):
+        limit_s = settings.timeout_min * 60
+        if settings.signal_delay_s > limit_s - SIGNAL_MARGIN_S:
+            allowed = (
+                f"at most {limit_s - SIGNAL_MARGIN_S}"
+                if limit_s >= SIGNAL_MARGIN_S
+                else f"none; hydra.launcher.timeout_min must be >= {SIGNAL_MARGIN_S // 60}"
+            )
+            raise ConfigError(
+                f"Invalid value for hydra.launcher.signal_delay_s: {settings.signal_delay_s} with "
+                f"hydra.launcher.timeout_min={settings.timeout_min} (allowed: {allowed}; the signal must leave the "
+                f"job {SIGNAL_MARGIN_S} s of its {limit_s} s to start and checkpoint, as SLURM may send it up to 60 s "
+                "early)"
+            )
     if isinstance(settings, LocalSettings) and settings.gpus is not None:
         bad = [g for g in settings.gpus if g < 0]
         if bad or len(set(settings.gpus)) != len(settings.gpus):

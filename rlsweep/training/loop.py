@@ -452,8 +452,14 @@ def check_finite(run: Run, stats: Stats, batch: Batch) -> None:
     for j, seed in run.training():
         bad = ", ".join(name for name, ok in zip(checked, finite, strict=True) if not ok[j])
         if bad:
+            # Nothing diverged is ever saved, so what is on disk is the last good checkpoint, if one was written yet.
+            kept = (
+                f"its last checkpoint ({CHECKPOINT_NAME}) is kept"
+                if (seed.run_dir / CHECKPOINT_NAME).exists()
+                else "it has no checkpoint yet (a rerun starts from step 0)"
+            )
             seed.error = DivergenceError(
-                f"non-finite {bad} at iteration {run.iteration}; the run stopped there and its last checkpoint is kept"
+                f"non-finite {bad} at iteration {run.iteration}; the run stopped there and {kept}"
             )
             if k > 1:
                 print(f"[{seed.info['run_id']}] {seed.error}; the other seeds go on", file=sys.stderr, flush=True)

@@ -41,6 +41,14 @@ from rlsweep.record import RunRecord
         (["hydra/launcher=pbs"], "Unknown option hydra/launcher=pbs; allowed: local, slurm"),
         (["hydra/launcher=slurm", "hydra.launcher.profile=nope"], "Invalid value for hydra.launcher.profile: 'nope'"),
         (["hydra/launcher=slurm", "hydra.launcher.timeout_min=0"], "hydra.launcher.timeout_min: 0 (must be >= 1"),
+        (
+            ["hydra/launcher=slurm", "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=120"],
+            "Invalid value for hydra.launcher.signal_delay_s: 120 with hydra.launcher.timeout_min=2 (allowed: at most",
+        ),
+        (
+            ["hydra/launcher=slurm", "hydra.launcher.timeout_min=1"],
+            "signal_delay_s: 120 with hydra.launcher.timeout_min",
+        ),
         (["hydra.launcher.max_parallel=1,2"], "launcher settings cannot be swept"),
         (["hydra.job.chdir=true"], "Unknown key hydra.job.chdir; allowed Hydra keys: hydra/launcher"),
         # seeds_per_process: what several seeds in one process can train
@@ -65,6 +73,30 @@ def test_bad_launch_settings_and_names_stop_before_anything_starts(
     err = capsys.readouterr().err.strip()
     assert err.startswith("rlsweep: error: ") and message in err and "\n" not in err, err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_signal_delay_that_leaves_no_time_to_checkpoint_submits_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLURM would signal the job before its first checkpoint and requeue it at step 0 until cancelled."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sbatch", "scontrol", "squeue"):  # any call to SLURM leaves a trace instead of reaching a cluster
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} >> {tmp_path / 'calls'}\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    args = ["hydra/launcher=slurm", "hydra.launcher.profile=local", "hydra.launcher.timeout_min=5"]
+    assert main(["-m", "seed=1,2", *TINY, *args, "hydra.launcher.signal_delay_s=300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rlsweep: error: Invalid value for hydra.launcher.signal_delay_s: 300 with hydra.launcher.timeout_min=5 "
+        "(allowed: at most 180; the signal must leave the job 120 s of its 300 s to start and checkpoint, as SLURM "
+        "may send it up to 60 s early)"
+    )
+    assert not (tmp_path / "calls").exists() and not any(work.iterdir())
 
 
 def test_a_bad_profile_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -206,10 +238,25 @@ def test_a_diverged_run_stops_in_one_line_and_keeps_its_last_good_checkpoint(tmp
     failed = RunRecord.read(run_dir)
     assert failed.status == "failed" and failed.error is not None
     assert failed.error.startswith("DivergenceError: non-finite ") and "at iteration 3" in failed.error
-    assert "loss/total" in failed.error
+    assert "loss/total" in failed.error and failed.error.endswith("its last checkpoint (checkpoint.pt) is kept")
     saved = load_checkpoint(run_dir)
     assert saved is not None and saved["iteration"] == 2  # the diverged iteration was never saved
     assert [r["global_step"] for r in metrics(run_dir)] == [64, 128]  # nor logged
+
+
+def test_a_run_that_diverges_before_its_first_checkpoint_says_it_has_none(tmp_path: Path) -> None:
+    p = plan(quote_group_values([*TINY, "name=early", "ppo.vf_coef=inf"], GROUPS), multirun=False)
+    p.out_dir = tmp_path / "runs"
+    (point,) = p.points
+    prepare(p, "inline")
+
+    from rlsweep.launching.job import run_point_reporting
+
+    assert run_point_reporting(p.run_dir(point)) == 1
+    error = RunRecord.read(p.run_dir(point)).error or ""
+    assert error.startswith("DivergenceError: non-finite ") and "at iteration 1" in error
+    assert error.endswith("it has no checkpoint yet (a rerun starts from step 0)") and "is kept" not in error
+    assert not (p.run_dir(point) / "checkpoint.pt").exists()
 
 
 def test_a_run_resumed_from_a_non_finite_policy_stops_in_one_line_too(tmp_path: Path) -> None:

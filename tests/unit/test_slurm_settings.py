@@ -52,3 +52,12 @@ def test_local_profile_asks_for_no_gpu(tmp_path: Path) -> None:
 def test_unknown_profile_names_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match=r"profile: 'nope' \(allowed: example_gpu_cluster, local, or a path"):
         load_profile(SlurmSettings(profile="nope"))
+
+
+def test_signal_delay_must_leave_two_minutes_of_the_time_limit(tmp_path: Path) -> None:
+    text = sbatch_text(SlurmSettings(profile="local", timeout_min=3, signal_delay_s=60), tmp_path)
+    assert "#SBATCH --signal=USR2@60" in text and "#SBATCH --time=3" in text
+    with pytest.raises(ValueError, match=r"signal_delay_s: 61 with .*timeout_min=3 \(allowed: at most 60;"):
+        load_profile(SlurmSettings(profile="local", timeout_min=3, signal_delay_s=61))
+    with pytest.raises(ValueError, match=r"allowed: none; hydra.launcher.timeout_min must be >= 2;"):
+        load_profile(SlurmSettings(timeout_min=1, signal_delay_s=0))
