@@ -11,7 +11,8 @@ point each, or with ``seeds_per_process=k`` up to k seeds of one configuration:
 
 Exit status: 0 when every point of the grid is completed (or, with ``hydra.launcher.wait=false``, submitted),
 1 when some point failed or was stopped, 2 for bad input (a changed training config included), 3 when every
-point not completed is still running or queued elsewhere (another launch, a SLURM job), 130 after Ctrl-C.
+point not completed is still running or queued elsewhere (another launch, a SLURM job), 130 after Ctrl-C, 141
+when the help or the dry run's table meets a closed stdout (``| head``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from rlsweep.config import ConfigError, register_configs
 from rlsweep.config.overrides import quote_group_values
+from rlsweep.launching.cli import quiet_on_closed_stdout
 from rlsweep.launching.job import DISK_FULL
 from rlsweep.launching.plan import GROUPS, Plan, Point, plan
 
@@ -47,8 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rlsweep: error: unknown flag {unknown[0]}; allowed: -m/--multirun, -h/--help", file=sys.stderr)
         return 2
     if "-h" in flags or "--help" in flags:
-        print(USAGE + "\n\n" + _groups_help())
-        return 0
+        return _show(USAGE + "\n\n" + _groups_help())
     register_configs()
     try:
         p = plan(quote_group_values(overrides, GROUPS), multirun="-m" in flags or "--multirun" in flags)
@@ -56,8 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rlsweep: error: {e}", file=sys.stderr)
         return 2
     if p.dry_run:
-        print(format_table(p))
-        return 0
+        return _show(format_table(p))
     try:
         return launch(p)
     except ConfigError as e:  # found while deciding what runs (a changed training config): nothing started
@@ -71,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"rlsweep: error: {e}; free space, then rerun the same command to resume", file=sys.stderr)
         return 1
+
+
+@quiet_on_closed_stdout
+def _show(text: str) -> int:
+    """Print the help or the dry run's table: `python sweep.py ... dry_run=true | head` ends quietly."""
+    print(text)
+    return 0
 
 
 def launch(p: Plan) -> int:

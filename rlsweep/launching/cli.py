@@ -2,14 +2,47 @@
 
 ``seeds`` and ``eval`` parse their own arguments in their modules (``rlsweep.launching.seeds``,
 ``rlsweep.evaluation``); this parser only names them so that ``rlsweep --help`` lists every command.
+Every command's output may go into a pipe that closes early (``rlsweep status <sweep> | head``): the command
+then ends quietly with the status of a tool killed by SIGPIPE (:func:`quiet_on_closed_stdout`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+# What a shell reports for a tool that SIGPIPE ended (128 + 13), as for `yes | head -1`'s `yes`; Python ignores
+# SIGPIPE, so a write to the closed pipe raises BrokenPipeError instead of ending the process.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def quiet_on_closed_stdout(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a command's main so that a reader closing stdout early ends it with EXIT_BROKEN_PIPE, no traceback."""
+
+    @functools.wraps(main)
+    def wrapper(*args: object, **kwargs: object) -> int:
+        try:
+            try:
+                return main(*args, **kwargs)
+            finally:
+                # Output to a pipe is buffered: the write that fails may be this flush (also after argparse's
+                # --help, which leaves by SystemExit), not a print. Flushed here, the error is caught below
+                # instead of being reported at the interpreter's exit.
+                sys.stdout.flush()
+        except BrokenPipeError:
+            # The Python docs' recipe (signal module, "Note on SIGPIPE"): the interpreter flushes stdout once
+            # more on the way out; pointed at devnull, that flush has nowhere to fail.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
+
+    return wrapper
+
 
 # Commands whose module owns its argument parser: name -> (module, one-line help).
 DELEGATED = {
@@ -18,6 +51,7 @@ DELEGATED = {
 }
 
 
+@quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in DELEGATED:
