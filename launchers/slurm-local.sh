@@ -5,6 +5,8 @@
 # Installs Debian's slurm-wlm 22.05 and munge when missing (needs root and apt), writes a one-node
 # slurm.conf (node "localhost", partition "debug", all cores, no accounting) under $RLSWEEP_SLURM_DIR
 # (default /tmp/rlsweep-slurm) and starts munged, slurmctld and slurmd directly (no systemd needed).
+# `stop` ends only what `start` started: the daemons whose PID files it owns under $RLSWEEP_SLURM_DIR (munged only
+# if this script started it), and on that cluster only the calling user's jobs; other users' jobs keep it running.
 set -euo pipefail
 
 DIR=${RLSWEEP_SLURM_DIR:-/tmp/rlsweep-slurm}
@@ -33,6 +35,9 @@ start_munge() {
   chown munge:munge /etc/munge/munge.key
   chmod 0400 /etc/munge/munge.key
   runuser -u munge -- munged --pid-file=/run/munge/munged.pid
+  # a munged that was running already serves others too: only the one started here is stopped by `stop`
+  mkdir -p "$DIR/run"
+  cp /run/munge/munged.pid "$DIR/run/munged.started"
   munge -n | unmunge >/dev/null
 }
 
@@ -84,6 +89,9 @@ CONF
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# The process of PID file $1 if it is alive and is program $2: a stale file's PID may since be another process's.
+ours() { alive "$1" && [ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" = "$2" ]; }
+
 start() {
   install
   start_munge
@@ -101,13 +109,24 @@ start() {
 }
 
 stop() {
-  scancel --user root 2>/dev/null || true
-  for pidfile in "$DIR/run/slurmd.pid" "$DIR/run/slurmctld.pid" /run/munge/munged.pid; do
-    if alive "$pidfile"; then
+  local me others pidfile pid
+  if ours "$DIR/run/slurmctld.pid" slurmctld; then
+    # Only this cluster is asked (its controller is the one started here); the rest of its jobs end with it.
+    me=$(id -un)
+    scancel --user "$me" 2>/dev/null || true
+    others=$(squeue -h -o '%u %i' 2>/dev/null | awk -v me="$me" '$1 != me' | wc -l)
+    if [ "$others" -gt 0 ]; then
+      log "not stopped: $others job(s) of other users run on this cluster (squeue); they would end with it"; exit 1
+    fi
+  fi
+  for entry in "$DIR/run/slurmd.pid slurmd" "$DIR/run/slurmctld.pid slurmctld" "$DIR/run/munged.started munged"; do
+    read -r pidfile name <<<"$entry"
+    if ours "$pidfile" "$name"; then
       pid=$(cat "$pidfile"); kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     fi
+    rm -f "$pidfile"
   done
   log "stopped"
 }
