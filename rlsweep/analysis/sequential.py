@@ -15,26 +15,31 @@ the recorded tests through :func:`load_tests`).
   agent per look, that controls the family-wise error over every comparison and every look at level ``alpha``.
   At look ``k`` (0-based) a comparison's statistic is ``T = sum over looks j <= k of (mean of the agent's j-th
   block of n seeds - mean of the baseline's)``; its permutation distribution permutes the 2n values of each
-  look's block between the two configurations (one "path" = one such arrangement per look, the same arrangement
-  for every comparison, as the paper writes it), conditioned on the paths that did not cross an earlier look's
-  boundary. The boundary of look ``k`` is the smallest value ``b`` of ``max |T|`` over the comparisons still
-  open such that the share of paths that crossed at an earlier look plus the share above ``b`` now is at most
-  ``alpha * (k + 1) / K`` (alpha spending). Step-down: while the largest ``|T|`` of the open comparisons is above
-  its boundary, that comparison ends ``larger`` or ``smaller`` (the sign of ``T``: the level's configuration
-  against the baseline's) and the boundary is computed again over the ones left. Early acceptance is off
-  (``beta = 0``), so ``equal`` only comes from the cap: a comparison still open after the ``K``-th look (no
-  difference found within ``n * K`` seeds: not a proof of equality). While ``C(2n, n) ** (k + 1)`` is at most
-  ``permutations``, every path is enumerated (exact); beyond, ``permutations`` random paths are drawn (the first
-  is the observed arrangement), from ``permutation_seed``.
+  look's block between the two configurations (one "path" = one such arrangement per look), conditioned on the
+  paths that did not cross an earlier look's boundary. The boundary of look ``k`` is the smallest value ``b`` of
+  ``|T|`` such that the share of paths that crossed at an earlier look plus the share above ``b`` now is at most
+  ``alpha' * (k + 1) / K`` (alpha spending); a comparison whose ``|T|`` is above it ends ``larger`` or ``smaller``
+  (the sign of ``T``: the level's configuration against the baseline's). Early acceptance is off (``beta = 0``),
+  so ``equal`` only comes from the cap: a comparison still open after the ``K``-th look (no difference found
+  within ``n * K`` seeds: not a proof of equality). While ``C(2n, n) ** (k + 1)`` is at most ``permutations``,
+  every path is enumerated (exact); beyond, ``permutations`` random paths are drawn (the first is the observed
+  arrangement), from ``permutation_seed``.
+* **The family**: each of the m comparisons is its own test at ``alpha' = alpha / m`` (Bonferroni), so the
+  family-wise error over every comparison and look is at most ``alpha``. The paper's step-down over the maximum
+  of the comparisons' statistics, with one arrangement per path copied to every comparison, is not a
+  rearrangement of the data when comparisons share a baseline (the baseline's values would go to several
+  configurations at once), and it rejected too often: 6.2 +- 0.4 % for 5 % with 8 comparisons sharing a
+  baseline, 5 seeds, one look, normal values (6.8 % on lognormal ones over 5 looks; benchmarks/calibration.py).
+  Bonferroni is exact per comparison and a little conservative for the family, since comparisons that share a
+  baseline are positively dependent.
 * **Why our own implementation**: the PyPI package ``adastop`` 0.1.3 (``compare_agents.py``, ``partial_compare``)
   takes the boundary from the permutation distribution of ``max`` over comparisons of the *signed* differences
   and compares it with ``max |T|``: a one-sided threshold applied to a two-sided statistic, so it rejects at
   about twice its level (measured: 0.097 +- 0.013 on null data at alpha = 0.05, n = 5, one look). Fixing that
   needs a copy of ``partial_compare``, and its Python loops over 10^4 permutations per comparison per look are
-  far too slow for a calibration that replays thousands of simulated sweeps. This one is vectorised numpy, takes
-  its thresholds from ``max |T|``, and draws the same random paths for every comparison (adastop 0.1.3 draws
-  separate ones per comparison, which loses the comparisons' dependence through a shared baseline). With one
-  look and every arrangement enumerated, its signed differences are adastop's ``compute_mean_diffs``
+  far too slow for a calibration that replays thousands of simulated sweeps. This one is vectorised numpy and
+  takes its thresholds from ``|T|``. With one look and every arrangement enumerated, its signed differences are
+  adastop's ``compute_mean_diffs``
   (tests/unit/test_sequential.py checks both against the package).
 * **Replay**: each ``rlsweep seeds`` is a new process, so the looks are replayed from the values: look ``k``
   (1-based) uses the first ``k * n`` seeds of each configuration in seed order; the permutation tables depend
@@ -173,10 +178,10 @@ class Look:
     seeds: dict[str, list[int]]
     means: dict[str, float]
     decisions: dict[str, str]  # comparison label -> decision
-    # The boundary of max |T| over the comparisons left open after this look (None: no arrangement could cross
-    # it, or none was left open), and the share of permutation paths that crossed a boundary up to this look.
-    boundary: float | None = None
-    spent: float = 0.0
+    # Per comparison open at this look: the boundary of its |T| (None: no arrangement could cross it), and the share
+    # of its permutation paths that crossed a boundary up to this look.
+    boundaries: dict[str, float | None] = field(default_factory=dict)
+    spent: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -309,26 +314,28 @@ def _observed_mask(n: int) -> FloatArray:
 
 
 @dataclass
-class _Look:
-    """What a later look needs of an earlier one to tell which permutation paths crossed its boundary."""
+class _Pair:
+    """One comparison's own AdaStop: its permutation paths through the looks so far that crossed no boundary."""
 
-    blocks: FloatArray  # one row of 2n values per comparison (zeros where it was decided before)
-    left: list[int]  # the comparisons open after it
-    boundary: float
-    tie: float
+    stats: FloatArray  # T on each path left (the observed arrangement's among them)
+    ids: npt.NDArray[np.intp]  # the paths' rows in the random tables, once they are drawn
+    total: int  # paths in all, those that crossed a boundary included
+    exact: bool  # every path enumerated so far
+    observed: float = 0.0
+    blocks: list[FloatArray] = field(default_factory=list)  # each look's block: the agent's n values, the baseline's
+    bounds: list[tuple[float, float]] = field(default_factory=list)  # each look's boundary and tie
 
 
-def _random_paths(history: Sequence[_Look], settings: Settings, m: int) -> tuple[FloatArray, npt.NDArray[np.intp]]:
-    """The random paths through the looks so far (their ``T`` per comparison) that crossed none of their boundaries,
-    and their rows in the random tables: the first look whose arrangements are drawn, not enumerated, draws whole
-    paths, and each earlier look's boundary (found on every arrangement) says which of them are spent."""
-    stats = np.zeros((settings.permutations, m))
+def _random_paths(pair: _Pair, settings: Settings) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """The random paths through the looks before the last (their ``T``) that crossed none of their boundaries, and
+    their rows in the random tables: a pair whose arrangements are now too many to enumerate draws whole paths,
+    and each earlier look's boundary (found on every arrangement) says which of them are spent."""
+    stats = np.zeros(settings.permutations)
     alive = np.ones(settings.permutations, dtype=bool)
-    for j, look in enumerate(history):
+    for j, (block, (bound, tie)) in enumerate(zip(pair.blocks[:-1], pair.bounds, strict=True)):
         table = random_masks(settings.n, settings.permutations, settings.permutation_seed, j)
-        stats += block_differences(table, look.blocks)
-        if look.left:
-            alive &= np.abs(stats[:, look.left]).max(axis=1) <= look.boundary + look.tie
+        stats += block_differences(table, block)[:, 0]
+        alive &= np.abs(stats) <= bound + tie
     ids = np.flatnonzero(alive)
     return stats[ids], ids
 
@@ -343,9 +350,9 @@ def replay(
 
     Look ``k`` happens when every configuration of an open comparison has values for its first ``k * n`` seeds;
     the replay stops at the first look that cannot happen yet (``waiting`` says which seeds it lacks), when every
-    comparison is decided, or after ``max_looks``. ``recorded`` holds the decisions recorded after each look
-    (seeds.json): those looks keep them (the boundary is computed for the comparisons they left open), and
-    ``changed`` lists where the values now decide otherwise.
+    comparison is decided, or after ``max_looks``. Each comparison is its own two-sided AdaStop at ``alpha / m``
+    (Bonferroni over the m comparisons: see the module docstring). ``recorded`` holds the decisions recorded after
+    each look (seeds.json): those looks keep them, and ``changed`` lists where the values now decide otherwise.
     """
     settings.check()
     decisions = {c.label: CONTINUE for c in comparisons}
@@ -356,12 +363,7 @@ def replay(
     agents = sorted({a for c in comparisons for a in (c.agent, c.base_agent)})
     ordered = {a: _ordered(samples, a) for a in agents}
     arrangements = math.comb(2 * n, n)
-    history: list[_Look] = []
-    stats = np.zeros((1, m))  # the permutation paths that crossed no boundary yet: T per comparison
-    ids = np.zeros(1, dtype=np.intp)  # their rows in the random tables, once the paths are drawn
-    total = 1  # paths in all, spent ones included
-    exact = True
-    observed = np.zeros(m)
+    pairs = [_Pair(np.zeros(1), np.zeros(1, dtype=np.intp), 1, True) for _ in comparisons]
     scale = 0.0
     for k in range(settings.max_looks):
         need = (k + 1) * n
@@ -373,60 +375,62 @@ def replay(
             break
         open_cols = [i for i, c in enumerate(comparisons) if decisions[c.label] == CONTINUE]
         values = {a: np.asarray(_usable_prefix(ordered[a], need), dtype=float) for a in active}
-        blocks = np.zeros((m, 2 * n))  # a decided comparison keeps zeros: its column is read no more
+        blocks = {}
         for i in open_cols:
             c = comparisons[i]
-            blocks[i] = np.concatenate([values[c.agent][k * n :], values[c.base_agent][k * n :]])
-        scale = max(scale, float(np.abs(blocks).max()))
+            blocks[i] = np.concatenate([values[c.agent][k * n :], values[c.base_agent][k * n :]])[None, :]
+            scale = max(scale, float(np.abs(blocks[i]).max()))
         tie = _rounding(n, k + 1, scale)
-        observed = observed + block_differences(_observed_mask(n), blocks)[0]
-        if exact and arrangements ** (k + 1) <= settings.permutations:
-            step = block_differences(exact_masks(n), blocks)
-            stats = (stats[:, None, :] + step[None, :, :]).reshape(-1, m)
-            total *= arrangements
-        else:
-            if exact:
-                exact, total = False, settings.permutations
-                stats, ids = _random_paths(history, settings, m)
-            table = random_masks(n, settings.permutations, settings.permutation_seed, k)
-            stats = stats + block_differences(table, blocks)[ids]
-        level = settings.alpha * (k + 1) / settings.max_looks
-        # Step-down: the largest |T| of the open comparisons against the boundary over them, until one is not above.
-        left = list(open_cols)
+        # Alpha spending per comparison: alpha / m in all, (alpha / m) * (k + 1) / K by look k.
+        level = settings.alpha / m * (k + 1) / settings.max_looks
         now = dict(decisions)
-        while left:
-            bound = _boundary(stats, left, total, level, tie)
-            top = max(left, key=lambda i: abs(observed[i]))
-            if not abs(observed[top]) > bound + tie:
-                break
-            now[comparisons[top].label] = "larger" if observed[top] > 0 else "smaller"
-            left.remove(top)
-        if k == settings.max_looks - 1:  # the cap: what is still open ends equal (beta = 0: never before)
-            now = {label: "equal" if d == CONTINUE else d for label, d in now.items()}
+        bounds: dict[str, float | None] = {}
+        for i in open_cols:
+            pair, block = pairs[i], blocks[i]
+            pair.blocks.append(block)
+            pair.observed += float(block_differences(_observed_mask(n), block)[0, 0])
+            if pair.exact and arrangements ** (k + 1) <= settings.permutations:
+                step = block_differences(exact_masks(n), block)[:, 0]
+                pair.stats = (pair.stats[:, None] + step[None, :]).ravel()
+                pair.total *= arrangements
+            else:
+                if pair.exact:
+                    pair.exact, pair.total = False, settings.permutations
+                    pair.stats, pair.ids = _random_paths(pair, settings)
+                table = random_masks(n, settings.permutations, settings.permutation_seed, k)
+                pair.stats = pair.stats + block_differences(table, block)[pair.ids, 0]
+            bound = _boundary(pair.stats[:, None], [0], pair.total, level, tie)
+            bounds[comparisons[i].label] = bound if math.isfinite(bound) else None
+            if abs(pair.observed) > bound + tie:
+                now[comparisons[i].label] = "larger" if pair.observed > 0 else "smaller"
+            elif k == settings.max_looks - 1:  # the cap: what is still open ends equal (beta = 0: never before)
+                now[comparisons[i].label] = "equal"
+            pair.bounds.append((bound, tie))
         if k < len(recorded):  # binding: the recorded decisions stand; the replay only reports a difference
             for label, d in now.items():
                 if d != recorded[k].get(label, CONTINUE):
                     result.changed.append(Change(k + 1, label, recorded[k].get(label, CONTINUE), d))
             now = {label: recorded[k].get(label, CONTINUE) for label in now}
         decisions.update(now)
-        # The boundary the comparisons left open were held to ("equal" comes only from the cap: open until it).
-        left = [i for i in open_cols if decisions[comparisons[i].label] in (CONTINUE, "equal")]
-        bound = _boundary(stats, left, total, level, tie) if left else math.inf
-        if left:  # the paths above the boundary are spent: the next look is conditioned on the others
-            keep = np.abs(stats[:, left]).max(axis=1) <= bound + tie
-            stats, ids = stats[keep], (ids if exact else ids[keep])
-        history.append(_Look(blocks, left, bound, tie))
+        spent = {}
+        for i in open_cols:
+            pair = pairs[i]
+            if decisions[comparisons[i].label] in (CONTINUE, "equal"):
+                # The paths above the boundary are spent: the next look is conditioned on the others.
+                keep = np.abs(pair.stats) <= pair.bounds[-1][0] + tie
+                pair.stats, pair.ids = pair.stats[keep], (pair.ids if pair.exact else pair.ids[keep])
+            spent[comparisons[i].label] = 1.0 - pair.stats.shape[0] / pair.total
         result.looks.append(
             Look(
                 index=k + 1,
                 seeds={a: [s for s, _ in ordered[a][:need]] for a in active},
                 means={a: float(np.mean(values[a])) for a in active},
                 decisions=dict(decisions),
-                boundary=bound if math.isfinite(bound) else None,
-                spent=1.0 - stats.shape[0] / total,
+                boundaries=bounds,
+                spent=spent,
             )
         )
-        if not left:
+        if all(d != CONTINUE for d in decisions.values()):
             break
     result.decisions = decisions
     return result

@@ -36,10 +36,10 @@ NONE = "ppo_none_a-nir_false-ci_0.1-env_maze"
 NONE_SQRT2 = "ppo_none_a-nir_false-ci_sqrt2-env_maze"
 RND = "ppo_rnd_a0-env_maze"
 INT = "motivation/int_reward_mean"
-# alpha 0.2, 3 seeds a side: the test is two-sided, so the observed arrangement and its mirror image are the two most
-# extreme of C(6, 3) = 20, and the first of K=2 looks (alpha/2 = 0.1 of them, 2 arrangements) can just reject; a real
-# sweep has more seeds per look (README).
-TEST = ["--metric", INT, "--alpha", "0.2", "--max-looks", "2"]
+# alpha 0.4 over 2 comparisons, 0.2 each (Bonferroni), 3 seeds a side: the test is two-sided, so the observed
+# arrangement and its mirror image are the two most extreme of C(6, 3) = 20, and the first of K=2 looks (0.2/2 = 0.1
+# of them, 2 arrangements) can just reject; a real sweep has more seeds per look (README).
+TEST = ["--metric", INT, "--alpha", "0.4", "--max-looks", "2"]
 
 
 def sweep(cwd: Path, *args: str) -> None:
@@ -74,7 +74,7 @@ def test_seeds_go_only_to_open_comparisons_and_the_next_look_uses_them(tmp_path:
     dry = seeds(tmp_path, "sweeps/seq", "--dry-run", *TEST)
     assert dry.returncode == 0, dry.stderr
     begins = (f"[rlsweep] test 2 begins: --metric {INT} differs from test 1's explore/cells, --max-looks 2 from its "
-              "5, --alpha 0.2 from its 0.05; test 1 and its looks stay in seeds.json and in the report\n")  # fmt: skip
+              "5, --alpha 0.4 from its 0.05; test 1 and its looks stay in seeds.json and in the report\n")  # fmt: skip
     assert begins in dry.stdout
     assert "motivation=rnd vs motivation=none [critic_init=0.1]: larger; decided at look 1 of 2" in dry.stdout
     assert "critic_init=sqrt2 vs critic_init=0.1 [motivation=none]: continue; open after look 1 of 2" in dry.stdout
@@ -127,7 +127,7 @@ def test_seeds_go_only_to_open_comparisons_and_the_next_look_uses_them(tmp_path:
     # Another alpha is another test, recorded beside the others (a dry run: nothing more is launched).
     other = seeds(tmp_path, "sweeps/seq", "--alpha", "0.05", "--dry-run")
     assert other.returncode == 0, other.stderr
-    assert ("[rlsweep] test 3 begins: --alpha 0.05 differs from test 2's 0.2; test 2 and its looks stay in "
+    assert ("[rlsweep] test 3 begins: --alpha 0.05 differs from test 2's 0.4; test 2 and its looks stay in "
             "seeds.json and in the report\n") in other.stdout  # fmt: skip
     assert [t.number for t in load_tests(sweep_dir)] == [1, 2, 3] and set(ledger(sweep_dir)) == before | added
 
