@@ -325,11 +325,6 @@ def _method_name(test: RecordedTest) -> str:
     return "two-sided AdaStop"
 
 
-def _decided_at(test: RecordedTest, label: str) -> int | None:
-    """The look that decided a comparison of a recorded test; None while it is open."""
-    return next((lk["index"] for lk in test.looks if lk["decisions"].get(label, CONTINUE) != CONTINUE), None)
-
-
 def _sequential_verdict(row: Mapping[str, Any], tests: Sequence[RecordedTest]) -> tuple[str, str] | None:
     """(test text, verdict) from the earliest sequential test on this metric that covers the comparison, if any."""
     for t in tests:
@@ -352,7 +347,7 @@ def _sequential_verdict(row: Mapping[str, Any], tests: Sequence[RecordedTest]) -
             f"sequential test {t.number} of rlsweep seeds ({_method_name(t)}, family-wise α = {s.alpha:g} over "
             f"{len(t.comparisons)} comparison(s) and up to {s.max_looks} looks of {s.n} seed(s)), "
         )
-        at = [_decided_at(t, c["label"]) for c in mine]
+        at = [t.decided_at(c["label"]) for c in mine]
         if all(a is not None for a in at):
             text += f"decided at look {max(a for a in at if a is not None)} of {s.max_looks}"
         else:
@@ -521,7 +516,7 @@ def sequential_lines(tests: Sequence[RecordedTest]) -> list[list[str]]:
         lines = [head]
         for c in t.comparisons:
             decision = t.decisions.get(c["label"], CONTINUE)
-            at = _decided_at(t, c["label"])
+            at = t.decided_at(c["label"])
             lines.append(f"{c['label']}: {decision}" + (f" (decided at look {at})" if at else ""))
         out.append(lines)
     return out
@@ -554,7 +549,7 @@ def _config_rows(res: _MetricResult, labels: Mapping[str, str]) -> list[list[str
 _CONFIG_HEADER = ["configuration", "seeds (completed/total)", "IQM", "IQM 95 % CI", "mean", "mean 95 % CI", "notes"]
 
 
-def _effect_rows(res: _MetricResult, answer: _Answer) -> list[list[str]]:
+def _effect_rows(res: _MetricResult) -> list[list[str]]:
     rows = []
     for r in res.effects.to_dict("records"):
         row = [
@@ -568,7 +563,7 @@ def _effect_rows(res: _MetricResult, answer: _Answer) -> list[list[str]]:
             str(r["unmatched"]) or NO_VALUE,
         ]
         if res.primary:
-            row += [f"{r['p']:.2g}" if math.isfinite(r["p"]) else NO_VALUE, answer.verdict_of(r) or NO_VALUE]
+            row += [f"{r['p']:.2g}" if math.isfinite(r["p"]) else NO_VALUE, r["verdict"] or NO_VALUE]
         rows.append(row)
     return rows
 
@@ -632,7 +627,7 @@ def _markdown(
         lines += _md_table(_CONFIG_HEADER, _config_rows(res, labels))
         if len(res.effects):
             title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
-            lines += [f"{title}:", "", *_md_table(_effect_header(res), _effect_rows(res, answer))]
+            lines += [f"{title}:", "", *_md_table(_effect_header(res), _effect_rows(res))]
         if len(res.ablation) and len(data.factors) >= 2:
             lines += ["Averaged over the other factors:", "", *_md_table(_ABLATION_HEADER, _ablation_rows(res))]
     lines += ["## Method", "", methods.replace("\n", " "), ""]
@@ -799,7 +794,7 @@ def _html(
         ]
         parts.append(_table(_CONFIG_HEADER, _config_rows(res, labels), classes))
         if len(res.effects):
-            rows = _effect_rows(res, answer)
+            rows = _effect_rows(res)
             title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
             parts.append(f"<h3>{title}</h3>")
             unmatched = _EFFECT_HEADER.index("unmatched")
@@ -914,6 +909,9 @@ def write_report(
         results.append(res)
     answer = _answer(data, results, labels)
     for res in results:
+        # Each effects row carries its verdict from here on: the tables, the figures' colours and effects.csv.
+        res.effects = res.effects.assign(verdict=[answer.verdict_of(r) for r in res.effects.to_dict("records")])
+    for res in results:
         name = slug(res.metric)
         curves = learning_curves(data, res.metric, n_resamples=n_resamples, seed=seed)
         per_run = final_per_run(data, res.metric)
@@ -929,10 +927,9 @@ def write_report(
                  plot_performance_profile(per_run, res.metric, out / f"{name}_profile.png", colors, labels))
             )  # fmt: skip
         if len(res.effects):
-            shown_effects = res.effects.assign(verdict=[answer.verdict_of(r) for r in res.effects.to_dict("records")])
             res.figures.append(
                 ("effects, other factors held fixed" + ("" if res.primary else " (descriptive: no verdicts)"),
-                 plot_paired_effects(shown_effects, res.metric, out / f"{name}_effects.png"))
+                 plot_paired_effects(res.effects, res.metric, out / f"{name}_effects.png"))
             )  # fmt: skip
         if len(data.factors) >= 2 and len(res.ablation):
             # Averaged over the other factors says nothing new with one factor (it is the per-level table).
@@ -941,11 +938,7 @@ def write_report(
                  plot_ablation(res.ablation, res.metric, out / f"{name}_ablation.png"))
             )  # fmt: skip
 
-    answered = {
-        r.metric: r.effects.assign(verdict=[answer.verdict_of(x) for x in r.effects.to_dict("records")])
-        for r in results
-        if r.primary and len(r.effects)
-    }
+    answered = {r.metric: r.effects for r in results if r.primary and len(r.effects)}
     answer_png = plot_answer(answered, out / "answer.png") if answered else None
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     # Every table keeps its header when it has no rows (a sweep where no factor varies has no effects), so that a
@@ -954,8 +947,6 @@ def write_report(
                "ablation": ABLATION_COLUMNS, "effects": [*EFFECT_COLUMNS, "verdict"]}  # fmt: skip
     for attr, file in (("summary", "summary.csv"), ("ablation", "ablation.csv"), ("effects", "effects.csv")):
         frames = [getattr(r, attr) for r in results if len(getattr(r, attr))]
-        if attr == "effects":
-            frames = [f.assign(verdict=[answer.verdict_of(x) for x in f.to_dict("records")]) for f in frames]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns[attr])
         table.to_csv(out / file, index=False)
     data.runs.to_csv(out / "runs.csv", index=False)

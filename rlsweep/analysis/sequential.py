@@ -286,13 +286,13 @@ def _rounding(n: int, looks: int, scale: float) -> float:
     return 16.0 * n * looks * float(np.finfo(float).eps) * scale
 
 
-def _boundary(stats: FloatArray, open_cols: Sequence[int], total: int, level: float, tie: float) -> float:
-    """The boundary of ``max |T|`` over ``open_cols``: ``inf`` where no value can be one.
+def _boundary(stats: FloatArray, total: int, level: float, tie: float) -> float:
+    """The boundary of one comparison's ``|T|``: ``inf`` where no value can be one.
 
-    ``stats`` holds the paths that crossed no earlier boundary (one row each), ``total`` the number of paths in
-    all (those that crossed earlier included), ``level`` the level that may be spent by this look. The boundary is
-    the smallest value ``b`` of the paths' ``max |T|`` such that (crossed earlier + above ``b``) / total <= level:
-    the two-sided (1 - level) quantile, conditioned on the paths left.
+    ``stats`` holds ``T`` on the paths that crossed no earlier boundary, ``total`` the number of paths in all (those
+    that crossed earlier included), ``level`` the level that may be spent by this look. The boundary is the smallest
+    value ``b`` of the paths' ``|T|`` such that (crossed earlier + above ``b``) / total <= level: the two-sided
+    (1 - level) quantile, conditioned on the paths left.
     """
     alive = stats.shape[0]
     # floor(level * total), where level * total is a count of paths computed to about 1e-16 relative: for any count
@@ -301,8 +301,8 @@ def _boundary(stats: FloatArray, open_cols: Sequence[int], total: int, level: fl
     if allowed < 0 or alive == 0:
         return math.inf
     # adastop 0.1.3 takes np.max of the signed differences here while it compares the boundary with max |T|: a
-    # one-sided threshold for a two-sided statistic (twice the level). Ours is the quantile of max |T| itself.
-    v = np.sort(np.abs(stats[:, list(open_cols)]).max(axis=1))
+    # one-sided threshold for a two-sided statistic (twice the level). Ours is the quantile of |T| itself.
+    v = np.sort(np.abs(stats))
     above = alive - np.searchsorted(v, v + tie, side="right")  # paths above each candidate boundary
     i = int(np.argmax(above <= allowed))  # above is non-increasing and 0 at the largest value
     return float(v[i])
@@ -399,7 +399,7 @@ def replay(
                     pair.stats, pair.ids = _random_paths(pair, settings)
                 table = random_masks(n, settings.permutations, settings.permutation_seed, k)
                 pair.stats = pair.stats + block_differences(table, block)[pair.ids, 0]
-            bound = _boundary(pair.stats[:, None], [0], pair.total, level, tie)
+            bound = _boundary(pair.stats, pair.total, level, tie)
             bounds[comparisons[i].label] = bound if math.isfinite(bound) else None
             if abs(pair.observed) > bound + tie:
                 now[comparisons[i].label] = "larger" if pair.observed > 0 else "smaller"
@@ -477,6 +477,10 @@ class RecordedTest:
     data_changed: str  # "" or a sentence: a run's value changed after a recorded look
     method: str = METHOD  # the test it ran (ADASTOP_013 for a test recorded by adastop 0.1.3)
     batches: list[dict[str, Any]] = field(default_factory=list)  # for_look, time, runs
+
+    def decided_at(self, label: str) -> int | None:
+        """The look (1-based) that decided ``label``, None while it continues (as :meth:`Replay.decided_at`)."""
+        return next((lk["index"] for lk in self.looks if lk["decisions"].get(label, CONTINUE) != CONTINUE), None)
 
 
 def status_of(decisions: Mapping[str, str]) -> str:

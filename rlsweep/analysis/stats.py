@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.stats
 
 from rlsweep.analysis.load import COMPLETED, SweepData
-from rlsweep.analysis.verdicts import permutation_test, welch_interval
+from rlsweep.analysis.verdicts import permutation_test, pooled_sd, welch_interval
 
 FINAL_FRACTION = 0.1
 N_RESAMPLES = 2000
@@ -490,7 +490,7 @@ def paired_effects(
             runs = [(np.concatenate([strata[i] for i in hi]), np.concatenate([strata[i] for i in lo]))
                     for lo, hi in layout]  # fmt: skip
             test = permutation_test(runs) if layout else None
-            welch_low, welch_high = welch_interval(runs) if layout else (nan, nan)
+            welch_low, welch_high = welch_interval(runs) if layout else (math.nan, math.nan)
             level_mean = _side_mean(strata, [hi for _, hi in layout])
             base_mean = _side_mean(strata, [lo for lo, _ in layout])
             rows.append(
@@ -504,11 +504,11 @@ def paired_effects(
                     "ci_high": d.high,
                     "level_mean": level_mean,
                     "base_mean": base_mean,
-                    "sd": _pooled_sd([strata[i] for lo, hi in layout for i in (*lo, *hi)]),
+                    "sd": pooled_sd([strata[i] for lo, hi in layout for i in (*lo, *hi)]),
                     "welch_low": welch_low,
                     "welch_high": welch_high,
-                    "p": test.p if test else nan,
-                    "p_min": test.p_min if test else nan,
+                    "p": test.p if test else math.nan,
+                    "p_min": test.p_min if test else math.nan,
                     "test": test.method if test else "",
                     "arrangements": test.arrangements if test else 0,
                     "resamples": test.resamples if test else 0,
@@ -530,22 +530,11 @@ EFFECT_COLUMNS = ["metric", "factor", "level", "baseline", "delta", "ci_low", "c
                   "sd", "welch_low", "welch_high", "p", "p_min", "test", "arrangements", "resamples", "p_improve",
                   "p_ci_low", "p_ci_high", "n_pairs", "n_runs", "n_level", "n_base", "held_fixed",
                   "unmatched"]  # fmt: skip
-nan = float("nan")
 
 
 def _side_mean(strata: Sequence[FloatArray], sides: Sequence[Sequence[int]]) -> float:
     """One side of a comparison: the mean over contexts of the mean of its configurations' seed means."""
-    return float(np.mean([np.mean([strata[i].mean() for i in side]) for side in sides])) if sides else nan
-
-
-def _pooled_sd(samples: Sequence[FloatArray]) -> float:
-    """Seed-to-seed standard deviation pooled over configurations (each around its own mean): the spread a plan
-    for more seeds assumes. NaN without a configuration of two seeds."""
-    varying = [s for s in samples if s.size >= 2]
-    if not varying:
-        return nan
-    dof = sum(s.size - 1 for s in varying)
-    return float(math.sqrt(sum(float(((s - s.mean()) ** 2).sum()) for s in varying) / dof))
+    return float(np.mean([np.mean([strata[i].mean() for i in side]) for side in sides])) if sides else math.nan
 
 
 _NO_INTERVAL = Interval(float("nan"), float("nan"), float("nan"), 0)

@@ -121,12 +121,17 @@ def permutation_test(
             picks = rng.permuted(np.broadcast_to(pooled, (resamples, pooled.size)), axis=1)
             null += picks[:, : x.size].mean(axis=1) - picks[:, x.size :].mean(axis=1)
     null /= len(pairs)
-    # Arrangements as extreme as the observed one, allowing for the rounding of sums taken in another order
-    # (scipy.stats.permutation_test's rule: 100 float64 epsilons of the observed value).
+    p = _two_sided_p(null, observed, exact, total, resamples)
+    return PermutationTest(observed, p, exact, total, smallest_p(sizes), total if exact else resamples)
+
+
+def _two_sided_p(null: FloatArray, observed: float, exact: bool, total: int, resamples: int) -> float:
+    """The share of ``null``'s arrangements at least as far from 0 as ``observed``, allowing for the rounding of
+    sums taken in another order (scipy.stats.permutation_test's rule: 100 float64 epsilons of the observed value);
+    ``(1 + k) / (1 + B)`` when the arrangements were drawn at random."""
     gamma = 100 * np.finfo(float).eps * abs(observed)
     extreme = int(np.count_nonzero(np.abs(null) >= abs(observed) - gamma))
-    p = extreme / total if exact else (1 + extreme) / (1 + resamples)
-    return PermutationTest(observed, min(1.0, p), exact, total, smallest_p(sizes), total if exact else resamples)
+    return min(1.0, extreme / total if exact else (1 + extreme) / (1 + resamples))
 
 
 def _all_differences(x: FloatArray, y: FloatArray) -> FloatArray:
@@ -257,10 +262,18 @@ def sign_flip_test(
     else:
         signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, d.size))
     null = (signs * d).mean(axis=1)
-    gamma = 100 * np.finfo(float).eps * abs(observed)
-    extreme = int(np.count_nonzero(np.abs(null) >= abs(observed) - gamma))
-    p = extreme / total if exact else (1 + extreme) / (1 + resamples)
-    return PermutationTest(observed, min(1.0, p), exact, total, min(1.0, 2 / total), total if exact else resamples)
+    p = _two_sided_p(null, observed, exact, total, resamples)
+    return PermutationTest(observed, p, exact, total, min(1.0, 2 / total), total if exact else resamples)
+
+
+def pooled_sd(samples: Sequence[npt.ArrayLike]) -> float:
+    """Seed-to-seed standard deviation pooled over configurations (each around its own mean): the spread a plan
+    for more seeds assumes. NaN without a configuration of two seeds."""
+    varying = [a for a in (np.asarray(x, dtype=float) for x in samples) if a.size >= 2]
+    if not varying:
+        return math.nan
+    dof = sum(a.size - 1 for a in varying)
+    return math.sqrt(sum(float(((a - a.mean()) ** 2).sum()) for a in varying) / dof)
 
 
 def welch_interval(

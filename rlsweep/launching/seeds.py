@@ -505,30 +505,25 @@ def _power_text(comparisons: list[Comparison], result: Replay, sweep: _Sweep) ->
     """For each comparison still open: the seeds per configuration that 80 % power would take, at the difference
     and spread seen so far and over the difference's 95 % Welch interval (how uncertain that plan is): the plan the
     report prints for an open comparison (:func:`rlsweep.analysis.verdicts.seed_plan`)."""
-    from rlsweep.analysis.verdicts import seed_plan, welch_interval
+    from rlsweep.analysis.verdicts import pooled_sd, seed_plan, welch_interval
 
     s = result.settings
     still = [c for c in comparisons if result.decisions[c.label] == CONTINUE]
-    # Bonferroni over the open comparisons: a conservative planning level for a family-wise alpha (AdaStop's own
-    # boundaries spend alpha over the looks and step down, which a fixed-sample plan cannot mirror).
-    level = s.alpha / len(still)
-    lines = [f"[rlsweep] seeds per configuration, from every value so far (at alpha/{len(still)}: Bonferroni over the "
-             f"open comparisons, a conservative planning level); the cap is {s.n * s.max_looks}:"]  # fmt: skip
+    # Each comparison's level in the test (alpha / m, Bonferroni over all m comparisons): a fixed-sample plan at it.
+    # AdaStop spends that level over its looks, so it may take a few seeds more than planned.
+    level = s.alpha / len(comparisons)
+    lines = [f"[rlsweep] seeds per configuration, from every value so far (at alpha/{len(comparisons)}, each "
+             f"comparison's level in this test); the cap is {s.n * s.max_looks}:"]  # fmt: skip
     for c in still:
         x, y = ([v for _, v in sweep.samples.get(a, ()) if math.isfinite(v)] for a in (c.agent, c.base_agent))
         if len(x) < 2 or len(y) < 2:
             lines.append(f"  {c.label}: needs 2 values per configuration for a spread (has {len(x)} and {len(y)})")
             continue
         low, high = welch_interval([(x, y)])
-        sd = math.sqrt(((len(x) - 1) * _var(x) + (len(y) - 1) * _var(y)) / (len(x) + len(y) - 2))
+        sd = pooled_sd([x, y])
         plan = seed_plan(sum(x) / len(x) - sum(y) / len(y), sd, low, high, level)
         lines.append(f"  {c.label}: " + (plan.text() if plan else "no difference seen: no plan"))
     return "\n".join(lines)
-
-
-def _var(values: list[float]) -> float:
-    mean = sum(values) / len(values)
-    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def _batch_text(batch: dict[str, list[int]], sweep: _Sweep, look: int, dry_run: bool) -> str:

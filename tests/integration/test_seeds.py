@@ -311,9 +311,9 @@ def test_a_dry_run_plans_the_seeds_80_percent_power_would_take(
     sweep_dir = cells_sweep(tmp_path, {"none": none, "rnd": [v + 1.125 for v in none], "snd": [v + 4 for v in none]})
     assert seeds_main([str(sweep_dir), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    sd, level = (5 / 3) ** 0.5, 0.05 / 2  # Bonferroni over the two open comparisons
-    assert ("[rlsweep] seeds per configuration, from every value so far (at alpha/2: Bonferroni over the open "
-            "comparisons, a conservative planning level); the cap is 20") in out  # fmt: skip
+    sd, level = (5 / 3) ** 0.5, 0.05 / 2  # alpha / m, m = 2 comparisons (Bonferroni)
+    assert ("[rlsweep] seeds per configuration, from every value so far (at alpha/2, each comparison's level in this "
+            "test); the cap is 20") in out  # fmt: skip
     # the report's plan for an open comparison, word for word (verdicts.seed_plan)
     assert (f"  {RND_VS_NONE}: 80 % power at the effect seen (+1.12, pooled SD 1.29) needs "
             f"{seeds_for_power(1.125, sd, level)} seeds per configuration (no upper bound while its 95 % Welch "
