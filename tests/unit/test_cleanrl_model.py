@@ -93,7 +93,7 @@ def test_policy_init_and_added_skip_connection() -> None:
     # The same layers on the same numbers: at most every sum reordered, of each output's size. Heads reading the
     # trunk alone (no extra layer) would be off by a sizable part of it.
     def same(a: torch.Tensor, net: nn.Module) -> dict[str, float]:
-        return {"rtol": 0.0, "atol": rounding(torch.float32, reordered_depth(net), scale=float(a.abs().max()))}
+        return {"rtol": 0.0, "atol": rounding(torch.float32, reordered_depth(net), scale=float(a.detach().abs().max()))}
 
     torch.testing.assert_close(v_ext, policy.critic.value_ext(h).squeeze(-1), **same(v_ext, policy.critic))
     torch.testing.assert_close(v_int, policy.critic.value_int(h).squeeze(-1), **same(v_int, policy.critic))

@@ -113,7 +113,7 @@ def test_model_a_residual_critic() -> None:
     wx = x @ hidden.linear.weight.T + hidden.linear.bias
     # nn.Linear may sum the 448 products in another order and add the bias elsewhere: 449 roundings of the
     # pre-activations' size, twice in relu(y) + y. Without the residual, a negative y would be off by |y|.
-    residual = rounding(torch.float32, depth=2 * 449, scale=float(wx.abs().max()))
+    residual = rounding(torch.float32, depth=2 * 449, scale=float(wx.detach().abs().max()))
     torch.testing.assert_close(hidden(x), torch.relu(wx) + wx, rtol=0, atol=residual)
     # Negative pre-activations pass through linearly (ReLU(y) + y == y for y < 0).
     assert (wx < 0).any()
@@ -122,7 +122,7 @@ def test_model_a_residual_critic() -> None:
     h = torch.relu(model.critic.hidden_linear(features)) + model.critic.hidden_linear(features)
     # the critic's own layers on the same features: at most every sum reordered, of the value's size
     value = model.critic(features)[0]
-    head = rounding(torch.float32, reordered_depth(model.critic), scale=float(value.abs().max()))
+    head = rounding(torch.float32, reordered_depth(model.critic), scale=float(value.detach().abs().max()))
     torch.testing.assert_close(model.critic.value_ext(h).squeeze(-1), value, rtol=0, atol=head)
 
 
@@ -208,7 +208,7 @@ def test_st_dim_nets_shapes_gains_and_local_map(arch: str) -> None:
     _assert_orthogonal_gain(predictor.linear_layers()[-1], 0.5 if arch == "std" else SQRT2)
     features, fmap = target.forward_with_map(x, 2)
     # the same layers: at most every sum reordered, of the features' size (a missing layer changes them entirely)
-    same = rounding(torch.float32, reordered_depth(target), scale=float(features.abs().max()))
+    same = rounding(torch.float32, reordered_depth(target), scale=float(features.detach().abs().max()))
     torch.testing.assert_close(features, target(x), rtol=0, atol=same)
     assert fmap.shape == (2, 64, 8, 8) and (fmap >= 0).all()  # after the third conv's ReLU
     with pytest.raises(ValueError, match="conv_index"):

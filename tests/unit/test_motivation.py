@@ -225,7 +225,9 @@ def test_sample_mask_on_kept_rows_only_gives_the_all_rows_loss_and_gradient(draw
     # tensor's size. A dropped row's gradient let through would change it by a quarter or more.
     depth = 3 * reordered_depth(rnd.target, rnd.predictor) + 32 * 7 * 7
     for a, b in zip(only_kept["grads"], all_rows["grads"], strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=rounding(torch.float32, depth, scale=float(b.abs().max())))
+        torch.testing.assert_close(
+            a, b, rtol=0, atol=rounding(torch.float32, depth, scale=float(b.detach().abs().max()))
+        )
     assert any(g.abs().sum() > 0 for g in only_kept["grads"])
 
 
@@ -435,7 +437,7 @@ def test_reused_target_features_train_the_predictor_like_recomputed_ones_without
             assert kept is not None
             # collection ran the target 8 rows at a time, this 12: its sums reordered, of the features' size
             recomputed = rnd.target(_rollout_inputs(rnd, rows))
-            atol = rounding(torch.float32, reordered_depth(rnd.target), scale=float(recomputed.abs().max()))
+            atol = rounding(torch.float32, reordered_depth(rnd.target), scale=float(recomputed.detach().abs().max()))
             torch.testing.assert_close(kept, recomputed, rtol=0, atol=atol)
     # Raw input: the features kept from collection are the ones the update would compute. Two epochs' losses: the
     # second after an Adam step, whose rounding-sized differences (even lr-sized ones, in near-zero gradients) move
@@ -469,7 +471,7 @@ def test_reused_target_features_keep_the_collection_time_normalisation() -> None
     assert kept is not None
     # the target on the same inputs: at most its sums reordered, of the features' size (features of other statistics
     # differ by far more: the assertion below)
-    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(at_collection.abs().max()))
+    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(at_collection.detach().abs().max()))
     torch.testing.assert_close(kept, at_collection, rtol=0, atol=same)
     with torch.no_grad():
         now = rnd.target(rnd.inputs(first))
@@ -479,7 +481,7 @@ def test_reused_target_features_keep_the_collection_time_normalisation() -> None
     with torch.no_grad():
         expected = rnd.target(rnd.inputs(fresh))
     rnd.reward(fresh, 0)
-    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(expected.abs().max()))
+    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(expected.detach().abs().max()))
     torch.testing.assert_close(rnd.kept_targets(rows), expected, rtol=0, atol=same)  # as above
 
 
@@ -553,7 +555,7 @@ def test_target_features_of_an_update_are_dropped_by_new_statistics_a_new_rollou
     with torch.no_grad():
         expected = rnd.target(rnd.inputs(flat[rows]))
     # begin_update ran the target over 32 states in chunks, this over 8: its sums reordered, of the features' size
-    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(expected.abs().max()))
+    same = rounding(torch.float32, reordered_depth(rnd.target), scale=float(expected.detach().abs().max()))
     torch.testing.assert_close(rnd.kept_targets(rows), expected, rtol=0, atol=same)
 
 

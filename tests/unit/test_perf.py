@@ -142,7 +142,9 @@ def test_bf16_autocast_keeps_outputs_float32_and_close() -> None:
         # hidden layer, the head) rounds its inputs and weights to bf16 (an epsilon per product; independent, so they
         # add up like the products themselves) and its outputs (half an epsilon): 1.5 epsilons of the outputs' size
         # per layer, 8 in all. Measured: 1.0. Wrong weights or a missing layer are off by the outputs' whole size.
-        torch.testing.assert_close(b, a, rtol=0, atol=rounding(torch.bfloat16, depth=8, scale=float(a.abs().max())))
+        torch.testing.assert_close(
+            b, a, rtol=0, atol=rounding(torch.bfloat16, depth=8, scale=float(a.detach().abs().max()))
+        )
     with autocast(CPU, "bf16"):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     with autocast(CPU, "none"):
@@ -177,7 +179,9 @@ def test_compiled_policy_matches_eager_and_keeps_checkpoint_keys() -> None:
     depth = reordered_depth(eager)
     with torch.no_grad():
         for a, b in zip(eager(x), compiled(x), strict=True):
-            torch.testing.assert_close(b, a, rtol=0, atol=rounding(torch.float32, depth, scale=float(a.abs().max())))
+            torch.testing.assert_close(
+                b, a, rtol=0, atol=rounding(torch.float32, depth, scale=float(a.detach().abs().max()))
+            )
     untouched = build_policy("A", OBS_SHAPE, 5, 0.1)
     compile_modules([untouched], "none")
     assert untouched._compiled_call_impl is None
@@ -261,7 +265,9 @@ def test_channels_last_policy_and_predictor_compute_the_same_function() -> None:
     # (measured: 7.7 epsilons). Weights read in the wrong layout would change the outputs by their whole size.
     depth = reordered_depth(plain)
     for a, b in zip(nchw_out, PPOUpdater(nhwc, PPO, nhwc_perf).forward(obs), strict=True):
-        torch.testing.assert_close(b, a, rtol=0, atol=rounding(torch.float32, depth, scale=float(a.abs().max())))
+        torch.testing.assert_close(
+            b, a, rtol=0, atol=rounding(torch.float32, depth, scale=float(a.detach().abs().max()))
+        )
     torch.manual_seed(2)
     rnd = build_motivation(MotivationConfig(), OBS_SHAPE, CPU, perf=nchw_perf)
     torch.manual_seed(2)

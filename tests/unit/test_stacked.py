@@ -99,14 +99,14 @@ def test_a_stacked_ppo_update_is_each_seeds_own_update(max_grad_norm: float) -> 
             assert param.grad is not None
             # the gradients' bound, twice: clipping multiplies every element by max_grad_norm / norm, which carries
             # the norm's error. Another seed's or a wrongly clipped gradient is off by 10 % or more.
-            atol = rounding(torch.float32, 2 * depth, scale=float(param.grad.abs().max()))
+            atol = rounding(torch.float32, 2 * depth, scale=float(param.grad.detach().abs().max()))
             torch.testing.assert_close(own[name].grad[j], param.grad, rtol=0, atol=atol, msg=f"seed {j}: {name}")
     # each seed's Adam state is a lone Adam's, and loads into one
     for j, state in enumerate(optimizer_states(stacked.optimizer, K)):
         lone_state = lone[j].optimizer.state_dict()
         for i, moments in lone_state["state"].items():
             # (1 - beta1) g after one step: the (clipped) gradient's bound and one rounding more
-            atol = rounding(torch.float32, 2 * depth + 1, scale=float(moments["exp_avg"].abs().max()))
+            atol = rounding(torch.float32, 2 * depth + 1, scale=float(moments["exp_avg"].detach().abs().max()))
             torch.testing.assert_close(state["state"][i]["exp_avg"], moments["exp_avg"], rtol=0, atol=atol)
         PPOUpdater(copy.deepcopy(lone[j].policy), cfg).optimizer.load_state_dict(state)
     # and lone runs' states load into a stack (a group resuming its seeds' checkpoints)
