@@ -15,6 +15,17 @@ stops, which fences a process that only looked dead (hung for minutes on a netwo
 Whether an owner is alive: on this host, from its pid *and* the process's start time, so a pid reused by
 another process does not count; on another host, from the heartbeat, which must be younger than
 ``STALE_S`` (clocks of cluster nodes agree to well under that).
+
+A heartbeat from the future (the file's mtime ahead of this host's clock): up to ``STALE_S`` ahead it is the
+other host's clock running ahead, and counts as fresh (age 0); further ahead it is no clock a cluster keeps,
+but a bad stamp (set by hand, a node whose clock jumped), and the lock counts as stale, as one silent for
+``STALE_S``, so that a point is not held for ever by a heartbeat no one renews. The owner's own host judges by
+its process, whatever the heartbeat says.
+
+A live owner whose heartbeat is older than ``STALLED_S`` (three missed beats) is *stalled*: its process exists
+(on this host) or may exist (another host, until ``STALE_S``) but its heartbeat thread does not run: stopped by
+SIGSTOP (Ctrl-Z), hung on I/O (a network filesystem), or on a node that cannot be reached. It keeps the point
+(a stopped process may be continued); ``rlsweep status`` says so, with the heartbeat's age.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import psutil
 
 HEARTBEAT_S = 30.0  # how often a live owner renews its heartbeat
 STALE_S = 300.0  # a heartbeat older than this, from another host, is a dead owner's
+STALLED_S = 3 * HEARTBEAT_S  # a live owner's heartbeat older than this: stopped, hung, or out of reach
 _NAME = re.compile(r"^\.lock-(\d+)\.json$")
 
 
@@ -55,17 +67,33 @@ class Holder:
     def released(self) -> bool:
         return self.heartbeat == 0
 
+    @property
+    def here(self) -> bool:
+        """Whether the owner runs on this host (then its process, not its heartbeat, says whether it lives)."""
+        return self.host == socket.gethostname()
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the heartbeat; 0 for one ahead of this host's clock (clock skew)."""
+        return max(0.0, (now if now is not None else time.time()) - self.heartbeat)
+
     def alive(self, now: float | None = None) -> bool:
         if self.released:
             return False
-        if self.host == socket.gethostname():
+        if self.here:
             return process_matches(self.pid, self.process_start)
-        return (now if now is not None else time.time()) - self.heartbeat < STALE_S
+        now = now if now is not None else time.time()
+        # Ahead by more than STALE_S: not a clock a cluster keeps, no heartbeat to trust (module docstring).
+        return self.heartbeat - now <= STALE_S and now - self.heartbeat < STALE_S
+
+    def stalled(self, now: float | None = None) -> bool:
+        """Alive, but its heartbeat is older than ``STALLED_S``: stopped, hung, or out of reach."""
+        return self.alive(now) and self.age(now) > STALLED_S
 
     def describe(self) -> str:
         job = f", SLURM job {self.job_id}" if self.job_id else ""
-        age = max(0.0, time.time() - self.heartbeat)
-        return f"pid {self.pid} on {self.host}{job}, heartbeat {age:.0f} s ago"
+        ahead = self.heartbeat - time.time()
+        beat = f"{ahead:.0f} s ahead of this host's clock" if ahead > 1 else f"{self.age():.0f} s ago"
+        return f"pid {self.pid} on {self.host}{job}, heartbeat {beat}"
 
 
 class LockHeld(RuntimeError):

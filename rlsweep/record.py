@@ -3,25 +3,44 @@
 The launcher writes it when it plans the point (pending), the job while it runs (running, progress, W&B id),
 the tracker at each checkpoint, and whoever sees the end (completed, failed, preempted, requeued, cancelled).
 The sweep status, the launchers' decisions (what to skip, what to resume) and the analysis all read this one
-record, so they cannot disagree. At any moment a record has one writer: the launcher before it starts the
-point, the job while it runs and holds the point's lock (:mod:`rlsweep.lock`; or the scheduler's preemption
-handler inside the job), the launcher again once the job's process is gone. Every write replaces the file
-atomically (temporary file, fsync, rename), which also holds on a shared network filesystem where ``flock`` is
-unreliable.
+record, so they cannot disagree.
+
+Who may write, and how no write undoes a newer one:
+- Every change is a read-modify-write under the record's lock (:func:`record_lock`, a ``flock`` on
+  ``.run.json.lock``, which the kernel or the NFS server drops when its process dies; held for milliseconds).
+  :func:`amend` is that cycle: read the file as it is now, check what the writer expects, set fields, write.
+- The job writes while it holds the point's lock (:mod:`rlsweep.lock`), the scheduler's preemption handler and
+  SIGTERM handler inside it too (the record lock is re-entrant, so a handler that interrupts the job's own write
+  waits for nothing, and that write, abandoned, never happens).
+- A launcher (planning, starting, seeing a job's end, reconciling with SLURM's queue) writes only while nobody
+  holds the point's lock, and only the record it based its decision on: a compare-and-swap on ``revision``,
+  which every write increments. A launcher that finds the record changed since it read it leaves the point alone.
+Every write replaces the file atomically (a temporary file of its own, fsync, rename): a reader sees the old
+record or the new one, never half, also on a network filesystem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import json
 import os
+import secrets
+import shutil
 import socket
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from filelock import FileLock, Timeout
+
 RUN_FILE = "run.json"
+RECORD_LOCK = ".run.json.lock"  # the record's read-modify-write lock (record_lock)
+# A record lock is held for one read and one write (milliseconds); a minute means a hung filesystem.
+RECORD_LOCK_TIMEOUT_S = 60.0
 # The checkpoint files of a run directory (written by rlsweep.training.checkpoint; named here so that the
 # launcher can look at them without importing torch).
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -31,15 +50,52 @@ STATUSES = ("pending", "running", "completed", "failed", "preempted", "requeued"
 ENDED = ("completed", "failed", "preempted", "cancelled")
 
 
+class RecordWriteError(OSError):
+    """A record (or another state file) could not be written: the path, and the system's reason (``errno`` kept)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new one, never half.
+
+    The temporary file's name is this write's own (pid and a random token): a signal handler that writes the same
+    record while this write is half done (a preemption) must not share its file. If anything fails (a full disk,
+    an unwritable directory, a directory in the file's place) the temporary file is removed and the old file stays
+    as it was; the error is a :class:`RecordWriteError` naming the path, with the system's errno.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RecordWriteError(e.errno, f"cannot write {path}: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def record_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the record of ``run_dir`` for one read-modify-write (re-entrant within this process's thread)."""
+    path = Path(run_dir) / RECORD_LOCK
+    # One FileLock object per path in this process (is_singleton): nested and signal-handler uses count up
+    # instead of taking a second flock that would wait for the first for ever. The file stays (deleting a flock
+    # file lets a waiter lock the deleted inode while a newcomer locks a new one).
+    lock = FileLock(path, timeout=RECORD_LOCK_TIMEOUT_S, is_singleton=True, preserve_lock_file=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RecordWriteError(0, f"cannot lock {path}: held by another process for {RECORD_LOCK_TIMEOUT_S:.0f} s "
+                                  "(a hung filesystem?)") from None  # fmt: skip
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass
@@ -61,6 +117,7 @@ class RunRecord:
     attempts: int = 0  # job starts so far (a resume after preemption is one more)
     history: list[list[Any]] = field(default_factory=list)  # [time, status] of every status change
     updated: float = 0.0
+    revision: int = 0  # writes so far: what a launcher's compare-and-swap compares (amend)
     error: str | None = None
     global_step: int = 0  # agent steps covered by the last checkpoint
     final: dict[str, Any] = field(default_factory=dict)  # the last logged metrics of a completed run
@@ -122,6 +179,7 @@ class RunRecord:
         if not self.run_dir:
             raise ValueError(f"run record {self.run_id} has no run_dir")
         self.updated = time.time()
+        self.revision += 1
         Path(self.run_dir).mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.path(Path(self.run_dir)), self.to_dict())
 
@@ -150,6 +208,46 @@ class RunRecord:
     @property
     def log_path(self) -> Path:
         return Path(self.log) if self.log else Path(self.run_dir) / "log.txt"
+
+
+def amend(run_dir: Path, expect: Callable[[RunRecord], bool] | None = None, **fields: Any) -> RunRecord | None:
+    """Under the record's lock: read ``run_dir``'s record as it is now and, if it exists and ``expect`` (if given)
+    holds for it, set ``fields`` (through :meth:`RunRecord.update`) and write it. Returns the written record, or
+    None when there was none or ``expect`` said no (then nothing was written)."""
+    with record_lock(run_dir):
+        record = RunRecord.read_or_none(run_dir)
+        if record is None or (expect is not None and not expect(record)):
+            return None
+        return record.update(**fields)
+
+
+def amend_unheld(run_dir: Path, expect: Callable[[RunRecord], bool], **fields: Any) -> RunRecord | None:
+    """A launcher's write: :func:`amend`, but only while nobody holds the point (:func:`rlsweep.lock.live_holder`,
+    checked under the record's lock, which the holder's own writes also take) and ``expect`` holds."""
+    from rlsweep.lock import live_holder
+
+    return amend(run_dir, lambda r: live_holder(Path(run_dir)) is None and expect(r), **fields)
+
+
+def unchanged(read: RunRecord) -> Callable[[RunRecord], bool]:
+    """``expect`` of a compare-and-swap: the record is still the one ``read`` was (no write since)."""
+    return lambda now: (now.revision, now.updated) == (read.revision, read.updated)
+
+
+def set_aside(run_dir: Path, names: Sequence[str]) -> Path:
+    """Move a run's files ``names`` into ``discarded/<time>/`` (nothing is deleted); return that folder, a new one
+    (``<time>-2`` ... when two set-asides fall in one second: no file overwrites an earlier one's)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (Path(run_dir) / "discarded").mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        where = Path(run_dir) / "discarded" / (stamp if n == 1 else f"{stamp}-{n}")
+        with contextlib.suppress(FileExistsError):
+            where.mkdir()
+            break
+    for name in names:
+        if (Path(run_dir) / name).exists():
+            shutil.move(str(Path(run_dir) / name), str(where / name))
+    return where
 
 
 def job_identity() -> dict[str, Any]:

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 
 from rlsweep.config.schema import CONTROL_KEYS
+from rlsweep.metrics_file import METRICS_FILE, read_metrics
 from rlsweep.record import RUN_FILE, RunRecord
-
-METRICS_FILE = "metrics.jsonl"
 
 # Columns the loader itself owns; a choice key with one of these names is renamed to "choice.<key>" so it can
 # never overwrite run identity or the step axis.
@@ -56,6 +55,9 @@ UNSET = "(unset)"
 # A completed run that logged less than this fraction of its budget gets a flag (rounding of the last
 # iteration can leave it a hair short of 1.0, which is not worth a flag).
 _PROGRESS_TOLERANCE = 0.999
+# What to do about a damaged run record (rlsweep.launching.points._record_or_rebuilt).
+_REBUILD = ("the next launch of the sweep (the same sweep command, which trains nothing completed) rebuilds it "
+            "from the run's files; report again after it")  # fmt: skip
 _SEED_IN_RUN_ID = re.compile(r"^(?P<name>.+)-s(?P<seed>-?\d+)$")
 # Command-line value overrides that identify a run rather than vary its configuration.
 _NOT_FACTORS = frozenset({"seed", *CONTROL_KEYS})
@@ -127,30 +129,15 @@ def choice_column(key: str) -> str:
 
 
 def read_metrics_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Parse one ``metrics.jsonl``; return the records and notes about skipped lines.
+    """Parse one ``metrics.jsonl`` (:func:`rlsweep.metrics_file.read_metrics`); return the records and notes about
+    skipped lines and values.
 
     A job killed mid-write leaves a truncated final line; it is skipped (and noted). An unparsable line
-    elsewhere means real corruption: it is also skipped, but noted as such so the report shows it.
+    elsewhere means real corruption: it is also skipped, but noted as such so the report shows it. A NaN or
+    infinity literal is read as missing, and noted.
     """
     notes: list[str] = []
-    records: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    nonblank = [i for i, line in enumerate(lines) if line.strip()]
-    last = nonblank[-1] if nonblank else -1
-    for i in nonblank:
-        try:
-            obj = json.loads(lines[i])
-        except json.JSONDecodeError:
-            if i == last:
-                notes.append(f"{path}: skipped truncated final line {i + 1} (job interrupted while writing)")
-            else:
-                notes.append(f"{path}: skipped unparsable line {i + 1}")
-            continue
-        if not isinstance(obj, dict) or "global_step" not in obj:
-            notes.append(f"{path}: skipped line {i + 1} without global_step")
-            continue
-        records.append(obj)
-    return records, notes
+    return read_metrics(path, notes=notes, require="global_step"), notes
 
 
 def _metrics_frame(records: list[dict[str, Any]], path: Path, notes: list[str]) -> pd.DataFrame:
@@ -222,11 +209,17 @@ def load_sweep(sweep_dir: Path | str | Sequence[Path | str]) -> SweepData:
     choice_keys: list[str] = []  # first-seen order, so columns follow the config's group order
     override_keys: set[str] = set()
 
+    damaged: list[str] = []
     for run_dir in (r for d in dirs for r in _discover(d)):
         try:
             meta, name, seed = _read_record(run_dir, issues)
         except (ValueError, OSError) as exc:
-            issues.append(f"{run_dir}: unreadable {RUN_FILE} ({exc}); run not included")
+            # Said, not read from the run's other files as the launch's rebuild does: those hold neither the run's
+            # group choices nor its overrides (the launch takes them from its plan, which the report does not
+            # have), so a rebuilt run could not be put in its configuration, and a guessed one would change the
+            # comparison without a word. The launch rebuilds the record, and the next report has the run.
+            damaged.append(f"{run_dir / RUN_FILE} is damaged ({exc})")
+            issues.append(f"{damaged[-1]}: run not included; {_REBUILD}")
             continue
         run_id = meta.run_id
         choices = {str(k): str(v) for k, v in meta.choices.items()}
@@ -280,6 +273,8 @@ def load_sweep(sweep_dir: Path | str | Sequence[Path | str]) -> SweepData:
 
     if not run_rows:
         where = ", ".join(map(str, dirs))
+        if damaged:
+            raise ValueError(f"no readable run under {where}: {'; '.join(damaged)}; {_REBUILD}")
         raise ValueError(f"no runs found under {where} (expected sub-directories containing {RUN_FILE})")
 
     runs = pd.DataFrame(run_rows).rename(columns={f"__choice__{k}": choice_column(k) for k in choice_keys})

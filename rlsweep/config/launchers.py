@@ -51,7 +51,10 @@ class SlurmSettings:
     wait: bool = True  # false: submit and return the shell at once; follow with `rlsweep status <sweep>`
     only: str = "unfinished"  # unfinished | failed (see the local launcher)
     progress_every: float = 30.0  # seconds between progress tables while waiting
-    poll_every: float = 2.0  # seconds between record / squeue polls while waiting
+    # Seconds between polls while waiting: each is one squeue call for the whole sweep (the user's own jobs) and
+    # reads of the points' records, whatever the number of tasks; no sacct or scontrol. Shared clusters ask for at
+    # most one query per 30 s; the tests poll every second or two on their own one-node cluster.
+    poll_every: float = 30.0
     job_name: str = "rlsweep"
 
 

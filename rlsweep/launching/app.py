@@ -25,6 +25,7 @@ from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching.cli import quiet_on_closed_stdout
 from rlsweep.launching.job import DISK_FULL
 from rlsweep.launching.plan import GROUPS, Plan, Point, plan
+from rlsweep.record import RecordWriteError
 
 USAGE = """usage: python sweep.py [-m] [override ...]
 
@@ -63,13 +64,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:  # found while deciding what runs (a changed training config): nothing started
         print(f"rlsweep: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from rlsweep.launching.slurm import SubmissionRefused
+
+        if not isinstance(e, SubmissionRefused):
+            raise
+        print(f"rlsweep: error: {e}; rerun the same command once the cluster takes jobs again", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("[rlsweep] stopped; rerun the same command to resume", file=sys.stderr)
         return 130
     except OSError as e:
-        if e.errno not in DISK_FULL:
+        if e.errno in DISK_FULL:
+            print(f"rlsweep: error: {e}; free space, then rerun the same command to resume", file=sys.stderr)
+        elif isinstance(e, RecordWriteError):
+            print(f"rlsweep: error: {e}; make it writable, then rerun the same command", file=sys.stderr)
+        else:
             raise
-        print(f"rlsweep: error: {e}; free space, then rerun the same command to resume", file=sys.stderr)
         return 1
 
 
@@ -117,8 +128,8 @@ def start(p: Plan, todo: list[Point]) -> bool:
         from rlsweep.launching.slurm import run_slurm
 
         assert isinstance(p.settings, SlurmSettings)
-        run_slurm(groups, p.points, p.out_dir, ledger, p.settings)
-        if not p.settings.wait:
+        submitted = run_slurm(groups, p.points, p.out_dir, ledger, p.settings)
+        if not p.settings.wait and submitted:
             return False
     else:
         from rlsweep.config.launchers import LocalSettings

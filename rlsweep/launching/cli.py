@@ -53,7 +53,16 @@ DELEGATED = {
 
 @quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    from rlsweep.record import RecordWriteError
+
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except RecordWriteError as e:  # a run's record or the sweep's state file: one line, not a traceback
+        print(f"rlsweep: error: {e}; make it writable, then rerun", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args_list: list[str]) -> int:
     if args_list and args_list[0] in DELEGATED:
         import importlib
 

@@ -17,6 +17,7 @@ SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal 
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import traceback
@@ -31,7 +32,7 @@ from omegaconf import OmegaConf
 from rlsweep.config import Config
 from rlsweep.config.fingerprint import differences, fingerprint, training_config, without_seed
 from rlsweep.lock import LockHeld, LockLost, PointLock
-from rlsweep.record import RunRecord, job_identity
+from rlsweep.record import RecordWriteError, RunRecord, amend, job_identity, record_lock
 
 CONFIG_FILE = "config.yaml"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full filesystem or quota: the run stops in one line, resumable
@@ -44,9 +45,13 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     """The resolved config a job loads; written by the launcher before the job starts."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     text = yaml.dump(config, Dumper=dumper, sort_keys=False, default_flow_style=False)
-    tmp = run_dir / f".{CONFIG_FILE}.tmp"
-    tmp.write_text(text)
-    tmp.replace(run_dir / CONFIG_FILE)
+    tmp = run_dir / f".{CONFIG_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(text)
+        tmp.replace(run_dir / CONFIG_FILE)
+    except OSError as e:  # a full disk, an unwritable file: the old config stays whole, no half copy beside it
+        tmp.unlink(missing_ok=True)
+        raise RecordWriteError(e.errno, f"cannot write {run_dir / CONFIG_FILE}: {e.strerror or e}") from e
 
 
 def load_config(run_dir: Path) -> Config:
@@ -92,8 +97,6 @@ def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     then its :class:`~rlsweep.training.loop.DivergenceError` is raised (several: :class:`SeedsDiverged`).
     """
     dirs = [Path(d).absolute() for d in run_dirs]
-    raws = [read_config(d) for d in dirs]
-    check_one_configuration(dirs, raws)
     identity = job_identity()
     locks: list[PointLock] = []
     try:
@@ -101,6 +104,13 @@ def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
             lock = PointLock(run_dir, identity["job_id"])
             lock.acquire()
             locks.append(lock)
+        # Read only now, under the record's lock: a launcher rewrites a point's config.yaml and record (a restart,
+        # a change) only while nobody holds the point, in one stretch under that lock (rlsweep.record).
+        raws = []
+        for run_dir in dirs:
+            with record_lock(run_dir):
+                raws.append(read_config(run_dir))
+        check_one_configuration(dirs, raws)
         return _run_locked(dirs, raws, locks, identity)
     finally:
         for lock in locks:
@@ -124,14 +134,15 @@ def _run_locked(
     todo: list[tuple[Path, Config, dict[str, Any]]] = []
     for run_dir, raw in zip(dirs, raws, strict=True):
         cfg = typed_config(raw)
-        record = RunRecord.read(run_dir)
-        if record.status == "completed" and record.global_step >= cfg.budget.total_steps:
-            # Finished by another attempt since this one was launched (a SLURM job queued before a local run).
-            print(f"[{record.run_id}] already completed ({record.global_step} steps); nothing to do", flush=True)
-            results[run_dir] = dict(record.final)
-            continue
-        record.attempts += 1
-        record.update(status="running", error=None, **identity)
+        with record_lock(run_dir):
+            record = RunRecord.read(run_dir)
+            if record.status == "completed" and record.global_step >= cfg.budget.total_steps:
+                # Finished by another attempt since this one was launched (a SLURM job queued before a local run).
+                print(f"[{record.run_id}] already completed ({record.global_step} steps); nothing to do", flush=True)
+                results[run_dir] = dict(record.final)
+                continue
+            record.attempts += 1
+            record.update(status="running", error=None, **identity)
         info: dict[str, Any] = {
             "run_id": record.run_id,
             "name": record.name,
@@ -176,7 +187,7 @@ def _train(todo: list[tuple[Path, Config, dict[str, Any]]], locks: list[PointLoc
             record_failure(run_dir, outcome)
             failed.append((run_dir, outcome))
         else:
-            RunRecord.read(run_dir).update(status="completed", error=None, final=final_metrics(outcome))
+            amend(run_dir, status="completed", error=None, final=final_metrics(outcome))
             results[run_dir] = outcome
     if len(dirs) == 1 and failed:
         raise failed[0][1]
@@ -197,10 +208,9 @@ def _terminated(run_dirs: list[Path], signum: int, frame: Any) -> None:
     Recorded here, before raising: the exit may surface from inside torch as some other error.
     """
     for run_dir in run_dirs:
-        record = RunRecord.read_or_none(run_dir)
         # A requeue after preemption also ends with SIGTERM: the record already says preempted, keep it.
-        if record is not None and record.status != "preempted":
-            record.update(status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")
+        amend(run_dir, lambda r: r.status != "preempted",
+              status="cancelled", error="terminated by SIGTERM (scancel or kill); rerun resumes it")  # fmt: skip
     raise SystemExit(128 + signum)
 
 
@@ -211,14 +221,11 @@ def record_failure(run_dir: Path, e: BaseException) -> None:
     moment; inside torch (a checkpoint being written, say) that exit surfaces as an ordinary error. The
     interruption is what happened: keep its record, so a rerun resumes. A SIGTERM is a cancellation.
     """
-    record = RunRecord.read_or_none(run_dir)
-    if record is None or record.status in ("preempted", "cancelled"):
-        return
+    interrupted = isinstance(e, KeyboardInterrupt)
     try:
-        if isinstance(e, KeyboardInterrupt):
-            record.update(status="cancelled", error="interrupted (Ctrl-C); rerun resumes it")
-        else:
-            record.update(status="failed", error=error_summary(e))
+        amend(run_dir, lambda r: r.status not in ("preempted", "cancelled"),
+              status="cancelled" if interrupted else "failed",
+              error="interrupted (Ctrl-C); rerun resumes it" if interrupted else error_summary(e))  # fmt: skip
     except OSError as write_error:
         # A full disk can refuse the record too: say so; the lock's end makes status show the run as stopped.
         print(f"rlsweep: {run_dir.name}: could not record the failure ({write_error})", file=sys.stderr, flush=True)
@@ -264,10 +271,14 @@ def run_points_reporting(run_dirs: Sequence[Path]) -> int:
         print(f"rlsweep: {names}: error: {e}", file=sys.stderr, flush=True)
         return 1
     except OSError as e:
-        if e.errno not in DISK_FULL:
+        if e.errno in DISK_FULL:
+            print(f"rlsweep: {names}: error: {e}; free space, then rerun to resume from the last checkpoint",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        elif isinstance(e, RecordWriteError):
+            print(f"rlsweep: {names}: error: {e}; make it writable, then rerun to resume from the last checkpoint",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        else:
             raise
-        print(f"rlsweep: {names}: error: {e}; free space, then rerun to resume from the last checkpoint",
-              file=sys.stderr, flush=True)  # fmt: skip
         return 1
     return 0
 

@@ -43,11 +43,6 @@ class Ledger:
             except ValueError as e:
                 self.damaged.append((path.parent, str(e)))
 
-    def update(self, run_id: str, **fields: Any) -> RunRecord:
-        """Merge ``fields`` into the point's record (creating a bare one) and write it atomically."""
-        record = self.get(run_id) or RunRecord(run_id=run_id, run_dir=str(self.run_dir(run_id)))
-        return record.update(**fields)
-
     def record_launch(self, launcher: str, points: int) -> None:
         """sweep.json: the command line, the launcher and when; rewritten on every launch."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)

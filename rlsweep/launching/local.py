@@ -29,7 +29,7 @@ from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Point
 from rlsweep.launching.points import status_table
 from rlsweep.lock import live_holder
-from rlsweep.record import RunRecord
+from rlsweep.record import RunRecord, amend_unheld
 
 
 def visible_gpus() -> list[int]:
@@ -151,19 +151,25 @@ def _finished(r: _Running, code: int) -> None:
             print(f"[rlsweep] {r.names}: one of them is already running elsewhere; none was started, a rerun "
                   "starts the others", flush=True)  # fmt: skip
         return
+    pid = r.proc.pid
+
+    def unrecorded(record: RunRecord) -> bool:
+        # This job's end, not recorded by the job itself; and not another attempt's record (one that took the
+        # point since: then its process, not ours, is in it).
+        return record.status in ("pending", "running") and record.pid in (None, pid)
+
     for run_dir in r.run_dirs:
         record = RunRecord.read_or_none(run_dir)
         status = record.status if record else "?"
         try:
-            if code == -signal.SIGTERM and record is not None and status in ("pending", "running"):
-                record.update(
-                    status="cancelled", error="terminated by SIGTERM before the job could record it; rerun resumes it"
-                )
-                status = "cancelled"
-            elif code != 0 and record is not None and status in ("pending", "running"):
+            if code == -signal.SIGTERM and record is not None and unrecorded(record):
+                why = "terminated by SIGTERM before the job could record it; rerun resumes it"
+                if amend_unheld(run_dir, unrecorded, status="cancelled", error=why):
+                    status = "cancelled"
+            elif code != 0 and record is not None and unrecorded(record):
                 how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-                record.update(status="failed", error=f"process {how}; see {record.log_path}")
-                status = "failed"
+                if amend_unheld(run_dir, unrecorded, status="failed", error=f"process {how}; see {record.log_path}"):
+                    status = "failed"
         except OSError as e:  # a full disk: the lock, released or dead, still tells status that it stopped
             print(f"[rlsweep] {run_dir.name}: could not record its end ({e})", flush=True)
             status = "stopped"
@@ -185,8 +191,9 @@ def _start(points: list[Point], sweep_dir: Path, slot: int, slots: list[int | No
     cmd = [sys.executable, "-m", "rlsweep.launching.job", *map(str, run_dirs)]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     for run_dir in run_dirs:
-        # Written before the start: once the child runs, it alone writes its record (with its own pid).
-        RunRecord.read(run_dir).update(gpu=gpu, pid=None, log=str(log_path))
+        # Written before the start: once the child runs, it alone writes its record (with its own pid). Not while
+        # another attempt holds the point (it took it since the check in run_local): the child then finds it held.
+        amend_unheld(run_dir, lambda _: True, gpu=gpu, pid=None, log=str(log_path))
     for run_dir in run_dirs[1:]:
         with open(run_dir / "log.txt", "ab") as other:
             others = ", ".join(d.name for d in run_dirs if d != run_dir)
@@ -198,6 +205,10 @@ def _start(points: list[Point], sweep_dir: Path, slot: int, slots: list[int | No
         # in order (SIGTERM, so each records itself) instead of every process dying at once.
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     names = ", ".join(p.run_id for p in points)
-    print(f"[rlsweep] start {names}" + (" in one process" if len(points) > 1 else "")
+    # Seeds share a process only at the same progress (process_groups): the first record's step is all of theirs.
+    first = RunRecord.read_or_none(run_dirs[0])
+    step = first.global_step if first is not None else 0
+    what = f"resume {names} at step {step}" if step > 0 else f"start {names}"
+    print(f"[rlsweep] {what}" + (" in one process" if len(points) > 1 else "")
           + (f" on GPU {gpu}" if gpu is not None else ""), flush=True)  # fmt: skip
     return _Running(points, run_dirs, proc, slot)

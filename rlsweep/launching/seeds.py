@@ -27,19 +27,26 @@ reached; ``--once`` stops after one batch. The local launcher waits for its runs
 look (while they run, it refuses: their values would be missing from the look). ``--dry-run`` launches nothing
 and also plans: how many seeds per configuration 80 % power would take for each comparison still open.
 
+One ``rlsweep seeds`` at a time per sweep: it holds the sweep's seeds lock (``<sweep_dir>/.seeds/``, a lock of
+:mod:`rlsweep.lock`: pid and start time on its host, a heartbeat from another) from before it reads ``seeds.json``
+until it exits, dry runs included, since two would record their looks and batches over each other's. A second one
+refuses at once, naming the first.
+
 Exit status: 0 when the round(s) ran (or, ``--dry-run``, were shown), 1 when a launched seed did not complete
-(rerun to resume it), 2 for bad input (nothing started), 130 after Ctrl-C.
+(rerun to resume it), 2 for bad input (nothing started), 3 when another ``rlsweep seeds`` runs on the sweep
+(nothing started), 130 after Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +89,13 @@ class BadInput(ValueError):
     """One line for the user: the key, the value and what is allowed (exit status 2, nothing started)."""
 
 
+class Busy(RuntimeError):
+    """Another ``rlsweep seeds`` runs on the sweep (exit status 3, nothing started)."""
+
+
+SEEDS_LOCK_DIR = ".seeds"  # in the sweep directory: the lock one rlsweep seeds holds while it runs
+
+
 @dataclass
 class _Sweep:
     """What one round reads of the sweep."""
@@ -102,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as e:
         print(f"rlsweep seeds: error: {e}", file=sys.stderr)
         return 2
+    except Busy as e:
+        print(f"rlsweep seeds: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("[rlsweep] stopped; rerun rlsweep seeds to resume the seeds it started", file=sys.stderr)
         return 130
@@ -169,6 +186,30 @@ def _run(args: argparse.Namespace) -> int:
     if not ledger.exists():
         raise BadInput(f"sweep_dir={args.sweep_dir} is not a launched sweep (no sweep.json); "
                        "allowed: a directory written by python sweep.py -m")  # fmt: skip
+    with _only_one(sweep_dir):
+        return _rounds(args, sweep_dir, ledger)
+
+
+@contextlib.contextmanager
+def _only_one(sweep_dir: Path) -> Iterator[None]:
+    """Hold the sweep's seeds lock while this command runs, or raise :class:`Busy` naming who holds it."""
+    from rlsweep.lock import LockHeld, PointLock
+
+    where = sweep_dir / SEEDS_LOCK_DIR
+    where.mkdir(exist_ok=True)
+    lock = PointLock(where)
+    try:
+        lock.acquire()
+    except LockHeld as e:
+        raise Busy(f"another rlsweep seeds runs on {sweep_dir.name} ({e.holder.describe()}); wait for it to end (its "
+                   f"runs: rlsweep status {sweep_dir}), then rerun") from None  # fmt: skip
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _rounds(args: argparse.Namespace, sweep_dir: Path, ledger: Ledger) -> int:
     info = ledger.launch_info()
     tests = _read_tests(sweep_dir)
     latest = _latest(tests)

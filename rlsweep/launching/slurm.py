@@ -24,10 +24,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,13 @@ from rlsweep.config.launchers import SlurmSettings
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Point
 from rlsweep.launching.points import status_table
-from rlsweep.record import RunRecord
+from rlsweep.record import RunRecord, amend, amend_unheld, unchanged
 
 TERMINAL = ("completed", "failed", "cancelled")
+
+
+class SubmissionRefused(RuntimeError):
+    """SLURM refused a sweep's first array: nothing was submitted (one line for the user, exit status 1)."""
 
 
 class PointJob(submitit.helpers.Checkpointable):
@@ -69,9 +75,7 @@ class PointJob(submitit.helpers.Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         # The training loop checkpoints itself every few iterations; requeueing the same points resumes there.
         for run_dir in self.run_dirs:
-            record = RunRecord.read_or_none(Path(run_dir))
-            if record is not None:
-                record.update(status="preempted", error=None)
+            amend(Path(run_dir), status="preempted", error=None)
         return submitit.helpers.DelayedSubmission(self)
 
 
@@ -112,72 +116,118 @@ ENDING = ("COMPLETING", "STAGE_OUT")
 QUEUED = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
 
 
-def job_states() -> dict[str, str] | None:
-    """State of every job and array task SLURM still knows, ended ones included (for MinJobAge seconds after their
-    end); None without squeue or when it fails."""
+def job_states(arrays: Collection[str] | None = None) -> dict[str, str] | None:
+    """State of each job and array task SLURM still knows (ended ones too, for MinJobAge seconds after their end) of
+    the jobs ``arrays`` (job or array ids), else of this user's; None without squeue or when it fails.
+
+    One squeue call, whatever the number of tasks, answered by the controller for those jobs only, not for every
+    job of a shared cluster. By job id, a sweep's status reads the same for a colleague as for the user who
+    submitted it; squeue refuses a list none of whose jobs it still knows ("Invalid job id"): then all are gone.
+    Without ids, the user's own jobs (``--user`` with the numeric uid, what ``--me`` of SLURM >= 20.11 does)."""
+    if arrays is not None and not arrays:
+        return {}
     if shutil.which("squeue") is None:
         return None
-    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i %T"], capture_output=True, text=True, timeout=30)
+    which = f"--jobs={','.join(sorted(arrays))}" if arrays is not None else f"--user={os.getuid()}"
+    out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i %T", which], capture_output=True, text=True,
+                         timeout=30)  # fmt: skip
     if out.returncode != 0:
-        return None
+        return {} if arrays is not None and "Invalid job id" in out.stderr else None
     rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
     return {row[0]: row[1] for row in rows if len(row) == 2}
 
 
 def queued_job_ids() -> set[str] | None:
-    """Ids of the jobs and array tasks that will still run (pending, running, requeued); None without squeue."""
+    """Ids of this user's jobs and array tasks that will still run (pending, running, requeued); None without
+    squeue."""
     states = job_states()
     return None if states is None else {job for job, state in states.items() if state in ALIVE}
 
 
-def reconcile(ledger: Ledger, run_ids: list[str] | None = None) -> set[str] | None:
-    """Bring SLURM points' records in line with the queue; returns the run ids whose job has not ended for good yet
-    (queued, running, or ending), or None when the queue cannot be read.
+@dataclass
+class QueueView:
+    """What :func:`reconcile` saw: the records it read (as it left them) and the points whose job has not ended for
+    good yet."""
+
+    records: dict[str, RunRecord]
+    unsettled: set[str]
+
+
+def reconcile(ledger: Ledger, run_ids: Collection[str] | None = None) -> QueueView | None:
+    """Bring SLURM points' records (of ``run_ids``, else all) in line with the queue, asked once for their jobs; None
+    when the queue cannot be read.
 
     A job that left the queue without recording an end (scancel before it started, a dead node) is cancelled. A
     record that says cancelled while its job is queued again was a requeue (``scontrol requeue``): SLURM ends the
     job with the same SIGTERM as ``scancel``, so the job cannot tell the two apart and records cancelled; the
-    queue can, once the job has finished COMPLETING: a requeued job is PENDING again, a cancelled one is not.
+    queue can, once the job has finished COMPLETING: a requeued job is PENDING again, a cancelled one is not. Each
+    write is a launcher's (:func:`rlsweep.record.amend_unheld`): only the record read here, only while nobody
+    holds the point, so a job that ended or a launch that took the point in the meantime is never overwritten.
     """
-    states = job_states()
+    if run_ids is None:
+        records = list(ledger.records())
+    else:
+        records = [r for rid in run_ids if (r := ledger.get(rid)) is not None]
+    ours = [r for r in records if r.launcher == "slurm" and r.job_id]
+    states = job_states({str(r.job_id).split("_")[0] for r in ours})
     if states is None:
         return None
-    wanted = None if run_ids is None else set(run_ids)
-    unsettled: set[str] = set()
-    for r in ledger.records():
-        if r.launcher != "slurm" or not r.job_id or (wanted is not None and r.run_id not in wanted):
-            continue
-        state = states.get(r.job_id)
+    view = QueueView({r.run_id: r for r in records}, set())
+    for r in ours:
+        state = states.get(str(r.job_id))
+        written = None
         if state in ALIVE or state in ENDING:
-            unsettled.add(r.run_id)
+            view.unsettled.add(r.run_id)
             if r.status == "cancelled" and state in QUEUED:
-                r.update(status="requeued", error=None)
-        # 5 s of grace: a record written after the squeue above (a submission racing `rlsweep status`)
+                written = amend_unheld(Path(r.run_dir), unchanged(r), status="requeued", error=None)
+        # 5 s of grace: a submission's record written just before its job reached the queue's answer.
         elif r.status in ("pending", "running", "preempted", "requeued") and time.time() - r.updated > 5:
-            r.update(status="cancelled", error=f"SLURM job {r.job_id} left the queue unfinished")
-    return unsettled
+            why = f"SLURM job {r.job_id} left the queue unfinished"
+            written = amend_unheld(Path(r.run_dir), unchanged(r), status="cancelled", error=why)
+        if written is not None:
+            view.records[r.run_id] = written
+    return view
 
 
 def run_slurm(
     groups: list[list[Point]], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings
 ) -> bool:
     """Submit ``groups`` (one array task each) with ``s`` (its profile already applied by the planner); with
-    ``wait`` follow them to the end. Returns False when a point did not complete. Points whose job is still queued
-    were left out by ``prepare``."""
+    ``wait`` follow them to the end. Returns False when SLURM refused an array (after the ones before it were
+    submitted; :class:`SubmissionRefused` if it refused the first) or, waiting, when a point did not complete.
+    Points whose job is still queued were left out by ``prepare``."""
     ex = executor_for(sweep_dir, s)
-    todo = [p for group in groups for p in group]
+    todo: list[Point] = []
+    refused = False
     for start in range(0, len(groups), s.max_array_size):
         chunk = groups[start : start + s.max_array_size]
         jobs: list[Any] = []
         # Submitted held: each record gets its job id before the job can start and write the record itself.
-        with ex.batch():
-            for group in chunk:
-                jobs.append(ex.submit(PointJob([str(sweep_dir / p.run_id) for p in group])))
+        try:
+            with ex.batch():
+                for group in chunk:
+                    jobs.append(ex.submit(PointJob([str(sweep_dir / p.run_id) for p in group])))
+        except submitit.core.utils.FailedJobError as e:
+            # The cluster refused this array (its job table full, a limit reached): the arrays before it run; the
+            # rest stay pending, and a rerun of the same command submits them.
+            left = sum(len(group) for group in groups[start:])
+            reason = next((line for line in str(e).splitlines() if line.strip()), "no reason given")
+            print(f"[rlsweep] SLURM refused the submission of {left} point(s) ({reason}); {len(todo)} were "
+                  "submitted; rerun the same command once the cluster takes jobs again to submit the rest",
+                  flush=True)  # fmt: skip
+            if not todo:
+                raise SubmissionRefused(f"SLURM refused the submission ({reason}); nothing was submitted") from None
+            refused = True
+            break
+        todo += [p for group in chunk for p in group]
         array = str(jobs[0].job_id).split("_")[0]
         for group, job in zip(chunk, jobs, strict=True):
             log = str(Path(str(job.paths.stdout)).resolve())  # the task's one log, for each of its points
             for p in group:
-                ledger.update(p.run_id, status="pending", job_id=str(job.job_id), launcher="slurm", log=log)
+                # Unless another launch took the point since this one prepared it (its job runs or ran it): then
+                # this task finds the point held or completed and leaves it alone.
+                amend_unheld(ledger.run_dir(p.run_id), lambda r: r.status not in ("running", "completed"),
+                             status="pending", job_id=str(job.job_id), launcher="slurm", log=log)  # fmt: skip
         subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
         n = sum(len(group) for group in chunk)
         tasks = f" in {len(chunk)} task(s)" if len(chunk) < n else ""
@@ -185,20 +235,23 @@ def run_slurm(
     ids = [p.run_id for p in points]
     if not s.wait:
         print(f"[rlsweep] not waiting; follow with: rlsweep status {sweep_dir}", flush=True)
-        return True
+        return not refused
     waiting = {p.run_id for p in todo}
     last_progress = time.time()
+    # Light on a shared cluster whatever the sweep's size: each poll is one squeue call (reconcile) and reads of
+    # records; nothing here calls sacct or scontrol, and submission above is one sbatch and one release per array.
     while waiting:
         time.sleep(s.poll_every)
-        unsettled = reconcile(ledger, sorted(waiting))
+        view = reconcile(ledger, sorted(waiting))
+        if view is None:
+            continue  # a round without the queue decides nothing
         for rid in list(waiting):
-            record = ledger.get(rid)
-            # An end counts once the job is gone (a record says cancelled during a requeue, too); a round without
-            # the queue decides nothing.
-            if record is not None and record.status in TERMINAL and unsettled is not None and rid not in unsettled:
+            record = view.records.get(rid)
+            # An end counts once the job is gone (a record says cancelled during a requeue, too).
+            if record is not None and record.status in TERMINAL and rid not in view.unsettled:
                 waiting.discard(rid)
         if time.time() - last_progress >= s.progress_every:
             last_progress = time.time()
             print(status_table(ledger, ids), flush=True)
     print(status_table(ledger, ids), flush=True)
-    return all((r := ledger.get(p.run_id)) is not None and r.status == "completed" for p in todo)
+    return not refused and all((r := ledger.get(p.run_id)) is not None and r.status == "completed" for p in todo)

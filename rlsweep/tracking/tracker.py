@@ -15,25 +15,13 @@ from typing import Any
 
 from rlsweep.config.fingerprint import flatten
 from rlsweep.config.schema import Config
-from rlsweep.record import RunRecord
+from rlsweep.metrics_file import read_metrics
+from rlsweep.record import RunRecord, record_lock, set_aside
 from rlsweep.tracking.gitinfo import code_version
 from rlsweep.tracking.wandb_log import wait_for_exit
 
 # W&B rejects tags longer than this (wandb_settings validates 1..64 characters).
 _MAX_TAG = 64
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Lines of a metrics.jsonl; a truncated last line (a crash mid-write) is skipped."""
-    rows: list[dict[str, Any]] = []
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def _has_wandb_key() -> bool:
@@ -101,6 +89,8 @@ class Tracker:
             overrides=list(info.get("overrides") or []), total_steps=int(info.get("total_steps") or 0),
             run_dir=str(run_dir), status="running",
         )  # fmt: skip
+        if resume_step is None:
+            record = self._set_aside_earlier_attempt(record)
         self.info = {**info, "global_step": resume_step or 0, "wandb_id": record.wandb_id}
         # Last step W&B holds for sure: set only when a W&B run was closed by finish() and its lines are on disk.
         # wandb-core buffers its offline file (and its uploads): a SIGKILLed job loses lines it had
@@ -120,10 +110,32 @@ class Tracker:
         self._save()
         self._file = open(self.metrics_path, "a")  # noqa: SIM115 - kept open for the run's life
 
+    def _set_aside_earlier_attempt(self, record: RunRecord) -> RunRecord:
+        """A run that starts at step 0 where an earlier attempt left metrics or a W&B run (its checkpoints were
+        deleted, or it died before its first) starts over in a new W&B run: the old metrics.jsonl and wandb/ go to
+        ``discarded/<time>/`` and the record says so. Continuing the old W&B run would send it steps it already
+        holds, which W&B ignores: W&B and metrics.jsonl would then disagree."""
+        rows = len(read_metrics(self.metrics_path))
+        if not rows and not record.wandb_id and not (self.run_dir / "wandb").exists():
+            return record
+        where = set_aside(self.run_dir, ("metrics.jsonl", "wandb"))
+        old = f"W&B run {record.wandb_id}" if record.wandb_id else "no W&B run"
+        note = (f"started over at step 0 without a checkpoint; the earlier attempt's {rows} metric line(s) and {old} "
+                f"are in {where}")  # fmt: skip
+        print(f"[{record.run_id}] {note}", flush=True)
+        with record_lock(self.run_dir):
+            current = RunRecord.read_or_none(self.run_dir) or record
+            current.global_step, current.wandb_id, current.wandb_step = 0, None, 0
+            current.changes = [*current.changes, [time.time(), note]]
+            if current.run_dir:
+                current.write()
+        return current
+
     def _save(self) -> None:
         """The tracking fields of the run record (its status belongs to the job: rlsweep.launching.job)."""
-        record = RunRecord.read_or_none(self.run_dir) or self._record
-        record.update(**{k: self.info[k] for k in ("global_step", "wandb_id", "wandb_step", "wandb", "git")})
+        with record_lock(self.run_dir):
+            record = RunRecord.read_or_none(self.run_dir) or self._record
+            record.update(**{k: self.info[k] for k in ("global_step", "wandb_id", "wandb_step", "wandb", "git")})
 
     def _truncate(self, keep_until: int) -> None:
         """Drop lines past the resumed step (they are about to be recomputed)."""

@@ -235,7 +235,10 @@ def set_up(
     first = saved[0]
     iteration = 0 if first is None else int(first["iteration"])
     global_step = 0 if first is None else int(first["global_step"])
-    iterations = -(-cfg.budget.total_steps // (ppo.num_envs * ppo.num_steps))  # ceil: a budget is at least reached
+    # The budget is in agent steps: the iterations it takes from where the run stands, at this config's batch (ceil:
+    # a budget is at least reached, by less than one batch). A run resumed under another batch size
+    # (resume=continue) trains the steps it has left at the new size; its iterations count on from the checkpoint's.
+    iterations = iteration + -(-max(cfg.budget.total_steps - global_step, 0) // (ppo.num_envs * ppo.num_steps))
 
     k = len(cfgs)
     own_draws = generators if k > 1 else None  # one run draws from the global generators, as it always has

@@ -1,0 +1,154 @@
+"""A shared cluster is touched lightly: the SLURM commands a waiting launcher runs, counted on the real one-node SLURM
+of ``launchers/slurm-local.sh`` by wrappers put first on the launcher's PATH (benchmarks/slurm_calls.py measures the
+same at the default poll of 30 s).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from procs import ENV, TINY, cmd, ledger, slurm, stop_leftovers, wait_for
+
+pytestmark = [pytest.mark.slurm]  # the real one-node SLURM of launchers/slurm-local.sh
+
+COMMANDS = ("squeue", "sacct", "scontrol", "sbatch")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    yield
+    stop_leftovers(tmp_path)
+
+
+def counting_wrappers(folder: Path, log: Path) -> Path:
+    """Scripts named like the SLURM commands that append ``<name> <unix time>`` to ``log``, then exec the real one."""
+    folder.mkdir()
+    for name in COMMANDS:
+        real = shutil.which(name)
+        assert real is not None, f"{name} is not on PATH"
+        script = folder / name
+        script.write_text(f"#!/bin/sh\nprintf '%s %s\\n' {name} \"$(date +%s.%N)\" >> '{log}'\nexec '{real}' \"$@\"\n")
+        script.chmod(0o755)
+    return folder
+
+
+def calls(log: Path, start: float, end: float) -> dict[str, list[float]]:
+    """The wrapped commands started in [start, end), by name: their start times."""
+    out: dict[str, list[float]] = {name: [] for name in COMMANDS}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        name, at = line.split()
+        if start <= float(at) < end:
+            out[name].append(float(at))
+    return out
+
+
+@pytest.mark.slurm
+@slurm
+def test_a_waiting_slurm_launcher_calls_squeue_once_per_poll_and_nothing_per_task(tmp_path: Path) -> None:
+    """600 points in 2 arrays, held by a begin time an hour away so that none runs: submission is one sbatch and one
+    ``scontrol release`` per array; while waiting, one squeue per ``poll_every`` and no sacct, scontrol or sbatch,
+    however many tasks wait (benchmarks/slurm_calls.py: 2,000 tasks at the default poll). Not more tasks here: a
+    cancelled task stays in the cluster's job table (MaxJobCount 10,000) for MinJobAge (600 s), beside the other
+    SLURM tests' jobs."""
+    points, arrays, poll, window = 600, 2, 2.0, 20.0
+    log = tmp_path / "calls.log"
+    wrappers = counting_wrappers(tmp_path / "bin", log)
+    args = [*TINY, "budget=smoke", f"seed=range({points})", "sweep_name=calls",
+            "hydra/launcher=slurm", "hydra.launcher.profile=local", f"hydra.launcher.poll_every={poll}",
+            f"hydra.launcher.max_array_size={points // arrays}",
+            "hydra.launcher.additional_parameters={begin:'now+3600'}"]  # fmt: skip
+    env = {**ENV, "PATH": f"{wrappers}:{ENV['PATH']}"}
+    t0 = time.time()
+    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)  # fmt: skip
+    lines: list[tuple[float, str]] = []
+
+    def read() -> None:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            lines.append((time.time(), line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def submitted() -> list[float]:
+        assert launcher.poll() is None, "".join(line for _, line in lines)[-3000:]
+        return [t for t, line in lines if "as SLURM array" in line][arrays - 1 :]
+
+    try:
+        waiting_from = wait_for(submitted, 300, "the arrays' submission")[0]
+        time.sleep(window)
+        waiting_to = time.time()
+        launcher.send_signal(signal.SIGINT)  # the jobs stay queued; rerunning the command would wait on them again
+        launcher.wait(timeout=60)
+    finally:
+        launcher.kill()
+        reader.join(timeout=10)
+    out = "".join(line for _, line in lines)
+    assert launcher.returncode == 130, out[-3000:]
+    records = ledger(tmp_path / "sweeps" / "calls")
+    assert len(records) == points and {r["status"] for r in records.values()} == {"pending"}
+    assert len({r["job_id"].split("_")[0] for r in records.values()}) == arrays
+
+    at_submission = calls(log, t0, waiting_from)
+    assert {k: len(v) for k, v in at_submission.items()} == {"squeue": 0, "sacct": 0, "scontrol": arrays,
+                                                             "sbatch": arrays}  # fmt: skip
+    waiting = calls(log, waiting_from, waiting_to)
+    assert waiting["sacct"] == waiting["scontrol"] == waiting["sbatch"] == [], waiting
+    polls = waiting["squeue"]
+    # one per poll: each poll sleeps poll_every before its squeue, so starts are at least that far apart
+    assert window / poll / 2 <= len(polls) <= window / poll + 1, polls
+    assert min(b - a for a, b in itertools.pairwise(polls)) >= poll - 0.05, polls
+
+
+def refusing_sbatch(folder: Path, after: int) -> Path:
+    """An ``sbatch`` that submits ``after`` arrays to the real SLURM, then is refused as by a full cluster (the job
+    table at MaxJobCount, a QOS submit limit): the refusal is what is tested, and a real one needs 10,000 jobs."""
+    folder.mkdir()
+    real, count = shutil.which("sbatch"), folder / "count"
+    script = folder / "sbatch"
+    script.write_text(
+        f"#!/bin/sh\necho x >> '{count}'\nif [ $(wc -l < '{count}') -gt {after} ]; then\n"
+        "  echo 'sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, "
+        "user'\"'\"'s size and/or time limits)' >&2\n  exit 1\nfi\n"
+        f"exec '{real}' \"$@\"\n"
+    )
+    script.chmod(0o755)
+    return folder
+
+
+@pytest.mark.slurm
+@slurm
+@pytest.mark.parametrize("after", [1, 0])
+def test_a_refused_array_leaves_the_rest_pending_in_one_message_and_exit_1(tmp_path: Path, after: int) -> None:
+    """Two points as two arrays (max_array_size=1), the cluster refusing after ``after`` arrays: the submitted one
+    keeps its job, the other stays pending for a rerun, and the launch says so and exits 1; refused at the first,
+    nothing is submitted and the error is one line."""
+    args = [*TINY, "budget=smoke", "seed=1,2", "sweep_name=refused", "hydra/launcher=slurm",
+            "hydra.launcher.profile=local", "hydra.launcher.max_array_size=1", "hydra.launcher.wait=false",
+            "hydra.launcher.additional_parameters={begin:'now+3600'}"]  # fmt: skip
+    env = {**ENV, "PATH": f"{refusing_sbatch(tmp_path / 'bin', after)}:{ENV['PATH']}"}
+    out = subprocess.run(cmd(*args), cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    records = ledger(tmp_path / "sweeps" / "refused")
+    submitted = sorted(r["run_id"] for r in records.values() if r.get("job_id"))
+    assert len(submitted) == after and all(r["status"] == "pending" for r in records.values())
+    if after:
+        said = "[rlsweep] SLURM refused the submission of 1 point(s) (sbatch: error: Batch job submission failed: "
+        assert said + "Job violates accounting/QOS policy" in out.stdout
+        assert "1 were submitted; rerun the same command" in out.stdout and "Traceback" not in out.stderr
+    else:
+        lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith("sbatch: error")]
+        assert lines == [
+            "rlsweep: error: SLURM refused the submission (sbatch: error: Batch job submission failed: "
+            "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)); "
+            "nothing was submitted; rerun the same command once the cluster takes jobs again"
+        ], out.stderr
