@@ -5,7 +5,8 @@
 # CUDA build, envpool's cp312 wheel), so the fast tier, which runs every module on them (the networks, Atari and
 # Procgen through envpool, the statistics, the report's figures), and the end-to-end test of the installed wheel
 # (a real `rlsweep` process that plans a grid and trains a point). The launchers, locks and SLURM code are pure
-# Python that the full suite runs on 3.11; `tests/py312.sh --all` runs the whole suite here too.
+# Python that the full suite runs on 3.11; `tests/py312.sh --all` runs the whole suite here too, and
+# `tests/py312.sh --torch-only` only makes the venv and installs torch (.ci/run, while the 3.11 suite runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=python3.12
@@ -20,6 +21,9 @@ fi
 # No pip cache: a CI machine starts empty, and the cp312 torch wheel alone would add 1.4 GB to its disk.
 export PIP_NO_CACHE_DIR=1
 pip install torch==2.13.0
+if [[ ${1:-} == --torch-only ]]; then
+  exit 0  # .ci/run: the download, during the 3.11 suite; the rest once it has ended
+fi
 pip install -e ".[test]"
 pip check
 tests/system-setup.sh
