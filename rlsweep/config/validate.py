@@ -162,6 +162,10 @@ def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _initials(name: str) -> str:
+    return "".join(word[0] for word in name.split("_") if word) if "_" in name else ""
+
+
 def check_key(key: str) -> None:
     """Raise if ``key`` is not a leaf of the schema, listing what is allowed under its parent."""
     types_ = _field_types()
@@ -170,7 +174,10 @@ def check_key(key: str) -> None:
     parent = key.rpartition(".")[0]
     siblings = [k for k in types_ if k.rpartition(".")[0] == parent]
     close = difflib.get_close_matches(key, list(types_), n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    # An abbreviation of a key's words (ppo.lr for ppo.learning_rate, ppo.mgn for ppo.max_grad_norm).
+    leaf = key.rpartition(".")[2]
+    short = [k for k in types_ if k.rpartition(".")[0] == parent and _initials(k.rpartition(".")[2]) == leaf]
+    hint = f" (did you mean {(short or close)[0]}?)" if short or close else ""
     where = f"under {parent}" if parent and siblings else "at the top level"
     allowed = siblings or [k for k in types_ if "." not in k]
     if parent and not siblings:

@@ -19,18 +19,30 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rlsweep.config import ConfigError, register_configs
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching.cli import quiet_on_closed_stdout
 from rlsweep.launching.job import DISK_FULL
-from rlsweep.launching.plan import GROUPS, Plan, Point, plan
+from rlsweep.launching.plan import GROUPS, Plan, Point, did_you_mean, plan, searchpath_override
 from rlsweep.record import RecordWriteError
 
 USAGE = """usage: python sweep.py [-m] [override ...]
 
   -m, --multirun   run the grid the overrides span (model=A,B seed=1,2 is 4 runs) through a launcher
   -h, --help       this text, the config groups and their options
+  -c, --cfg job|hydra|all
+                   print the composed config of the (first) point instead of running: job = the run's config,
+                   hydra = the launcher's settings and where the runs go, all = both; starts nothing
+  -p, --package P  with --cfg: only the section P (--cfg job --package ppo)
+  --resolve        with --cfg: accepted as Hydra's; rlsweep's configs are always printed resolved
+  --info [all|searchpath|defaults|groups]
+                   where configs come from, the defaults list, the groups and their options
+  -cd, --config-dir DIR
+                   your own folder of options beside the package's: DIR/experiment/*.yaml, DIR/env/*.yaml, ...
+                   (the same as hydra.searchpath=[file://DIR]; rlsweep seeds finds them too)
 
 overrides:  group=option (model=B), key=value (ppo.learning_rate=3e-4), sweeps a,b,c | range(1,4) | glob(ppo_rnd_*)
 launcher:   hydra/launcher=local|slurm, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
@@ -41,22 +53,86 @@ rerun:      resume=check (default: resume each point's checkpoint if its trainin
 exit:       0 all completed, 1 some failed or stopped, 2 bad input, 3 the rest runs elsewhere, 130 Ctrl-C"""
 
 
+# Hydra's flags that rlsweep keeps: name -> (spellings, the values it takes: None = none, () = any word).
+FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "multirun": (("-m", "--multirun"), None),
+    "help": (("-h", "--help"), None),
+    "cfg": (("-c", "--cfg"), ("job", "hydra", "all")),
+    "package": (("-p", "--package"), ()),
+    "resolve": (("--resolve",), None),
+    "info": (("--info",), ("all", "searchpath", "defaults", "groups")),
+    "config_dir": (("-cd", "--config-dir"), ()),
+}
+
+
+class FlagError(ValueError):
+    """A flag rlsweep does not know, or a flag's value it does not take (exit status 2)."""
+
+
+def parse_flags(args: Sequence[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """Hydra's flags (``FLAGS``) and the overrides, in the order typed; ``--info`` takes an optional value."""
+    flags: dict[str, str | bool] = {}
+    overrides: list[str] = []
+    spelled = {spelling: name for name, (spellings, _) in FLAGS.items() for spelling in spellings}
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("-"):
+            overrides.append(arg)
+            continue
+        given, eq, inline = arg.partition("=")
+        name = spelled.get(given)
+        if name is None:
+            allowed = ", ".join("/".join(spellings) for spellings, _ in FLAGS.values())
+            raise FlagError(f"unknown flag {arg}{did_you_mean(given, list(spelled))}; allowed: {allowed}")
+        values = FLAGS[name][1]
+        if values is None:
+            flags[name] = True
+            continue
+        optional = name == "info"
+        if eq:
+            value = inline
+        elif rest and not rest[0].startswith("-") and (not optional or rest[0] in values):
+            value = rest.pop(0)
+        elif optional:
+            value = "all"
+        else:
+            raise FlagError(f"{given} needs a value" + (f": {', '.join(values)}" if values else ""))
+        if values and value not in values:
+            raise FlagError(f"Invalid value for {given}: {value!r} (allowed: {', '.join(values)})")
+        flags[name] = value
+    if "package" in flags and "cfg" not in flags:
+        raise FlagError("--package goes with --cfg (--cfg job --package ppo)")
+    if "config_dir" in flags:
+        folder = Path(str(flags["config_dir"])).expanduser().absolute()
+        if not folder.is_dir():
+            raise FlagError(f"Invalid value for --config-dir: {flags['config_dir']!r} (no such folder)")
+        overrides.append(searchpath_override([f"file://{folder}"]))
+    return flags, overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    flags = [a for a in args if a.startswith("-")]
-    overrides = [a for a in args if not a.startswith("-")]
-    unknown = [f for f in flags if f not in ("-m", "--multirun", "-h", "--help")]
-    if unknown:
-        print(f"rlsweep: error: unknown flag {unknown[0]}; allowed: -m/--multirun, -h/--help", file=sys.stderr)
+    try:
+        flags, overrides = parse_flags(list(sys.argv[1:] if argv is None else argv))
+    except FlagError as e:
+        print(f"rlsweep: error: {e}", file=sys.stderr)
         return 2
-    if "-h" in flags or "--help" in flags:
+    if flags.get("help"):
         return _show(USAGE + "\n\n" + _groups_help())
     register_configs()
     try:
-        p = plan(quote_group_values(overrides, GROUPS), multirun="-m" in flags or "--multirun" in flags)
+        p = plan(quote_group_values(overrides, GROUPS), multirun=bool(flags.get("multirun")))
     except ConfigError as e:
         print(f"rlsweep: error: {e}", file=sys.stderr)
         return 2
+    if flags.get("info"):
+        return _show(info(str(flags["info"]), p))
+    if flags.get("cfg"):
+        try:
+            return _show(config_text(p, str(flags["cfg"]), str(flags.get("package") or "")))
+        except FlagError as e:
+            print(f"rlsweep: error: {e}", file=sys.stderr)
+            return 2
     if p.dry_run:
         return _show(format_table(p))
     try:
@@ -107,7 +183,7 @@ def launch(p: Plan) -> int:
             return 3 if code == EXIT_BUSY else code
         return exit_status(p)
     print(f"[rlsweep] sweep {p.sweep_name}: {len(p.points)} point(s) in {p.out_dir}", flush=True)
-    ledger.record_launch(p.launcher, len(p.points))
+    ledger.record_launch(p.launcher, len(p.points), p.searchpath)
     if not start(p, prepare(p, p.launcher)):
         return 0
     return exit_status(p)
@@ -191,6 +267,65 @@ def format_table(p: Plan) -> str:
     return "\n".join(lines)
 
 
+def config_text(p: Plan, which: str, package: str = "") -> str:
+    """``--cfg job|hydra|all`` (``--package``): the first point's config as YAML, as Hydra prints it."""
+    import dataclasses
+
+    import yaml
+
+    point = p.points[0]
+    sections: dict[str, Any] = {}
+    if which in ("job", "all"):
+        sections.update(point.config)
+    if which in ("hydra", "all"):
+        where = {"sweep": {"dir": str(p.out_dir)}} if p.multirun else {"run": {"dir": str(p.run_dir(point))}}
+        sections["hydra"] = {
+            "mode": "MULTIRUN" if p.multirun else "RUN",
+            **where,
+            "launcher": {"_name": p.launcher, **dataclasses.asdict(p.settings)},
+            "runtime": {"choices": dict(point.choices)},
+        }
+    header = f"# point 0 of {len(p.points)}: {point.run_id}\n" if len(p.points) > 1 else ""
+    if package:
+        node: Any = sections
+        for part in package.split("."):
+            if not isinstance(node, dict) or part not in node:
+                inside = node.items() if isinstance(node, dict) else []
+                allowed = ", ".join(k for k, v in inside if isinstance(v, dict))
+                raise FlagError(f"Invalid value for --package: {package!r} (no section {part!r}; allowed: {allowed})")
+            node = node[part]
+        header += f"# @package {package}\n"
+        sections = node if isinstance(node, dict) else {package.rpartition(".")[2]: node}
+    return header + yaml.safe_dump(sections, sort_keys=False, default_flow_style=False).rstrip()
+
+
+def info(which: str, p: Plan | None) -> str:
+    """``--info``: where configs come from, the root's defaults list, the groups and their options (and, given
+    overrides, what they compose to)."""
+    import rlsweep
+    from rlsweep.config import CONF_DIR
+
+    parts: list[str] = []
+    folders = list(p.searchpath) if p is not None else []
+    if which in ("all", "searchpath"):
+        listed = "\n".join(f"  {f}" for f in folders)
+        parts.append(f"rlsweep {rlsweep.__version__}\nConfig search path:\n  pkg://rlsweep.conf ({CONF_DIR})"
+                     + (f"\n{listed}" if listed else ""))  # fmt: skip
+    if which in ("all", "defaults"):
+        lines = (CONF_DIR / "config.yaml").read_text().splitlines()
+        start = lines.index("defaults:")
+        defaults = [x.split("#")[0].rstrip() for x in lines[start + 1 :] if x.startswith("  - ")]
+        parts.append("Defaults list (conf/config.yaml):\n" + "\n".join(defaults))
+    if which in ("all", "groups"):
+        own = [Path(f.removeprefix("file://")) for f in folders if f.startswith("file://")]
+        parts.append(_groups_help(own, full=True))
+    if p is not None and which == "all":
+        point = p.points[0]
+        choices = ", ".join(f"{k}={v}" for k, v in sorted(point.choices.items()))
+        parts.append(f"These overrides: {len(p.points)} point(s); the first, {point.run_id}: {choices}")
+    return "\n\n".join(parts)
+
+
 def _steps(n: int) -> str:
     for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= div:
@@ -198,12 +333,15 @@ def _steps(n: int) -> str:
     return str(n)
 
 
-def _groups_help() -> str:
+def _groups_help(own: Sequence[Path] = (), full: bool = False) -> str:
+    """The config groups and their options (the package's, then those of the folders ``own``)."""
     from rlsweep.config import CONF_DIR
 
     lines = ["config groups (group=option):"]
     for g in GROUPS:
         options = sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
-        shown = ", ".join(options) if len(options) <= 12 else ", ".join(options[:12]) + f", ... ({len(options)})"
+        options += sorted(f"{p.stem} ({folder})" for folder in own for p in (folder / g).glob("*.yaml"))
+        cut = not full and len(options) > 12
+        shown = ", ".join(options[:12]) + f", ... ({len(options)})" if cut else ", ".join(options)
         lines.append(f"  {g}: {shown}")
     return "\n".join(lines)

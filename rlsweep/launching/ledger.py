@@ -11,7 +11,7 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,12 @@ class Ledger:
             except ValueError as e:
                 self.damaged.append((path.parent, str(e)))
 
-    def record_launch(self, launcher: str, points: int) -> None:
-        """sweep.json: the command line, the launcher and when; rewritten on every launch."""
+    def record_launch(self, launcher: str, points: int, searchpath: Sequence[str] = ()) -> None:
+        """sweep.json: the command line, the launcher, the config folders beside the package's and when; rewritten on
+        every launch."""
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        info = {"command": shlex.join(sys.argv), "launcher": launcher, "launched": time.time(), "points": points}
+        info = {"command": shlex.join(sys.argv), "launcher": launcher, "launched": time.time(), "points": points,
+                "searchpath": list(searchpath)}  # fmt: skip
         write_json_atomic(self.sweep_dir / SWEEP_FILE, info)
 
     def launch_info(self) -> dict[str, Any]:

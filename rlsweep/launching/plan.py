@@ -13,6 +13,7 @@ process (``seeds_per_process``): the launchers start one job per group.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import itertools
 import json
@@ -73,6 +74,9 @@ class Plan:
     launcher: str  # local | slurm
     settings: LocalSettings | SlurmSettings
     dry_run: bool
+    # Config folders beside the package's (hydra.searchpath, --config-dir), absolute: recorded in sweep.json, so
+    # that rlsweep seeds plans new seeds from the same files.
+    searchpath: tuple[str, ...] = ()
 
     def run_dir(self, point: Point) -> Path:
         return self.out_dir / point.run_id
@@ -123,19 +127,71 @@ def seed_groups(points: Sequence[Point], global_steps: Mapping[str, int] | None 
 def plan(args: Sequence[str], multirun: bool) -> Plan:
     """Expand and check ``args`` (group values already quoted by quote_group_values); ConfigError on bad input."""
     register_configs()
+    args, searchpath = _searchpath(list(args))
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return _Planner(GlobalHydra.instance().config_loader()).plan(list(args), multirun)
+            planned = _Planner(GlobalHydra.instance().config_loader(), searchpath).plan(args, multirun)
     finally:
         GlobalHydra.instance().clear()
+    planned.searchpath = tuple(searchpath)
+    return planned
+
+
+SEARCHPATH = "hydra.searchpath"
+
+
+def searchpath_override(folders: Sequence[str]) -> str:
+    """The override that puts ``folders`` (``file://`` or ``pkg://`` entries) on Hydra's config search path."""
+    return f"{SEARCHPATH}=[" + ",".join("'" + f.replace("'", "\\'") + "'" for f in folders) + "]"
+
+
+def _searchpath(args: list[str]) -> tuple[list[str], list[str]]:
+    """Take ``hydra.searchpath=[...]`` out of ``args``: its folders, each checked and made absolute.
+
+    A folder holds group subfolders (``experiment/``, ``env/``, ``model/`` ...) whose files are options beside the
+    package's own; an option of the package's name would be shadowed by one of them (or shadow it), so it is refused.
+    """
+    rest, folders = [], []
+    for arg in args:
+        if not arg.startswith(SEARCHPATH + "="):
+            rest.append(arg)
+            continue
+        try:
+            value = OverridesParser.create().parse_override(arg).value()
+        except HydraException as e:
+            raise ConfigError(" ".join(str(e).split())) from None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"Invalid value for {SEARCHPATH}: {value!r} (a list of folders: [file:///path/to/conf])")
+        for entry in value:
+            scheme, sep, where = entry.partition("://")
+            if not sep:
+                scheme, where = "file", entry
+            if scheme == "pkg":
+                folders.append(entry)
+                continue
+            folder = Path(where).expanduser().absolute()
+            if scheme != "file" or not folder.is_dir():
+                raise ConfigError(f"Invalid value for {SEARCHPATH}: {entry!r} (allowed: an existing folder, "
+                                  "file:///path/to/conf, or pkg://module.conf)")  # fmt: skip
+            for group in GROUPS:
+                for option in sorted((folder / group).glob("*.yaml")):
+                    if (CONF_DIR / group / option.name).exists():
+                        raise ConfigError(
+                            f"{option} has the name of rlsweep's own option {group}={option.stem}; rename it (a "
+                            "folder on the search path adds options, it does not replace the package's)"
+                        )
+            folders.append(f"file://{folder}")
+    return rest, folders
 
 
 class _Planner:
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, searchpath: Sequence[str] = ()) -> None:
         self.parser = OverridesParser.create(config_loader=loader)
+        # Hydra's own way to extend the search path: the override, given to every composition and options query.
+        self.searchpath = [searchpath_override(searchpath)] if searchpath else []
         # get_group_options copies Hydra's repository (milliseconds): ask once per group, not per point.
-        self.options = {g: set(loader.get_group_options(g)) for g in GROUPS}
+        self.options = {g: set(loader.get_group_options(g, overrides=self.searchpath)) for g in GROUPS}
         self.composed: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, str]]] = {}
         self.checked_values: dict[tuple[str, str], Any] = {}
         self.validated: set[tuple[Any, ...]] = set()
@@ -146,7 +202,7 @@ class _Planner:
         try:
             parsed = self.parser.parse_overrides(args)
         except HydraException as e:
-            raise ConfigError(" ".join(str(e).split())) from None
+            raise ConfigError(" ".join(str(e).split()) + self._grammar_hint(args)) from None
         launcher_ovs = [o for o in parsed if _is_hydra(o)]
         task = [o for o in parsed if not _is_hydra(o)]
         for o in task:
@@ -195,8 +251,9 @@ class _Planner:
             if o.key_or_group in GROUPS:
                 value = o.value()
                 if value is not None and str(value) not in self.options[o.key_or_group]:
-                    allowed = ", ".join(sorted(self.options[o.key_or_group]))
-                    raise ConfigError(f"Unknown option {o.key_or_group}={value}; allowed: {allowed}")
+                    options = sorted(self.options[o.key_or_group])
+                    hint = did_you_mean(str(value), options, f"{o.key_or_group}=")
+                    raise ConfigError(f"Unknown option {o.key_or_group}={value}{hint}; allowed: {', '.join(options)}")
                 group_ovs.append(s)
             else:
                 value_ovs.append((o.key_or_group, o.value()))
@@ -223,9 +280,24 @@ class _Planner:
         rid = run_id(choices, overrides, int(cfg["seed"]), str(cfg["name"]))
         return Point(index, overrides, rid, name, choices, cfg)
 
+    def _grammar_hint(self, args: list[str]) -> str:
+        """For an override Hydra's grammar refused, the group's options where it names a group (``critic_init=sqrt(2)``
+        is the option ``sqrt2``: options are file names, not expressions)."""
+        for arg in args:
+            key, sep, value = arg.partition("=")
+            if sep and key in GROUPS:
+                try:
+                    self.parser.parse_override(arg)
+                except HydraException:
+                    options = sorted(self.options[key])
+                    plain = "".join(c for c in value if c.isalnum() or c in "._-")
+                    hint = did_you_mean(plain, options, f"{key}=")
+                    return f"; {key} takes the name of an option{hint}, allowed: {', '.join(options)}"
+        return ""
+
     def compose(self, overrides: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
         try:
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+            cfg = compose(config_name="config", overrides=[*self.searchpath, *overrides], return_hydra_config=True)
         except (HydraException, OmegaConfBaseException) as e:
             raise ConfigError(" ".join(str(e).split())) from None
         choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/") and v}
@@ -318,12 +390,19 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0]
 
 
+def did_you_mean(given: str, allowed: Sequence[str], prefix: str = "") -> str:
+    """`` (did you mean X?)`` for the closest of ``allowed`` to a mistyped ``given``, else ''."""
+    close = [a for a in allowed if a.lower() == given.lower()] or difflib.get_close_matches(given, list(allowed), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
 def check_key_or_group(key: str) -> None:
     if "." not in key and key != "seed" and key not in CONTROL_KEYS:
         from rlsweep.config.validate import known_keys
 
         top = sorted({k.partition(".")[0] for k in known_keys()})
-        raise ConfigError(f"Unknown key {key}; allowed: config groups {', '.join(GROUPS)}; keys {', '.join(top)}")
+        hint = did_you_mean(key, sorted({*GROUPS, *top}))
+        raise ConfigError(f"Unknown key {key}{hint}; allowed: config groups {', '.join(GROUPS)}; keys {', '.join(top)}")
     from rlsweep.config.validate import check_key
 
     check_key(key)

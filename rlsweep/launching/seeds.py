@@ -592,8 +592,9 @@ _SUBMITTED = -1  # submitted to SLURM without waiting (hydra.launcher.wait=false
 
 
 def _launch_overrides(info: dict[str, Any]) -> list[str]:
-    """The launcher part of the sweep's command line (sweep.json): ``hydra/launcher`` and ``hydra.launcher.*``,
-    so that the new seeds start the way the sweep did. ``only`` is left out: ``only=failed`` would skip them."""
+    """The launcher part of the sweep's command line (sweep.json): ``hydra/launcher`` and ``hydra.launcher.*``, and
+    its config folders, so that the new seeds are planned and started the way the sweep's were. ``only`` is left
+    out: ``only=failed`` would skip them."""
     try:
         words = shlex.split(str(info.get("command", "")))[1:]
     except ValueError:
@@ -602,6 +603,10 @@ def _launch_overrides(info: dict[str, Any]) -> list[str]:
     for w in words:
         if w.startswith(("hydra/launcher=", "hydra.launcher.")) and not w.startswith("hydra.launcher.only="):
             keep.append(w)
+    if info.get("searchpath"):  # the user's config folders (--config-dir), where the sweep's options came from
+        from rlsweep.launching.plan import searchpath_override
+
+        keep.append(searchpath_override([str(f) for f in info["searchpath"]]))
     return keep
 
 

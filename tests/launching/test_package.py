@@ -83,3 +83,19 @@ def test_installed_package_dry_runs_a_grid_and_trains_a_smoke_point(installed: P
     record = json.loads((tmp_path / "runs" / "ppo_rnd_a0-env_fake-s1" / "run.json").read_text())
     assert record["status"] == "completed" and record["global_step"] == 256
     assert not any(tmp_path.glob("**/.hydra"))  # nothing of Hydra's job machinery is left behind
+
+
+def test_installed_package_takes_a_users_own_config_folder(installed: Path, tmp_path: Path) -> None:
+    """A user of the wheel adds an experiment of their own without touching the installed package: a folder of
+    options beside the package's (``--config-dir``, Hydra's flag), from a directory of their own."""
+    experiments = tmp_path / "myconf" / "experiment"
+    experiments.mkdir(parents=True)
+    (experiments / "my_smoke.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /env: fake\n  - override /budget: smoke\n"
+        "  - override /debug: smoke\n  - override /logger: none\n"
+    )
+    run = _run(installed, tmp_path, "-m", "rlsweep", "--config-dir", "myconf", "experiment=my_smoke")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    record = json.loads((tmp_path / "runs" / "ppo_rnd_a0-env_fake-s1" / "run.json").read_text())
+    assert record["status"] == "completed" and record["global_step"] == 256
+    assert record["choices"]["experiment"] == "my_smoke"
