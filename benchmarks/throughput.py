@@ -74,7 +74,7 @@ PRESETS: dict[str, list[str]] = {
 # ---- configuration ---------------------------------------------------------------------------------------------
 def compose_config(overrides: list[str]) -> Any:
     """The typed ``rlsweep.config.Config`` for ``overrides``, composed and checked as a launch does."""
-    from rlsweep.launching.job import typed_config
+    from rlsweep.config.files import typed_config
     from rlsweep.launching.plan import compose_point
 
     return typed_config(compose_point(overrides))

@@ -137,7 +137,7 @@ def rlsweep_child(run_dir: str, threads: int, iterations: int, overrides: list[s
     import dataclasses
 
     sys.path.insert(0, str(REPO))
-    from rlsweep.launching.job import typed_config
+    from rlsweep.config.files import typed_config
     from rlsweep.launching.plan import compose_point
     from rlsweep.training import train
 

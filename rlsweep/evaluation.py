@@ -2,7 +2,7 @@
 
 This module owns evaluating a trained agent after the fact: choosing the checkpoint (the latest, a snapshot by
 ``--step``, any file by ``--checkpoint``, or every snapshot with ``--all-steps``), rebuilding the env and the
-policy from the run's own ``config.yaml`` with the builders training uses (:func:`rlsweep.launching.job.load_config`,
+policy from the run's own ``config.yaml`` with the builders training uses (:func:`rlsweep.config.files.load_config`,
 :func:`rlsweep.envs.make_env`, :func:`rlsweep.models.build_policy`), playing complete episodes, and writing:
 
 * ``eval.json``: checkpoint, global step, policy mode, seed; per episode the game score (raw, unclipped), the
@@ -177,7 +177,7 @@ class RunInfo:
 
 def open_run(run_dir: Path) -> RunInfo:
     """The run's typed config and record; a path that is not a run directory is :class:`BadInput`."""
-    from rlsweep.launching.job import CONFIG_FILE, load_config
+    from rlsweep.config.files import CONFIG_FILE, load_config
 
     if not run_dir.is_dir():
         raise BadInput(f"run directory {run_dir} does not exist")

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
+from rlsweep.config.files import load_config
 from rlsweep.envs import make_env
-from rlsweep.launching.job import load_config
 from rlsweep.models import build_policy
 from rlsweep.motivation import Distillation, build_motivation
 from rlsweep.perf import unit_frames

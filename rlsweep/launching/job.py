@@ -17,7 +17,6 @@ SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal 
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import sys
 import traceback
@@ -26,52 +25,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import OmegaConf
-
 from rlsweep.config import Config
+from rlsweep.config.files import read_config, typed_config
 from rlsweep.config.fingerprint import differences, fingerprint, training_config, without_seed
 from rlsweep.lock import LockHeld, LockLost, PointLock
 from rlsweep.record import RecordWriteError, RunRecord, amend, job_identity, record_lock
 
-CONFIG_FILE = "config.yaml"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full filesystem or quota: the run stops in one line, resumable
 EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: the point is running elsewhere; try again later
 # Metrics kept in the record of a completed run (timings and losses stay in metrics.jsonl).
 _NOT_FINAL = ("perf/time", "loss/")
-
-
-def write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    """The resolved config a job loads; written by the launcher before the job starts."""
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    text = yaml.dump(config, Dumper=dumper, sort_keys=False, default_flow_style=False)
-    tmp = run_dir / f".{CONFIG_FILE}.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(text)
-        tmp.replace(run_dir / CONFIG_FILE)
-    except OSError as e:  # a full disk, an unwritable file: the old config stays whole, no half copy beside it
-        tmp.unlink(missing_ok=True)
-        raise RecordWriteError(e.errno, f"cannot write {run_dir / CONFIG_FILE}: {e.strerror or e}") from e
-
-
-def load_config(run_dir: Path) -> Config:
-    """``<run_dir>/config.yaml`` as the typed :class:`Config` (types checked again by OmegaConf's schema)."""
-    return typed_config(read_config(run_dir))
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """``<run_dir>/config.yaml`` as written: the resolved config its fingerprint is taken of."""
-    data: dict[str, Any] = yaml.load((Path(run_dir) / CONFIG_FILE).read_text(),
-                                     Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # fmt: skip
-    return data
-
-
-def typed_config(data: dict[str, Any]) -> Config:
-    """A resolved config (a plan's ``Point.config``, or a loaded config.yaml) as the typed :class:`Config`."""
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), data)
-    typed = OmegaConf.to_object(cfg)
-    assert isinstance(typed, Config)
-    return typed
 
 
 def run_point(run_dir: Path) -> dict[str, Any]:

@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.config import ConfigError
+from rlsweep.config.files import CONFIG_FILE, read_config, write_config
 from rlsweep.config.fingerprint import differences, fingerprint, training_config
-from rlsweep.launching.job import CONFIG_FILE, final_metrics, read_config, write_config
+from rlsweep.launching.job import final_metrics
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point, seed_groups
+from rlsweep.launching.queue import queued_job_ids
 from rlsweep.lock import STALE_S, Holder, live_holder
 from rlsweep.metrics_file import last_metrics
 from rlsweep.record import (
@@ -325,8 +327,6 @@ class _SlurmQueue:
 
     def ids(self) -> set[str]:
         if self._ids is None:
-            from rlsweep.launching.slurm import queued_job_ids
-
             self._ids = queued_job_ids() or set()
         return self._ids
 

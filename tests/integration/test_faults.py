@@ -24,7 +24,7 @@ from inline import TINY as INLINE_TINY
 from inline import sweep_inline
 from procs import ENV, PAUSED, STEPS, TINY, cmd, ledger, paused, run, status, steps, stop_leftovers, wait_for
 
-from rlsweep.launching.job import load_config
+from rlsweep.config.files import load_config
 from rlsweep.lock import STALE_S, LockHeld, LockLost, PointLock, holder, live_holder
 from rlsweep.record import RunRecord
 

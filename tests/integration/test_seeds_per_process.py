@@ -17,9 +17,10 @@ import yaml
 from inline import TINY, metrics
 from tolerance import RUN_DRIFT
 
+from rlsweep.config.files import load_config
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.envs import make_env
-from rlsweep.launching.job import SeedsDiverged, load_config, run_point, run_points
+from rlsweep.launching.job import SeedsDiverged, run_point, run_points
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import GROUPS, plan
 from rlsweep.launching.points import prepare

@@ -203,8 +203,8 @@ def test_double_buffered_collection_stores_what_the_envs_did(tmp_path: Path) -> 
     through the same envs stepped all at once gives every stored state, reward and done, episode ends included
     (Breakout: lives are lost on different steps in different envs, so a half's results stored in the other
     half's rows would show)."""
+    from rlsweep.config.files import typed_config
     from rlsweep.envs import make_env
-    from rlsweep.launching.job import typed_config
     from rlsweep.launching.plan import compose_point
     from rlsweep.training.loop import PhaseTimer, close, collect, resume_or_warm_up, set_up
 

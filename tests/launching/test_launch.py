@@ -15,9 +15,10 @@ import pytest
 import yaml
 from inline import TINY, metrics, record, run_inline, sweep_inline
 
+from rlsweep.config.files import load_config
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching.app import main
-from rlsweep.launching.job import load_config, run_point
+from rlsweep.launching.job import run_point
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import GROUPS, plan
 from rlsweep.launching.points import prepare, status_table

@@ -34,8 +34,8 @@ from inline import metrics, record, run_inline
 from tolerance import reordered_depth, rounding
 from torch import nn
 
+from rlsweep.config.files import typed_config
 from rlsweep.config.validate import ConfigError, validate
-from rlsweep.launching.job import typed_config
 from rlsweep.launching.plan import compose_point
 from rlsweep.models import SQRT2, build_distillation_nets, build_policy
 from rlsweep.models.cleanrl import AddedCritic

@@ -9,8 +9,9 @@ import pytest
 import torch
 from inline import TINY, run_inline
 
+from rlsweep.config.files import read_config, write_config
 from rlsweep.config.validate import ConfigError, check_value
-from rlsweep.launching.job import read_config, run_point, write_config
+from rlsweep.launching.job import run_point
 from rlsweep.training.checkpoint import (
     CHECKPOINT_NAME,
     SNAPSHOT_DIR,
