@@ -5,6 +5,7 @@ same at the default poll of 30 s).
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import shutil
 import signal
@@ -13,13 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from procs import ENV, TINY, cmd, ledger, slurm, stop_leftovers, wait_for
+from procs import ENV, REPO, TINY, cmd, ledger, slurm, stop_leftovers, wait_for
 
 pytestmark = [pytest.mark.slurm]  # the real one-node SLURM of launchers/slurm-local.sh
-
-COMMANDS = ("squeue", "sacct", "scontrol", "sbatch")
 
 
 @pytest.fixture(autouse=True)
@@ -28,26 +28,17 @@ def _no_leftovers(tmp_path: Path) -> Iterator[None]:
     stop_leftovers(tmp_path)
 
 
-def counting_wrappers(folder: Path, log: Path) -> Path:
-    """Scripts named like the SLURM commands that append ``<name> <unix time>`` to ``log``, then exec the real one."""
-    folder.mkdir()
-    for name in COMMANDS:
-        real = shutil.which(name)
-        assert real is not None, f"{name} is not on PATH"
-        script = folder / name
-        script.write_text(f"#!/bin/sh\nprintf '%s %s\\n' {name} \"$(date +%s.%N)\" >> '{log}'\nexec '{real}' \"$@\"\n")
-        script.chmod(0o755)
-    return folder
+def _benchmark() -> ModuleType:
+    """benchmarks/slurm_calls.py, whose wrappers and counting this test shares (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location("slurm_calls", REPO / "benchmarks" / "slurm_calls.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def calls(log: Path, start: float, end: float) -> dict[str, list[float]]:
-    """The wrapped commands started in [start, end), by name: their start times."""
-    out: dict[str, list[float]] = {name: [] for name in COMMANDS}
-    for line in log.read_text().splitlines() if log.exists() else []:
-        name, at = line.split()
-        if start <= float(at) < end:
-            out[name].append(float(at))
-    return out
+bench = _benchmark()
+counting_wrappers, calls = bench.wrappers, bench.calls
 
 
 @pytest.mark.slurm
