@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rlsweep.models.distillation import DistillationNet, predictor_head, target_head
+from rlsweep.models.distillation import DistillationNet, predictor_head, register_distillation, target_head
 from rlsweep.models.layers import SQRT2, conv_out, layer_init
-from rlsweep.models.policy import Actor, Critic, PolicyNet
+from rlsweep.models.policy import Actor, Critic, PolicyNet, register_policy
 
 #: The Nature CNN: (out_channels, kernel, stride), no padding.
 NATURE_CONVS: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
@@ -98,5 +98,8 @@ def build_cleanrl_rnd_nets(
     predictor = DistillationNet(nn.Sequential(*predictor_convs), predictor_head(flat, feature_dim, SQRT2, nn.ReLU))
     return target, predictor
 
+
+register_policy("cleanrl", build_cleanrl_policy, own_frame_check=True)  # the Nature CNN takes 84x84 frames
+register_distillation("cleanrl", build_cleanrl_rnd_nets)
 
 __all__ = ["AddedCritic", "build_cleanrl_policy", "build_cleanrl_rnd_nets"]

@@ -25,12 +25,12 @@ intermediate conv map, which the ST-DIM loss compares between consecutive states
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
 from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
-
-DISTILLATION_ARCHS: tuple[str, ...] = ("a", "c", "std", "vic", "cleanrl")
 
 _ST_DIM_CONVS = [(32, 3, 2, 1), (64, 3, 2, 1), (64, 3, 2, 1), (128, 3, 1, 1)]
 
@@ -132,6 +132,22 @@ def predictor_head(flat: int, feature_dim: int, gain: float, activation: type[nn
     )
 
 
+DistillationBuilder = Callable[[tuple[int, int, int], int], tuple[DistillationNet, DistillationNet]]
+# Architectures built by another module than this one's conv specs: name -> builder of (target, predictor).
+_OTHER_ARCHS: dict[str, DistillationBuilder] = {}
+
+
+def register_distillation(name: str, builder: DistillationBuilder) -> None:
+    """Add a distillation architecture to :func:`build_distillation_nets` (``motivation.network`` must also
+    allow it: rlsweep.config.schema)."""
+    _OTHER_ARCHS[name] = builder
+
+
+def distillation_archs() -> tuple[str, ...]:
+    """The architectures :func:`build_distillation_nets` builds: the conv specs', then the registered ones."""
+    return (*_CONV_SPECS, *_OTHER_ARCHS)
+
+
 def build_distillation_nets(
     arch: str, in_shape: tuple[int, int, int], feature_dim: int = 512, coupled_init: bool = False
 ) -> tuple[DistillationNet, DistillationNet]:
@@ -141,14 +157,12 @@ def build_distillation_nets(
     with :func:`_coupled_orthogonal_` (predictor takes the first half of the rows, target the second); the
     predictor's extra FC layers keep their independent orthogonal √2 init. Biases stay zero.
     """
-    if arch == "cleanrl":  # CleanRL's RNDModel (rlsweep.models.cleanrl, which imports this module)
+    if arch in _OTHER_ARCHS:  # registered (rlsweep.models.cleanrl: CleanRL's RNDModel)
         if coupled_init:
-            raise ValueError("coupled_init is not offered for the cleanrl distillation nets")
-        from rlsweep.models.cleanrl import build_cleanrl_rnd_nets
-
-        return build_cleanrl_rnd_nets((int(in_shape[0]), int(in_shape[1]), int(in_shape[2])), feature_dim)
+            raise ValueError(f"coupled_init is not offered for the {arch} distillation nets")
+        return _OTHER_ARCHS[arch]((int(in_shape[0]), int(in_shape[1]), int(in_shape[2])), feature_dim)
     if arch not in _CONV_SPECS:
-        raise ValueError(f"unknown distillation arch {arch!r}; allowed archs: {', '.join(DISTILLATION_ARCHS)}")
+        raise ValueError(f"unknown distillation arch {arch!r}; allowed archs: {', '.join(distillation_archs())}")
     if feature_dim < 1:
         raise ValueError(f"feature_dim must be >= 1, got {feature_dim}")
     in_shape = (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]))

@@ -26,8 +26,6 @@ from torch import Tensor, nn
 
 from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
 
-MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D", "cleanrl")
-
 #: Gains fixed by the seed (method.md §2); only the critic hidden gain is a config knob (README table §3.2).
 ACTOR_HIDDEN_GAIN = 0.01
 ACTOR_OUTPUT_GAIN = 0.01
@@ -286,20 +284,24 @@ def _model_d(obs_shape: tuple[int, int, int], num_actions: int, critic_gain: flo
     )
 
 
-def _model_cleanrl(obs_shape: tuple[int, int, int], num_actions: int, critic_gain: float) -> PolicyNet:
-    """CleanRL's ``ppo_rnd_envpool.py`` agent (Nature CNN on 84x84): :mod:`rlsweep.models.cleanrl`."""
-    from rlsweep.models.cleanrl import build_cleanrl_policy  # imports this module: built on first use
+PolicyBuilder = Callable[[tuple[int, int, int], int, float], PolicyNet]
 
-    return build_cleanrl_policy(obs_shape, num_actions, critic_gain)
+# The policy registry: name -> builder. A builder that checks its own frame (the Nature CNN takes 84x84, not a
+# multiple of 8) is registered with ``own_frame_check``; the others get check_square_frame.
+_BUILDERS: dict[str, PolicyBuilder] = {"A": _model_a, "B": _model_b, "C": _model_c, "D": _model_d}
+_OWN_FRAME_CHECK: set[str] = set()
 
 
-_BUILDERS: dict[str, Callable[[tuple[int, int, int], int, float], PolicyNet]] = {
-    "A": _model_a,
-    "B": _model_b,
-    "C": _model_c,
-    "D": _model_d,
-    "cleanrl": _model_cleanrl,
-}
+def register_policy(name: str, builder: PolicyBuilder, own_frame_check: bool = False) -> None:
+    """Add a policy model to :func:`build_policy` (``model.name`` must also allow it: rlsweep.config.schema)."""
+    _BUILDERS[name] = builder
+    if own_frame_check:
+        _OWN_FRAME_CHECK.add(name)
+
+
+def model_names() -> tuple[str, ...]:
+    """The policy models :func:`build_policy` builds, in registration order."""
+    return tuple(_BUILDERS)
 
 
 def build_policy(name: str, obs_shape: tuple[int, int, int], num_actions: int, critic_init_gain: float) -> PolicyNet:
@@ -309,15 +311,15 @@ def build_policy(name: str, obs_shape: tuple[int, int, int], num_actions: int, c
     variants b1/b3/c1, method.md §3.2); every other gain is fixed by the seed.
     """
     if name not in _BUILDERS:
-        raise ValueError(f"unknown policy model {name!r}; allowed names: {', '.join(MODEL_NAMES)}")
+        raise ValueError(f"unknown policy model {name!r}; allowed names: {', '.join(model_names())}")
     if num_actions < 1:
         raise ValueError(f"num_actions must be >= 1, got {num_actions}")
     if not (math.isfinite(critic_init_gain) and critic_init_gain > 0):
         raise ValueError(f"critic_init_gain must be a positive finite number, got {critic_init_gain}")
     obs_shape = (int(obs_shape[0]), int(obs_shape[1]), int(obs_shape[2]))
-    if name != "cleanrl":  # the Nature CNN checks its own frame (84x84: not a multiple of 8)
+    if name not in _OWN_FRAME_CHECK:
         check_square_frame(obs_shape)
     return _BUILDERS[name](obs_shape, num_actions, critic_init_gain)
 
 
-__all__ = ["MODEL_NAMES", "PolicyNet", "PolicyOutput", "build_policy"]
+__all__ = ["PolicyNet", "PolicyOutput", "build_policy", "model_names", "register_policy"]
