@@ -7,7 +7,8 @@ record, so they cannot disagree.
 
 Who may write, and how no write undoes a newer one:
 - Every change is a read-modify-write under the record's lock (:func:`record_lock`, a ``flock`` on
-  ``.run.json.lock``, which the kernel or the NFS server drops when its process dies; held for milliseconds).
+  ``.run.json.lock``, which the kernel or the NFS server drops when its process dies; held for milliseconds; on
+  a filesystem without flock, an exclusively created lock file instead).
   :func:`amend` is that cycle: read the file as it is now, check what the writer expects, set fields, write.
 - The job writes while it holds the point's lock (:mod:`rlsweep.lock`), the scheduler's preemption handler and
   SIGTERM handler inside it too (the record lock is re-entrant, so a handler that interrupts the job's own write
@@ -84,14 +85,18 @@ def record_lock(run_dir: Path) -> Iterator[None]:
     """Hold the record of ``run_dir`` for one read-modify-write (re-entrant within this process's thread)."""
     path = Path(run_dir) / RECORD_LOCK
     # One FileLock object per path in this process (is_singleton): nested and signal-handler uses count up
-    # instead of taking a second flock that would wait for the first for ever. The file stays (deleting a flock
-    # file lets a waiter lock the deleted inode while a newcomer locks a new one).
-    lock = FileLock(path, timeout=RECORD_LOCK_TIMEOUT_S, is_singleton=True, preserve_lock_file=True)
+    # instead of taking a second flock that would wait for the first for ever. The file stays after a flock. On a
+    # filesystem without flock (Lustre mounted without -o flock), filelock falls back to a lock file created
+    # exclusively (it warns once), which a process killed while holding it leaves behind.
+    lock = FileLock(path, timeout=RECORD_LOCK_TIMEOUT_S, is_singleton=True)
     try:
         lock.acquire()
     except Timeout:
-        raise RecordWriteError(0, f"cannot lock {path}: held by another process for {RECORD_LOCK_TIMEOUT_S:.0f} s "
-                                  "(a hung filesystem?)") from None  # fmt: skip
+        raise RecordWriteError(0, f"cannot lock {path}: held for {RECORD_LOCK_TIMEOUT_S:.0f} s (a hung filesystem; or, "
+                                  "where the filesystem has no flock, left by a killed process: then remove it)"
+                               ) from None  # fmt: skip
+    except OSError as e:
+        raise RecordWriteError(e.errno, f"cannot lock {path}: {e.strerror or e}") from e
     try:
         yield
     finally:
