@@ -61,6 +61,31 @@ def most_in(times: list[float], span: float) -> int:
     return max((sum(1 for u in times if t <= u < t + span) for t in times), default=0)
 
 
+class Stamped:
+    """A process started with its output (stdout and stderr) read by a thread, each line with the time it came."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append((time.time(), line))
+
+    @property
+    def text(self) -> str:
+        return "".join(line for _, line in self.lines)
+
+    def close(self) -> None:
+        """Kill the process if it still runs, and take the rest of its output."""
+        self.proc.kill()
+        self._reader.join(timeout=10)
+
+
 def measure(points: int, window: float, poll_every: float | None, cwd: Path) -> dict[str, Any]:
     log = cwd / "calls.log"
     path = wrappers(cwd / "bin", log)
@@ -70,17 +95,8 @@ def measure(points: int, window: float, poll_every: float | None, cwd: Path) -> 
         args.append(f"hydra.launcher.poll_every={poll_every}")
     env = {**os.environ, "PATH": f"{path}:{os.environ['PATH']}", "WANDB_SILENT": "true"}
     t0 = time.time()
-    proc = subprocess.Popen([sys.executable, str(REPO / "sweep.py"), "-m", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    lines: list[tuple[float, str]] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append((time.time(), line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    launcher = Stamped([sys.executable, str(REPO / "sweep.py"), "-m", *args], cwd, env)
+    proc, lines = launcher.proc, launcher.lines
     arrays: list[str] = []
     try:
         # waiting from the last array's "submitted ... as SLURM array N" (hydra.launcher.max_array_size=1000)
@@ -90,15 +106,14 @@ def measure(points: int, window: float, poll_every: float | None, cwd: Path) -> 
         submitted = [(t, line) for t, line in lines if "as SLURM array" in line]
         arrays = [line.split()[-1] for _, line in submitted]
         # a cluster whose job table is full (MaxJobCount, cancelled tasks counted for MinJobAge) refuses an array
-        assert proc.poll() is None and len(arrays) == expected, "".join(line for _, line in lines)[-3000:]
+        assert proc.poll() is None and len(arrays) == expected, launcher.text[-3000:]
         waiting_from = submitted[-1][0]
         time.sleep(max(0.0, waiting_from + window - time.time()))
         waiting_to = time.time()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     finally:
-        proc.kill()
-        reader.join(timeout=10)
+        launcher.close()
         if arrays:
             subprocess.run(["scancel", *arrays], capture_output=True, timeout=60)
     at_submission = calls(log, t0, waiting_from)

@@ -59,7 +59,14 @@ class RecordWriteError(OSError):
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` in one rename: a reader sees the old file or the new one, never half.
+    """Replace ``path`` with ``data`` as JSON in one rename, flushed to the disk (:func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", durable=True)
+
+
+def write_text_atomic(path: Path, text: str, durable: bool = False) -> None:
+    """Replace ``path`` with ``text`` in one rename: a reader sees the old file or the new one, never half;
+    ``durable``: fsync before the rename (the run record and the sweep's state files; a run's config.yaml, written
+    by the launcher, is not).
 
     The temporary file's name is this write's own (pid and a random token): a signal handler that writes the same
     record while this write is half done (a preemption) must not share its file. If anything fails (a full disk,
@@ -69,10 +76,10 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
     try:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):

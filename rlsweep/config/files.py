@@ -5,7 +5,6 @@ file with YAML and the typed schema only.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from rlsweep.config.schema import Config
-from rlsweep.record import RecordWriteError
+from rlsweep.record import write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 
@@ -22,13 +21,7 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     """The resolved config a job loads; written by the launcher before the job starts."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     text = yaml.dump(config, Dumper=dumper, sort_keys=False, default_flow_style=False)
-    tmp = run_dir / f".{CONFIG_FILE}.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(text)
-        tmp.replace(run_dir / CONFIG_FILE)
-    except OSError as e:  # a full disk, an unwritable file: the old config stays whole, no half copy beside it
-        tmp.unlink(missing_ok=True)
-        raise RecordWriteError(e.errno, f"cannot write {run_dir / CONFIG_FILE}: {e.strerror or e}") from e
+    write_text_atomic(run_dir / CONFIG_FILE, text)  # a full disk, an unwritable file: the old config stays whole
 
 
 def load_config(run_dir: Path) -> Config:

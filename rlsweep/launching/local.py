@@ -190,10 +190,9 @@ def _start(points: list[Point], sweep_dir: Path, slot: int, slots: list[int | No
     log_path = run_dirs[0] / "log.txt"
     cmd = [sys.executable, "-m", "rlsweep.launching.job", *map(str, run_dirs)]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    for run_dir in run_dirs:
-        # Written before the start: once the child runs, it alone writes its record (with its own pid). Not while
-        # another attempt holds the point (it took it since the check in run_local): the child then finds it held.
-        amend_unheld(run_dir, lambda _: True, gpu=gpu, pid=None, log=str(log_path))
+    # Written before the start: once the child runs, it alone writes its record (with its own pid). Not while
+    # another attempt holds the point (it took it since the check in run_local): the child then finds it held.
+    written = [amend_unheld(run_dir, lambda _: True, gpu=gpu, pid=None, log=str(log_path)) for run_dir in run_dirs]
     for run_dir in run_dirs[1:]:
         with open(run_dir / "log.txt", "ab") as other:
             others = ", ".join(d.name for d in run_dirs if d != run_dir)
@@ -206,8 +205,7 @@ def _start(points: list[Point], sweep_dir: Path, slot: int, slots: list[int | No
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     names = ", ".join(p.run_id for p in points)
     # Seeds share a process only at the same progress (process_groups): the first record's step is all of theirs.
-    first = RunRecord.read_or_none(run_dirs[0])
-    step = first.global_step if first is not None else 0
+    step = written[0].global_step if written[0] is not None else 0
     what = f"resume {names} at step {step}" if step > 0 else f"start {names}"
     print(f"[rlsweep] {what}" + (" in one process" if len(points) > 1 else "")
           + (f" on GPU {gpu}" if gpu is not None else ""), flush=True)  # fmt: skip

@@ -10,7 +10,6 @@ import itertools
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,33 +57,21 @@ def test_a_waiting_slurm_launcher_calls_squeue_once_per_poll_and_nothing_per_tas
             "hydra.launcher.additional_parameters={begin:'now+3600'}"]  # fmt: skip
     env = {**ENV, "PATH": f"{wrappers}:{ENV['PATH']}"}
     t0 = time.time()
-    launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=env)  # fmt: skip
-    lines: list[tuple[float, str]] = []
-
-    def read() -> None:
-        assert launcher.stdout is not None
-        for line in launcher.stdout:
-            lines.append((time.time(), line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    launcher = bench.Stamped(cmd(*args), tmp_path, env)
 
     def submitted() -> list[float]:
-        assert launcher.poll() is None, "".join(line for _, line in lines)[-3000:]
-        return [t for t, line in lines if "as SLURM array" in line][arrays - 1 :]
+        assert launcher.proc.poll() is None, launcher.text[-3000:]
+        return [t for t, line in launcher.lines if "as SLURM array" in line][arrays - 1 :]
 
     try:
         waiting_from = wait_for(submitted, 300, "the arrays' submission")[0]
         time.sleep(window)
         waiting_to = time.time()
-        launcher.send_signal(signal.SIGINT)  # the jobs stay queued; rerunning the command would wait on them again
-        launcher.wait(timeout=60)
+        launcher.proc.send_signal(signal.SIGINT)  # the jobs stay queued; a rerun would wait on them again
+        launcher.proc.wait(timeout=60)
     finally:
-        launcher.kill()
-        reader.join(timeout=10)
-    out = "".join(line for _, line in lines)
-    assert launcher.returncode == 130, out[-3000:]
+        launcher.close()
+    assert launcher.proc.returncode == 130, launcher.text[-3000:]
     records = ledger(tmp_path / "sweeps" / "calls")
     assert len(records) == points and {r["status"] for r in records.values()} == {"pending"}
     assert len({r["job_id"].split("_")[0] for r in records.values()}) == arrays
