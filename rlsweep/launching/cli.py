@@ -44,10 +44,10 @@ def quiet_on_closed_stdout(main: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
-# Commands whose module owns its argument parser: name -> (module, one-line help).
+# Commands whose module owns its argument parser: name -> one-line help (_delegate runs them).
 DELEGATED = {
-    "seeds": ("rlsweep.launching.seeds", "add seeds only where a comparison is not yet decided (sequential test)"),
-    "eval": ("rlsweep.evaluation", "play a run's checkpoint for N episodes: video, score, rooms, episode length"),
+    "seeds": "add seeds only where a comparison is not yet decided (sequential test)",
+    "eval": "play a run's checkpoint for N episodes: video, score, rooms, episode length",
 }
 
 
@@ -64,13 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args_list: list[str]) -> int:
     if args_list and args_list[0] in DELEGATED:
-        import importlib
-
-        module = importlib.import_module(DELEGATED[args_list[0]][0])
-        return int(module.main(args_list[1:]))
+        return _delegate(args_list[0], args_list[1:])
     parser = argparse.ArgumentParser(prog="rlsweep", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, text) in DELEGATED.items():
+    for name, text in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     rep = sub.add_parser(
         "report",
@@ -131,6 +128,18 @@ def _dispatch(args_list: list[str]) -> int:
             return _wandb_report(args, html.parent)
         return 0
     return 2
+
+
+def _delegate(command: str, argv: list[str]) -> int:
+    """Run a command of DELEGATED with the rest of the command line. Its module is imported here, not at the top:
+    ``rlsweep status`` need not pay for the imports of ``eval``."""
+    if command == "eval":
+        from rlsweep.evaluation import main as eval_main
+
+        return eval_main(argv)
+    from rlsweep.launching.seeds import main as seeds_main
+
+    return seeds_main(argv)
 
 
 def _wandb_report(args: argparse.Namespace, out: Path) -> int:

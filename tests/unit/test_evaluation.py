@@ -1,6 +1,7 @@
 """``rlsweep eval`` and the W&B report object in the fast tier: a tiny run's checkpoint played greedily in this process
-(no video, no W&B), and the report that ``rlsweep report --wandb`` would save, built from a synthetic sweep. The
-command line, H.264 videos, the W&B eval run and the report of a trained sweep are tests/integration's."""
+(no video, no W&B), which checkpoint files the options choose, the learning curve's files, and the report that
+``rlsweep report --wandb`` would save, built from a synthetic sweep. The command line, H.264 videos, the W&B eval
+run and the report of a trained sweep are tests/integration's."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from inline import TINY, run_inline
 from test_analysis import make_2x2
 
 from rlsweep import evaluation
+from rlsweep.evaluation.checkpoints import RunInfo
 from rlsweep.launching import cli
 
 
@@ -74,6 +76,53 @@ def test_per_episode_names_in_the_line_the_note_and_the_curve_where_the_env_coun
     no_counts = {k: v for k, v in summary.items() if not k.startswith(("rooms", "cells"))}
     assert "explore/" not in evaluation.per_episode_note("greedy", no_counts, 1)
     assert evaluation.curve_row(_evaluation("greedy", no_counts))["cells_per_episode_mean"] == ""
+
+
+def test_the_options_choose_the_latest_checkpoint_a_snapshot_by_step_or_every_snapshot(tmp_path: Path) -> None:
+    run = RunInfo(tmp_path, "run", cfg=None, record=None)  # choosing reads file names and the latest's step only
+    with pytest.raises(evaluation.BadInput, match=r"^no checkpoint in .*no snapshots in .*keep_checkpoints was 0\)$"):
+        evaluation.choose_checkpoints(run, None, None, False)
+    with pytest.raises(evaluation.BadInput, match=r"^--all-steps: no snapshots in "):
+        evaluation.choose_checkpoints(run, None, None, True)
+
+    latest = tmp_path / "checkpoint.pt"
+    torch.save({"policy": {}, "global_step": 640, "iteration": 10}, latest)
+    (tmp_path / "checkpoints").mkdir()
+    for step in (512, 256):
+        torch.save({"policy": {}, "global_step": step}, tmp_path / "checkpoints" / f"step-{step}.pt")
+    assert evaluation.choose_checkpoints(run, None, None, False) == [latest]
+    snapshots = [tmp_path / "checkpoints" / f"step-{step}.pt" for step in (256, 512)]
+    assert evaluation.choose_checkpoints(run, None, None, True) == snapshots  # in step order
+    assert evaluation.choose_checkpoints(run, 512, None, False) == [snapshots[1]]
+    assert evaluation.choose_checkpoints(run, 640, None, False) == [latest]  # the latest, read for its step
+    with pytest.raises(evaluation.BadInput) as refused:
+        evaluation.choose_checkpoints(run, 300, None, False)
+    assert str(refused.value) == (
+        f"--step 300: no checkpoint of that step in {tmp_path}; snapshots at steps 256, 512; "
+        "latest checkpoint at step 640"
+    )
+    # --checkpoint takes any file, and wins over the other options (argparse keeps them apart on the command line)
+    assert evaluation.choose_checkpoints(run, 300, snapshots[0], True) == [snapshots[0]]
+    with pytest.raises(evaluation.BadInput, match=r"x\.pt: no such file$"):
+        evaluation.choose_checkpoints(run, None, tmp_path / "x.pt", False)
+
+
+def test_the_learning_curve_has_a_row_per_snapshot_and_empty_counts_where_the_env_counts_none(tmp_path: Path) -> None:
+    results = []
+    for step, score in ((256, 1.0), (512, 3.0)):
+        episodes = [evaluation.Episode(k, 0, score + k, 0.0, 64, None, None, False) for k in range(2)]
+        e = _evaluation("greedy", evaluation.summarise(episodes))
+        e.global_step, e.episodes, e.checkpoint = step, episodes, f"step-{step}.pt"
+        results.append(e)
+    csv_path, png_path = evaluation.write_curve(results, tmp_path)
+    assert csv_path == tmp_path / evaluation.CURVE_FILE and png_path == tmp_path / "eval_curve.png"
+    header, *rows = [line.split(",") for line in csv_path.read_text().splitlines()]
+    assert header == list(evaluation.CURVE_COLUMNS)
+    column = {name: [row[i] for row in rows] for i, name in enumerate(header)}
+    assert column["global_step"] == ["256", "512"] and column["checkpoint"] == ["step-256.pt", "step-512.pt"]
+    assert column["score_per_episode_mean"] == ["1.5", "3.5"] and column["score_per_episode_max"] == ["2.0", "4.0"]
+    assert column["rooms_per_episode_mean"] == column["cells_per_episode_max"] == ["", ""]
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_wandb_report_object_is_built_without_touching_the_api(
