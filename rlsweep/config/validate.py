@@ -1,13 +1,13 @@
-"""Checks that types alone cannot express: ranges, allowed words, sizes that must divide, known env ids.
+"""Checks that types alone cannot express: ranges, allowed words, sizes that must divide, keys that go together.
 
 Every check raises :class:`ConfigError` with one message naming the key, the bad value and what is allowed.
 The same rules serve two callers: the pre-flight over a whole grid (before any job starts) and each job's own
 check of its composed config. Works on plain nested mappings so that a 1,000-point grid checks in well
-under a second, and imports neither torch nor an emulator (env ids other than the synthetic ones load envpool
-lazily).
+under a second, and imports neither torch nor an emulator.
 
 Nothing here lists what a field allows a second time: the allowed words are declared on the schema's fields
-(:func:`rlsweep.config.schema.one_of`) and env ids come from the env registry (:mod:`rlsweep.envs`).
+(:func:`rlsweep.config.schema.one_of`). What an env id allows (the id itself, RGB frames, a Procgen game's modes)
+is the env family's to say: :func:`rlsweep.envs.check_env` runs beside :func:`validate`, one layer up.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlsweep.config.schema import Config, allowed_words
-from rlsweep.envs import SYNTHETIC_IDS
 
 
 class ConfigError(ValueError):
@@ -223,21 +222,6 @@ def check_value(key: str, value: Any) -> Any:
     return value
 
 
-def synthetic_env_ids() -> tuple[str, ...]:
-    """The synthetic env ids, from the registry that builds them (rlsweep.envs imports neither torch nor envpool)."""
-    from rlsweep.envs import SYNTHETIC_IDS
-
-    return SYNTHETIC_IDS
-
-
-@functools.cache
-def known_env_ids() -> frozenset[str]:
-    # Imported here: only env ids need envpool, and importing it costs a second.
-    from rlsweep.envs import known_env_ids as registry_ids
-
-    return frozenset(registry_ids())
-
-
 # Which SND target losses each motivation can train (snd_v's vicreg is the author's two-augmented-views variant).
 TARGET_LOSSES = {"snd_v": ("mse", "vicreg"), "snd_vic": ("vicreg",), "snd_std": ("stdim",)}
 # Distillation nets each SND target loss can use: ST-DIM needs the ST_DIM_CNN's 64-channel third conv map.
@@ -246,7 +230,7 @@ TARGET_NETWORKS = {"stdim": ("std", "vic")}
 
 def check_combinations(cfg: Mapping[str, Any]) -> None:
     """Checks that span several keys: SND loss vs motivation and network, reused target features vs motivation,
-    seeds per process vs compile mode, RGB frames vs backend."""
+    seeds per process vs compile mode, double buffering vs envs and seeds."""
     mot = cfg["motivation"]
     allowed = TARGET_LOSSES.get(mot["name"])
     if allowed is not None and mot["target_loss"] not in allowed:
@@ -274,25 +258,15 @@ def check_combinations(cfg: Mapping[str, Any]) -> None:
             f"Invalid value for env.frame_size: {size} (must be a multiple of 8, >= 16; a multiple of 4 such as "
             "CleanRL's 84 only with model=cleanrl and motivation.network=cleanrl)"
         )
-    env_id = str(cfg["env"]["id"])
-    if not cfg["env"]["grayscale"] and not env_id.startswith("procgen-"):
-        raise ConfigError(
-            f"Invalid value for env.grayscale: false with env.id={env_id!r} (colour frames are offered "
-            "for Procgen ids procgen-<game> only; Atari and the synthetic envs are grey)"
-        )
-    if env_id.startswith("procgen-"):
-        check_procgen(env_id, str(cfg["env"]["distribution_mode"]))
 
 
 def check_double_buffer(cfg: Mapping[str, Any]) -> None:
-    """Double-buffered sampling steps half of the envs at a time: envpool envs, halves of one seed's envs, and
-    target features kept by step whole."""
+    """Double-buffered sampling steps half of the envs at a time: halves of one seed's envs, and target features
+    kept by step whole (that the env family can step half of its envs is :func:`rlsweep.envs.check_env`'s)."""
     if not cfg["perf"]["double_buffer"]:
         return
-    env_id, num_envs = str(cfg["env"]["id"]), cfg["ppo"]["num_envs"]
+    num_envs = cfg["ppo"]["num_envs"]
     refusals = [
-        (env_id in SYNTHETIC_IDS, f"env.id={env_id!r}", "an envpool env (Atari or procgen-<game>), which can step "
-         "part of its envs"),
         (num_envs < 2 or num_envs % 2 != 0, f"ppo.num_envs={num_envs}", "an even number of envs, two halves"),
         (cfg["seeds_per_process"] > 1, f"seeds_per_process={cfg['seeds_per_process']}", "seeds_per_process=1"),
         (cfg["perf"]["reuse_target_features"], "perf.reuse_target_features=true", "perf.reuse_target_features=false"),
@@ -317,35 +291,6 @@ def check_seeds_per_process(cfg: Mapping[str, Any]) -> None:
         )
 
 
-def check_procgen(env_id: str, distribution_mode: str) -> None:
-    """The game offers the mode, and Procgen can run here (Qt 5): said before any job starts."""
-    from rlsweep.envs.procgen import ProcgenUnavailable, envpool_id, require_procgen
-
-    try:
-        envpool_id(env_id, distribution_mode)  # the id itself was checked by check_env_id
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        require_procgen()
-    except ProcgenUnavailable as exc:
-        raise ConfigError(f"env.id={env_id!r} cannot run here: {exc}") from None
-
-
-def check_env_id(env_id: str) -> None:
-    synthetic = synthetic_env_ids()
-    if env_id in synthetic:
-        return
-    ids = known_env_ids()
-    if env_id not in ids:
-        atari = ["MontezumaRevenge-v5", "Gravitar-v5", "Venture-v5", "PrivateEye-v5", "Pitfall-v5", "Solaris-v5"]
-        close = difflib.get_close_matches(env_id, sorted(ids), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ConfigError(
-            f"Invalid value for env.id: {env_id!r}{hint} (allowed: {', '.join(synthetic)} or an "
-            f"envpool Atari id such as {', '.join(atari)}, ..., or procgen-<game> such as procgen-coinrun)"
-        )
-
-
 def _get(cfg: Mapping[str, Any], key: str) -> Any:
     node: Any = cfg
     for part in key.split("."):
@@ -364,5 +309,4 @@ def validate(cfg: Mapping[str, Any]) -> None:
             f"Invalid value for ppo.minibatch_size: {ppo['minibatch_size']} (must divide the rollout batch "
             f"ppo.num_envs * ppo.num_steps = {ppo['num_envs']} * {ppo['num_steps']} = {batch})"
         )
-    check_env_id(cfg["env"]["id"])
     check_combinations(cfg)

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, StepResult
+from rlsweep.config.schema import EnvConfig
+from rlsweep.envs.base import EpisodeInfo, StepResult, VecEnv
+from rlsweep.envs.family import EnvFamily
 from rlsweep.envs.pool import SameStepPool, import_envpool
 
-__all__ = ["AtariEnv", "atari_env_ids"]
+__all__ = ["FAMILY", "AtariEnv", "atari_env_ids"]
 
 _ROOM_BYTE = 3  # Montezuma RAM: current room (OpenAI MontezumaInfoWrapper, author ColectStatesEnv)
 _LEVEL_BYTE = 57  # Montezuma RAM: current level
@@ -197,3 +199,30 @@ class AtariEnv:
             pair = (int(level[k]), int(room[k]))
             self._ep_rooms[i].add(pair)
             self._run_rooms.add(pair)
+
+
+def _build(env: EnvConfig, num_envs: int, seed: int) -> VecEnv:
+    return AtariEnv(
+        env.id,
+        num_envs,
+        seed,
+        frame_size=env.frame_size,
+        frame_stack=env.frame_stack,
+        frame_skip=env.frame_skip,
+        sticky_action_prob=env.sticky_action_prob,
+        max_episode_steps=env.max_episode_steps,
+        binary_reward=env.binary_reward,
+        episodic_life=env.episodic_life,
+        noop_max=env.noop_max,
+        num_threads=env.num_threads,
+    )
+
+
+_GAMES = "MontezumaRevenge-v5, Gravitar-v5, Venture-v5, PrivateEye-v5, Pitfall-v5, Solaris-v5"
+FAMILY = EnvFamily(
+    name="atari",
+    ids_look=f"an envpool Atari id such as {_GAMES}, ...",
+    owns=lambda env_id: env_id.endswith("-v5"),  # the membership check reads envpool's registry: ids()
+    ids=atari_env_ids,
+    build=_build,
+)

@@ -33,10 +33,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult
+from rlsweep.config.schema import EnvConfig
+from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult, VecEnv
+from rlsweep.envs.family import EnvFamily
 from rlsweep.envs.pool import SameStepPool, import_envpool
 
-__all__ = ["ProcgenEnv", "ProcgenUnavailable", "procgen_env_ids", "procgen_modes", "require_procgen"]
+__all__ = ["FAMILY", "ProcgenEnv", "ProcgenUnavailable", "procgen_env_ids", "procgen_modes", "require_procgen"]
 
 _PREFIX = "procgen-"
 _NATIVE_SIDE = 64
@@ -205,3 +207,38 @@ class ProcgenEnv(NoExplorationCounters):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _build(env: EnvConfig, num_envs: int, seed: int) -> VecEnv:
+    return ProcgenEnv(
+        env.id,
+        num_envs,
+        seed,
+        frame_size=env.frame_size,
+        frame_stack=env.frame_stack,
+        grayscale=env.grayscale,
+        distribution_mode=env.distribution_mode,
+        random_action_prob=env.random_action_prob,
+        binary_reward=env.binary_reward,
+        num_threads=env.num_threads,
+    )
+
+
+def _check(env: EnvConfig) -> None:
+    """The game offers the mode, and Procgen can run here (Qt 5): said before any job starts."""
+    envpool_id(env.id, env.distribution_mode)
+    try:
+        require_procgen()
+    except ProcgenUnavailable as exc:
+        raise ValueError(f"env.id={env.id!r} cannot run here: {exc}") from None
+
+
+FAMILY = EnvFamily(
+    name="procgen",
+    ids_look=f"{_PREFIX}<game> such as {_PREFIX}coinrun",
+    owns=lambda env_id: env_id.startswith(_PREFIX),
+    ids=procgen_env_ids,
+    build=_build,
+    check=_check,
+    colour=True,
+)

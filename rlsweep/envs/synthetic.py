@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult, SyncStepping
+from rlsweep.config.schema import EnvConfig
+from rlsweep.envs.base import EpisodeInfo, NoExplorationCounters, StepResult, SyncStepping, VecEnv
+from rlsweep.envs.family import EnvFamily
 
-__all__ = ["ChainEnv", "FakeEnv", "MazeEnv"]
+__all__ = ["FAMILY", "SYNTHETIC_IDS", "ChainEnv", "FakeEnv", "MazeEnv"]
 
 
 class _PixelVecEnv(SyncStepping, NoExplorationCounters, ABC):
@@ -381,3 +383,23 @@ class ChainEnv(_PixelVecEnv):
         top = np.full(self.num_envs, self._band_top, dtype=np.int64)
         self._paint_blocks(frames, top, self._offset + self._pos * c, self._band_h, c, self._AGENT)
         return frames
+
+
+def _build(env: EnvConfig, num_envs: int, seed: int) -> VecEnv:
+    size, stack, steps = env.frame_size, env.frame_stack, env.max_episode_steps
+    if env.id == "fake":
+        return FakeEnv(num_envs, size, stack, steps, seed)
+    if env.id == "maze":
+        return MazeEnv(num_envs, size, stack, steps, seed, rooms=env.maze_rooms, room_size=env.maze_room_size)
+    return ChainEnv(num_envs, size, stack, steps, seed, length=env.chain_length)
+
+
+SYNTHETIC_IDS: tuple[str, ...] = ("fake", "maze", "chain")
+FAMILY = EnvFamily(
+    name="synthetic",
+    ids_look=", ".join(SYNTHETIC_IDS),
+    owns=SYNTHETIC_IDS.__contains__,
+    ids=lambda: SYNTHETIC_IDS,
+    build=_build,
+    steps_part=False,  # they step all their envs at once (SyncStepping): no halves for perf.double_buffer
+)

@@ -35,6 +35,7 @@ from rlsweep.config.fingerprint import without_seed
 from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings, load_profile
 from rlsweep.config.naming import MAX_RUN_ID, config_name
 from rlsweep.config.schema import CONTROL_KEYS
+from rlsweep.envs import check_env
 
 # The config groups: every directory of the config tree.
 GROUPS = tuple(sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir()))
@@ -272,6 +273,7 @@ class _Planner:
         vkey = (key, tuple((k, repr(v)) for k, v in value_ovs if k not in IDENTITY_KEYS))
         if vkey not in self.validated:
             validate(cfg)
+            check_env(cfg)  # the env family's own rules: the id, its modes, RGB frames, stepping half of the envs
             self.validated.add(vkey)
         ckey = tuple(sorted(choices.items()))
         if ckey not in self.names:

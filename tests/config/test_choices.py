@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rlsweep.config import CONF_DIR, ConfigError, check_value, schema
-from rlsweep.config.validate import check_env_id, choices, synthetic_env_ids
+from rlsweep.config.validate import choices
 
 
 def _options(group: str) -> dict[str, dict[str, typing.Any]]:
@@ -55,16 +55,13 @@ def test_distillation_networks_agree_across_schema_registry_and_options() -> Non
     assert networks <= set(schema.DISTILLATION_NETWORKS)
 
 
-def test_synthetic_env_ids_agree_across_registry_validation_and_options() -> None:
+def test_every_env_option_is_an_id_its_family_knows() -> None:
     import rlsweep.envs
 
-    assert synthetic_env_ids() == rlsweep.envs.SYNTHETIC_IDS
-    ids = {str(d["id"]) for d in _options("env").values()}
-    assert {i for i in ids if not i.endswith("-v5") and not i.startswith("procgen-")} == set(rlsweep.envs.SYNTHETIC_IDS)
-    for env_id in rlsweep.envs.SYNTHETIC_IDS:
-        check_env_id(env_id)
-    with pytest.raises(ConfigError, match=r"env\.id: 'fake2'.*fake, maze, chain"):
-        check_env_id("fake2")
+    for name, option in _options("env").items():
+        family = rlsweep.envs.family_of(str(option["id"]))
+        assert family is not None, name
+        assert option["id"] in family.ids(), name
 
 
 def test_every_string_field_with_fixed_words_declares_them_and_its_default_is_one() -> None:
