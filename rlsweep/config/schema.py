@@ -7,7 +7,9 @@ range and divisibility checks that types cannot express live in :mod:`rlsweep.co
 A string field that takes one of a fixed set of words declares them here, once, with :func:`one_of`; the
 validation reads them from the field (``allowed_words``), and the registries that build the things named
 (rlsweep.models, rlsweep.motivation) check at import that they build exactly these names. A group whose
-options pick such a word (conf/model/*.yaml, conf/motivation/*.yaml) is tested against the same list.
+options pick such a word (conf/model/*.yaml) is tested against the same list. The motivations are the one
+exception to "declared here": their names are the ``name`` values of the package's conf/motivation/*.yaml, so
+that a new motivation is its module and its YAML file (docs/architecture.md).
 
 Defaults are the seed's (the author's RLAgents configs, docs/method.md §3.1); where the seed, the
 SND paper code and CleanRL/OpenAI disagree, the difference is a field here with the seed's choice as default.
@@ -17,13 +19,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SQRT2 = math.sqrt(2.0)
 
 # Names the registries build (models need torch, so the lists live here and the registries check against them).
 MODEL_NAMES: tuple[str, ...] = ("A", "B", "C", "D", "cleanrl")  # PPO actor-critics, rlsweep.models.build_policy
-MOTIVATION_NAMES: tuple[str, ...] = ("none", "rnd", "snd_v", "snd_vic", "snd_std")  # rlsweep.motivation
+
+
+def _motivation_names() -> tuple[str, ...]:
+    """The ``name`` of each option of the package's motivation group (conf/motivation/*.yaml), "none" first: the
+    motivations rlsweep.motivation registers a class for (it checks at import that they are exactly these)."""
+    import yaml  # PyYAML, which OmegaConf reads its files with
+
+    group = Path(__file__).resolve().parents[1] / "conf" / "motivation"
+    names = {str(yaml.safe_load(path.read_text())["name"]) for path in group.glob("*.yaml")}
+    return ("none", *sorted(names - {"none"}))
+
+
+MOTIVATION_NAMES: tuple[str, ...] = _motivation_names()  # rlsweep.motivation.MOTIVATIONS
 DISTILLATION_NETWORKS: tuple[str, ...] = ("a", "c", "std", "vic", "cleanrl")  # rlsweep.models.build_distillation_nets
 RESUME_CHOICES: tuple[str, ...] = ("check", "continue", "restart", "previous")  # rlsweep.launching.points
 # Top-level keys that say how to run a point, not what it trains: never part of a run's name, its factors in a

@@ -62,10 +62,13 @@ Implementation details of SND and their sources (method.md §2.6, §3.1, §3.4, 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import torch
 
 from rlsweep.config.schema import MOTIVATION_NAMES, MotivationConfig, PerfConfig
-from rlsweep.motivation.base import Motivation, MotivationBatch
+from rlsweep.motivation.base import MOTIVATIONS, Motivation, MotivationBatch, register_motivation
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.none import NoMotivation
 from rlsweep.motivation.normalizers import RunningMeanStd
@@ -73,6 +76,7 @@ from rlsweep.motivation.rnd import RND
 from rlsweep.motivation.snd import SND, SNDSTD, SNDV, SNDVIC
 
 __all__ = [
+    "MOTIVATIONS",
     "RND",
     "SND",
     "SNDSTD",
@@ -84,14 +88,19 @@ __all__ = [
     "NoMotivation",
     "RunningMeanStd",
     "build_motivation",
+    "register_motivation",
 ]
 
-_CLASSES: dict[str, type[Distillation]] = {"rnd": RND, "snd_v": SNDV, "snd_vic": SNDVIC, "snd_std": SNDSTD}
-# The config schema owns the names (validation runs without torch); "none" and the classes must be exactly them.
-if ("none", *_CLASSES) != MOTIVATION_NAMES:
+# Every module of the package is imported, so that a motivation's module registers its class without a line here:
+# a new motivation is its module and its conf/motivation YAML (docs/architecture.md).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+# The config schema reads the names from conf/motivation (validation runs without torch); the classes must be them.
+if set(MOTIVATIONS) != set(MOTIVATION_NAMES):
     raise ImportError(
-        f"rlsweep.motivation builds none, {', '.join(_CLASSES)}, but the config schema allows motivation.name "
-        f"{', '.join(MOTIVATION_NAMES)}"
+        f"rlsweep.motivation builds {', '.join(sorted(MOTIVATIONS))}, but conf/motivation/*.yaml name "
+        f"{', '.join(MOTIVATION_NAMES)}: each name needs a class registered with register_motivation, and each "
+        "registered class a YAML file"
     )
 
 
@@ -105,9 +114,8 @@ def build_motivation(
 ) -> Motivation:
     """The motivation ``cfg.name`` for observations of ``obs_shape`` whose frames have ``frame_channels``, trained
     on rollouts of ``num_envs`` envs (the seed's predictor mask scales with it)."""
-    if cfg.name == "none":
-        return NoMotivation()
-    cls = _CLASSES.get(cfg.name)
+    cls = MOTIVATIONS.get(cfg.name)
     if cls is None:
         raise ValueError(f"motivation.name={cfg.name!r} is not known; allowed: {', '.join(MOTIVATION_NAMES)}")
-    return cls(cfg, obs_shape, device, frame_channels, perf, num_envs)
+    motivation: Motivation = cls(cfg, obs_shape, device, frame_channels, perf, num_envs)
+    return motivation

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
+
+M = TypeVar("M")
 
 
 @dataclass
@@ -38,6 +40,9 @@ class MotivationBatch:
 
 
 class Motivation(Protocol):
+    """What the training loop asks of an intrinsic motivation. A class that provides it registers under its
+    ``name`` with :func:`register_motivation`; the motivation group's YAML of that name holds its settings."""
+
     name: str
     needs_warmup: bool  # whether observation statistics must be filled with random steps first
     stats_from_next: bool  # statistics fed s_{t+1} after the step (the author's RND) instead of s_t before r_int
@@ -73,3 +78,20 @@ class Motivation(Protocol):
         ...
 
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None: ...
+
+
+# name -> class; each class's module registers it (rlsweep.motivation imports every module of the package).
+MOTIVATIONS: dict[str, type] = {}
+
+
+def register_motivation(cls: type[M]) -> type[M]:
+    """Class decorator: build ``cls`` for ``motivation.name == cls.name``. The constructor takes
+    ``(cfg, obs_shape, device, frame_channels, perf, num_envs)``, as :func:`rlsweep.motivation.build_motivation`
+    passes them."""
+    name = str(cls.name)  # type: ignore[attr-defined]
+    if name in MOTIVATIONS:
+        raise ValueError(
+            f"motivation {name!r} is registered twice: {MOTIVATIONS[name].__qualname__}, {cls.__qualname__}"
+        )
+    MOTIVATIONS[name] = cls
+    return cls

@@ -6,15 +6,19 @@ from typing import Any
 
 import torch
 
-from rlsweep.motivation.base import MotivationBatch
+from rlsweep.motivation.base import MotivationBatch, register_motivation
 from rlsweep.perf import Stats
 
 
+@register_motivation
 class NoMotivation:
     name = "none"
     needs_warmup = False
     stats_from_next = False
     seeds = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Built like every motivation (rlsweep.motivation.build_motivation); nothing to set up."""
 
     def update_stats(self, obs: torch.Tensor) -> None:
         return None

@@ -6,9 +6,11 @@ Everything is the shared distillation machinery (:mod:`rlsweep.motivation.distil
 
 from __future__ import annotations
 
+from rlsweep.motivation.base import register_motivation
 from rlsweep.motivation.distillation import Distillation
 
 
+@register_motivation
 class RND(Distillation):
     name = "rnd"
     frozen_target = True

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rlsweep.config.schema import MotivationConfig, PerfConfig
-from rlsweep.motivation.base import MotivationBatch
+from rlsweep.motivation.base import MotivationBatch, register_motivation
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sample_pairs, vicreg_loss
@@ -82,6 +82,7 @@ class SND(Distillation, ABC):
         self.target_optimizer = adam(params, self.cfg.target_learning_rate, fused=self.perf.fused_adam)
 
 
+@register_motivation
 class SNDV(SND):
     """SND-V: contrastive MSE on augmented pairs drawn from the current rollout (method.md §4.6, §4.8).
 
@@ -132,6 +133,7 @@ class SNDV(SND):
         return loss, {"motivation/target_sim": loss_sim.detach(), "motivation/target_magnitude": magnitude.detach()}
 
 
+@register_motivation
 class SNDVIC(SND):
     """SND-VIC: VICReg between consecutive states (s_t, s_{t+1}), no augmentation (method.md §4.7)."""
 
@@ -141,6 +143,7 @@ class SNDVIC(SND):
         return self.vicreg(self.target(self.inputs(batch.obs)), self.target(self.inputs(batch.next_obs)))
 
 
+@register_motivation
 class SNDSTD(SND):
     """SND-STD: ST-DIM InfoNCE between s_{t+1}'s global and local features and s_t's local ones, plus the
     paper's two small regularisers (method.md §4.7)."""

@@ -40,7 +40,7 @@ def test_motivation_names_agree_across_schema_registry_and_options() -> None:
     import rlsweep.motivation
 
     assert choices()["motivation.name"] == schema.MOTIVATION_NAMES
-    assert ("none", *rlsweep.motivation._CLASSES) == schema.MOTIVATION_NAMES
+    assert set(rlsweep.motivation.MOTIVATIONS) == set(schema.MOTIVATION_NAMES)
     options = _options("motivation")
     assert set(options) == set(schema.MOTIVATION_NAMES)
     assert all(data["name"] == option for option, data in options.items())
