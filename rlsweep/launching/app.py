@@ -190,32 +190,15 @@ def launch(p: Plan) -> int:
 
 
 def start(p: Plan, todo: list[Point]) -> bool:
-    """Run the prepared points ``todo`` of ``p`` with its launcher and print their table; False when SLURM was
-    told not to wait (the jobs were submitted and run on their own). Used by :func:`launch` and ``rlsweep
-    seeds``, which adds points to a launched sweep."""
+    """Run the prepared points ``todo`` of ``p`` with its launcher and print their table; False when the launcher
+    submitted them to run on their own (SLURM with ``wait=false``). Used by :func:`launch` and ``rlsweep seeds``,
+    which adds points to a launched sweep."""
+    from rlsweep.launching.launcher import launcher_for
     from rlsweep.launching.ledger import Ledger
-    from rlsweep.launching.points import process_groups, status_table
+    from rlsweep.launching.points import process_groups
 
     ledger = Ledger(p.out_dir)
-    ids = [pt.run_id for pt in p.points]
-    groups = process_groups(p, todo)
-    if p.launcher == "slurm":
-        from rlsweep.config.launchers import SlurmSettings
-        from rlsweep.launching.slurm import run_slurm
-
-        assert isinstance(p.settings, SlurmSettings)
-        submitted = run_slurm(groups, p.points, p.out_dir, ledger, p.settings)
-        if not p.settings.wait and submitted:
-            return False
-    else:
-        from rlsweep.config.launchers import LocalSettings
-        from rlsweep.launching.local import run_local
-
-        assert isinstance(p.settings, LocalSettings)
-        if groups:
-            run_local(groups, p.out_dir, ledger, p.settings)
-        print(status_table(ledger, ids), flush=True)
-    return True
+    return launcher_for(p.launcher, p.settings).run(p, process_groups(p, todo), ledger)
 
 
 def exit_status(p: Plan) -> int:

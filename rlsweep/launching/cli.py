@@ -101,6 +101,7 @@ def _dispatch(args_list: list[str]) -> int:
     args = parser.parse_args(args_list)
 
     if args.command == "status":
+        from rlsweep.launching.launcher import launcher_for
         from rlsweep.launching.ledger import Ledger
         from rlsweep.launching.points import status_table
 
@@ -108,10 +109,7 @@ def _dispatch(args_list: list[str]) -> int:
         if not ledger.exists():
             print(f"rlsweep status: error: {args.sweep_dir} is not a launched sweep (no sweep.json)", file=sys.stderr)
             return 2
-        if ledger.launch_info().get("launcher") == "slurm":
-            from rlsweep.launching.slurm import reconcile
-
-            reconcile(ledger)  # jobs that left the SLURM queue without recording an end
+        launcher_for(str(ledger.launch_info().get("launcher", "local"))).reconcile(ledger)
         print(status_table(ledger))
         return 0
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from rlsweep.config.launchers import LocalSettings
 from rlsweep.launching.job import EXIT_BUSY
 from rlsweep.launching.ledger import Ledger
-from rlsweep.launching.plan import Point
+from rlsweep.launching.plan import Plan, Point
 from rlsweep.launching.points import status_table
 from rlsweep.lock import live_holder
 from rlsweep.record import RunRecord, amend_unheld
@@ -62,6 +62,24 @@ def parallelism(settings: LocalSettings, gpus: list[int], jobs: int) -> int:
     if gpus:
         return len(gpus) * settings.runs_per_gpu
     return max(1, min(jobs, os.cpu_count() or 1))
+
+
+class LocalLauncher:
+    """``hydra/launcher=local`` (the default): the jobs as processes of this machine; waits for all of them."""
+
+    name = "local"
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+
+    def run(self, p: Plan, groups: list[list[Point]], ledger: Ledger) -> bool:
+        if groups:
+            run_local(groups, p.out_dir, ledger, self.settings)
+        print(status_table(ledger, [pt.run_id for pt in p.points]), flush=True)
+        return True
+
+    def reconcile(self, ledger: Ledger) -> None:
+        """Nothing to do: a local job that dies is recorded by its launcher, or shows as stopped by its dead lock."""
 
 
 def run_local(groups: list[list[Point]], sweep_dir: Path, ledger: Ledger, settings: LocalSettings) -> None:

@@ -279,12 +279,10 @@ def _read_sweep(sweep_dir: Path, ledger: Ledger, info: dict[str, Any], metric: s
     """Every run's final performance for the metric (completed runs only), by configuration and seed."""
     from rlsweep.analysis.load import COMPLETED, load_sweep
     from rlsweep.analysis.stats import final_per_run
+    from rlsweep.launching.launcher import launcher_for
     from rlsweep.launching.points import running_elsewhere
 
-    if info.get("launcher") == "slurm":
-        from rlsweep.launching.slurm import reconcile
-
-        reconcile(ledger)  # jobs that left the queue without recording an end
+    launcher_for(str(info.get("launcher", "local"))).reconcile(ledger)
     try:
         data = load_sweep(sweep_dir)
     except (FileNotFoundError, ValueError) as e:

@@ -35,7 +35,7 @@ import submitit
 
 from rlsweep.config.launchers import SlurmSettings
 from rlsweep.launching.ledger import Ledger
-from rlsweep.launching.plan import Point
+from rlsweep.launching.plan import Plan, Point
 from rlsweep.launching.points import status_table
 from rlsweep.launching.queue import ALIVE, ENDING, QUEUED, job_states
 from rlsweep.record import RunRecord, amend, amend_unheld, unchanged
@@ -148,6 +148,22 @@ def reconcile(ledger: Ledger, run_ids: Collection[str] | None = None) -> QueueVi
         if written is not None:
             view.records[r.run_id] = written
     return view
+
+
+class SlurmLauncher:
+    """``hydra/launcher=slurm``: the jobs as SLURM job arrays; follows them to the end unless ``wait=false``."""
+
+    name = "slurm"
+
+    def __init__(self, settings: SlurmSettings) -> None:
+        self.settings = settings
+
+    def run(self, p: Plan, groups: list[list[Point]], ledger: Ledger) -> bool:
+        submitted = run_slurm(groups, p.points, p.out_dir, ledger, self.settings)
+        return self.settings.wait or not submitted
+
+    def reconcile(self, ledger: Ledger) -> None:
+        reconcile(ledger)  # jobs that left the queue without recording an end
 
 
 def run_slurm(
