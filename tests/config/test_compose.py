@@ -23,11 +23,11 @@ from hydra.errors import HydraException
 from inline import finished
 from omegaconf import OmegaConf
 
+from rlsweep.cli.sweep import main
 from rlsweep.config import CONF_DIR, ConfigError, validate
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.config.presets import generated_experiments
 from rlsweep.launching import plan as planning
-from rlsweep.launching.app import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SWEEP_PY = REPO_ROOT / "sweep.py"
@@ -158,7 +158,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
             "env.distribution_mode": "exploration",
             "env.random_action_prob": 0.01,
         }
-        for game in ("caveflyer", "climber", "coinrun", "jumper")
+        for game in ("caveflyer", "climber", "coinrun", "heist", "jumper")
     },
     ("experiment", "ppo_snd_c_0"): {"model.name": "C", "motivation.name": "snd_v", "motivation.obs_norm": "mean"},
     ("experiment", "ppo_snd_c_3"): {

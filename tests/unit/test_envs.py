@@ -225,10 +225,10 @@ def test_known_env_ids() -> None:
 
 # ---- envpool Procgen ---------------------------------------------------------------------------------------
 
-# procgen 0.10.7's EXPLORATION_LEVEL_SEEDS (procgen/env.py) for the SND paper's four games: the procgen package's
-# exploration mode is this one level per game, played in hard mode.
+# procgen 0.10.7's EXPLORATION_LEVEL_SEEDS (procgen/env.py) for the SND paper's four games and Heist (conf/env): the
+# procgen package's exploration mode is this one level per game, played in hard mode.
 PROCGEN_EXPLORATION_LEVELS = {"caveflyer": 1259048185, "climber": 1561126160, "coinrun": 1949448038,
-                              "jumper": 1434825276}  # fmt: skip
+                              "jumper": 1434825276, "heist": 876640971}  # fmt: skip
 
 
 @pytest.mark.parametrize("game", sorted(PROCGEN_EXPLORATION_LEVELS))
