@@ -7,7 +7,7 @@ python sweep.py -m env=maze motivation=none,rnd budget=demo debug=small dry_run=
 
 import sys
 
-from rlsweep.launching.app import main
+from rlsweep.cli.sweep import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -72,7 +72,7 @@ import scipy.stats
 
 from rlsweep.analysis import sequential, verdicts
 from rlsweep.analysis.stats import BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES
-from rlsweep.launching.seeds import DEFAULT_MAX_LOOKS
+from rlsweep.cli.seeds import DEFAULT_MAX_LOOKS
 
 REPO = Path(__file__).resolve().parents[1]
 ALPHA = verdicts.ALPHA

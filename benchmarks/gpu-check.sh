@@ -61,7 +61,7 @@ if ! "$PY" -c "import envpool, hydra, submitit" 2>/dev/null; then
 fi
 export WANDB_MODE=disabled PYTHONUNBUFFERED=1
 bf16=(--variant "bf16=perf.autocast=bf16")
-if [[ -n "${REHEARSE:-}" ]] && ! "$PY" -c "import sys; from rlsweep.perf import cpu_has_bf16; sys.exit(not cpu_has_bf16())"
+if [[ -n "${REHEARSE:-}" ]] && ! "$PY" -c "import sys; from rlsweep.compute.perf import cpu_has_bf16; sys.exit(not cpu_has_bf16())"
 then
   bf16=()  # a CPU without bf16 instructions emulates it: minutes per iteration, which the rehearsal need not wait for
 fi

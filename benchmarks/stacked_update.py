@@ -4,7 +4,8 @@
 
 A step is what dominates the update: model A's forward and backward on a minibatch of 4x96x96 frames and the RND
 predictor's on the newest frame, for each of k seeds. ``stacked`` runs the k seeds as one
-:class:`rlsweep.stacked.SeedStack` each (``torch.func.vmap``: batched, i.e. grouped, convolutions); ``loop`` runs
+:class:`rlsweep.compute.stacked.SeedStack` each (``torch.func.vmap``: batched, i.e. grouped, convolutions); ``loop``
+runs
 k lone networks one after another in the same process. The end-to-end comparison against separate processes is
 ``compare.py --concurrent k --variant "k seeds=seeds_per_process=k"``; this isolates the networks' share of it.
 Writes ``<out>.json`` and ``<out>.md``.
@@ -24,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import machine_info, machine_line, result_header, summarize
 
+from rlsweep.compute.stacked import SeedStack
 from rlsweep.models import build_distillation_nets, build_policy
-from rlsweep.stacked import SeedStack
 from rlsweep.training.seeding import select_device
 
 

@@ -58,7 +58,7 @@ def finished_rerun(points: int, cwd: Path) -> float:
     from rlsweep.launching.ledger import Ledger
     from rlsweep.launching.plan import GROUPS, plan
     from rlsweep.launching.points import prepare
-    from rlsweep.record import RunRecord
+    from rlsweep.rundir.record import RunRecord
 
     args = [*grid(points), *TINY, "sweep_name=done"]
     p = plan(quote_group_values(args, GROUPS), multirun=True)

@@ -166,7 +166,7 @@ CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 def host_info() -> dict[str, Any]:
     """The machine itself, for every benchmark's result file: host, CPU model and vector extensions (also in the
     model string, so every table shows them), cores (all and usable), memory."""
-    from rlsweep.perf import cpu_flags
+    from rlsweep.compute.perf import cpu_flags
 
     cpu = platform.processor() or "unknown"
     try:

@@ -2,7 +2,7 @@
 
 import sys
 
-from rlsweep.launching.app import main
+from rlsweep.cli.sweep import main
 
 if __name__ == "__main__":
     sys.exit(main())

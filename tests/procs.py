@@ -67,7 +67,7 @@ STEPS = list(range(64, 640 + 1, 64))
 
 
 def status(sweep_dir: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "rlsweep.launching.cli", "status", str(sweep_dir)],
+    out = subprocess.run([sys.executable, "-m", "rlsweep.cli.commands", "status", str(sweep_dir)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr
     return out.stdout

@@ -10,10 +10,10 @@ from torch import nn
 from torch.distributions import Categorical
 
 from rlsweep.agent.gae import compute_gae
+from rlsweep.compute.perf import Stats, adam, autocast, mean_stats, prepare_modules, runs_nhwc, unit_frames
+from rlsweep.compute.stacked import clip_grad_norm_per_seed, seed_mean, seed_minibatches
 from rlsweep.config.schema import PerfConfig, PPOConfig
 from rlsweep.models.policy import PolicyOutput
-from rlsweep.perf import Stats, adam, autocast, mean_stats, prepare_modules, runs_nhwc, unit_frames
-from rlsweep.stacked import clip_grad_norm_per_seed, seed_mean, seed_minibatches
 from rlsweep.storage import RolloutStorage
 
 
@@ -120,7 +120,7 @@ def rollout_batch(
 class PPOUpdater:
     """Runs the epochs of minibatch updates; ``after_minibatch`` lets the motivation train in lock-step.
 
-    With ``seeds`` > 1 the policy is a :class:`~rlsweep.stacked.SeedStack` and the rollout holds each seed's
+    With ``seeds`` > 1 the policy is a :class:`~rlsweep.compute.stacked.SeedStack` and the rollout holds each seed's
     ``cfg.num_envs`` envs side by side: every seed draws its own minibatches from its own samples, and its loss,
     gradient clipping and statistics are its own (shape (seeds,)).
     """

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
+from rlsweep.compute.perf import unit_frames
 from rlsweep.config.files import load_config
 from rlsweep.envs import make_env
 from rlsweep.models import build_policy
 from rlsweep.motivation import Distillation, build_motivation
-from rlsweep.perf import unit_frames
 from rlsweep.training.checkpoint import load_checkpoint
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from rlsweep.config.schema import CONTROL_KEYS
-from rlsweep.metrics_file import METRICS_FILE, read_metrics
-from rlsweep.record import RUN_FILE, RunRecord
+from rlsweep.rundir.metrics import METRICS_FILE, read_metrics
+from rlsweep.rundir.record import RUN_FILE, RunRecord
 
 # Columns the loader itself owns; a choice key with one of these names is renamed to "choice.<key>" so it can
 # never overwrite run identity or the step axis.
@@ -129,7 +129,7 @@ def choice_column(key: str) -> str:
 
 
 def read_metrics_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Parse one ``metrics.jsonl`` (:func:`rlsweep.metrics_file.read_metrics`); return the records and notes about
+    """Parse one ``metrics.jsonl`` (:func:`rlsweep.rundir.metrics.read_metrics`); return the records and notes about
     skipped lines and values.
 
     A job killed mid-write leaves a truncated final line; it is skipped (and noted). An unparsable line

@@ -2,7 +2,7 @@
 tests recorded in ``seeds.json``.
 
 This module owns the sequential test and the reading of ``<sweep_dir>/seeds.json``; nothing in a launcher
-(:mod:`rlsweep.launching.seeds` reads the sweep, writes ``seeds.json`` and launches the seeds; the report lists
+(:mod:`rlsweep.cli.seeds` reads the sweep, writes ``seeds.json`` and launches the seeds; the report lists
 the recorded tests through :func:`load_tests`).
 
 * **Comparisons** are the report's "factor effects, other factors held fixed"

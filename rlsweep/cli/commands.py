@@ -1,6 +1,6 @@
 """The ``rlsweep`` command: ``status``, ``report``, ``seeds`` and ``eval`` of a sweep or run directory.
 
-``seeds`` and ``eval`` parse their own arguments in their modules (``rlsweep.launching.seeds``,
+``seeds`` and ``eval`` parse their own arguments in their modules (``rlsweep.cli.seeds``,
 ``rlsweep.evaluation``); this parser only names them so that ``rlsweep --help`` lists every command.
 Every command's output may go into a pipe that closes early (``rlsweep status <sweep> | head``): the command
 then ends quietly with the status of a tool killed by SIGPIPE (:func:`quiet_on_closed_stdout`).
@@ -53,7 +53,7 @@ DELEGATED = {
 
 @quiet_on_closed_stdout
 def main(argv: Sequence[str] | None = None) -> int:
-    from rlsweep.record import RecordWriteError
+    from rlsweep.rundir.record import RecordWriteError
 
     try:
         return _dispatch(list(sys.argv[1:] if argv is None else argv))
@@ -135,7 +135,7 @@ def _delegate(command: str, argv: list[str]) -> int:
         from rlsweep.evaluation import main as eval_main
 
         return eval_main(argv)
-    from rlsweep.launching.seeds import main as seeds_main
+    from rlsweep.cli.seeds import main as seeds_main
 
     return seeds_main(argv)
 

@@ -28,7 +28,8 @@ look (while they run, it refuses: their values would be missing from the look). 
 and also plans: how many seeds per configuration 80 % power would take for each comparison still open.
 
 One ``rlsweep seeds`` at a time per sweep: it holds the sweep's seeds lock (``<sweep_dir>/.seeds/``, a lock of
-:mod:`rlsweep.lock`: pid and start time on its host, a heartbeat from another) from before it reads ``seeds.json``
+:mod:`rlsweep.rundir.lock`: pid and start time on its host, a heartbeat from another) from before it reads
+``seeds.json``
 until it exits, dry runs included, since two would record their looks and batches over each other's. A second one
 refuses at once, naming the first.
 
@@ -193,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _only_one(sweep_dir: Path) -> Iterator[None]:
     """Hold the sweep's seeds lock while this command runs, or raise :class:`Busy` naming who holds it."""
-    from rlsweep.lock import LockHeld, PointLock
+    from rlsweep.rundir.lock import LockHeld, PointLock
 
     where = sweep_dir / SEEDS_LOCK_DIR
     where.mkdir(exist_ok=True)
@@ -501,7 +502,7 @@ def _record(test: dict[str, Any], result: Replay) -> None:
 
 
 def _save(sweep_dir: Path, tests: list[dict[str, Any]]) -> None:
-    from rlsweep.record import write_json_atomic
+    from rlsweep.rundir.record import write_json_atomic
 
     write_json_atomic(sweep_dir / STATE_FILE, {"tests": sorted(tests, key=lambda t: int(t["number"]))})
 
@@ -614,7 +615,7 @@ def _plan_batch(sweep: _Sweep, batch: dict[str, list[int]], launch_overrides: li
     from rlsweep.config import ConfigError
     from rlsweep.config.overrides import quote_group_values
     from rlsweep.launching.plan import GROUPS, Plan, plan
-    from rlsweep.record import RunRecord
+    from rlsweep.rundir.record import RunRecord
 
     points = []
     planned: Plan | None = None
@@ -660,7 +661,7 @@ def _launch(p: Plan, todo: list[Point]) -> int:
     """Run the prepared batch with the sweep's launcher: 0 all completed, 1 not, ``_SUBMITTED`` when SLURM was
     told not to wait. Like ``sweep.py``'s launch, except that sweep.json keeps the sweep's own command line
     (rerunning it resumes the sweep; rerunning rlsweep seeds resumes these)."""
-    from rlsweep.launching.app import start
+    from rlsweep.cli.sweep import start
     from rlsweep.launching.ledger import Ledger
 
     if not start(p, todo):

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlsweep.cli.commands import quiet_on_closed_stdout
 from rlsweep.config import ConfigError, register_configs
 from rlsweep.config.overrides import quote_group_values
-from rlsweep.launching.cli import quiet_on_closed_stdout
 from rlsweep.launching.job import DISK_FULL
 from rlsweep.launching.plan import GROUPS, Plan, Point, did_you_mean, plan, searchpath_override
-from rlsweep.record import RecordWriteError
+from rlsweep.rundir.record import RecordWriteError
 
 USAGE = """usage: python sweep.py [-m] [override ...]
 

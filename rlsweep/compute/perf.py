@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map_only
 
-from rlsweep.stacked import SeedStack
+from rlsweep.compute.stacked import SeedStack
 
 #: Training statistics of one update: name -> 0-dim tensor on the run's device (no host sync until read).
 Stats = dict[str, torch.Tensor]

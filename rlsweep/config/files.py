@@ -12,7 +12,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from rlsweep.config.schema import Config
-from rlsweep.record import write_text_atomic
+from rlsweep.rundir.record import write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 

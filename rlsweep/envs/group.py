@@ -1,7 +1,7 @@
 """The envs of several seeds trained in one process (``seeds_per_process``), seen by the loop as one VecEnv.
 
 Seed j keeps its own env pool (built with its own seed, as a lone run's) and its own exploration counters; the
-loop steps k x N envs, seed-major: env ``j * N + n`` is env n of seed j (the layout of :mod:`rlsweep.stacked`).
+loop steps k x N envs, seed-major: env ``j * N + n`` is env n of seed j (the layout of :mod:`rlsweep.compute.stacked`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlsweep.evaluation.errors import BadInput, few, first_line
-from rlsweep.record import CHECKPOINT_NAME, RunRecord
+from rlsweep.rundir.record import CHECKPOINT_NAME, RunRecord
 
 
 @dataclass

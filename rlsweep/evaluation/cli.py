@@ -3,7 +3,7 @@ checkpoints to evaluate (:mod:`~rlsweep.evaluation.checkpoints`), plays each (:m
 prints what came out, and writes the curve (:mod:`~rlsweep.evaluation.curve`) and the W&B run
 (:mod:`~rlsweep.evaluation.wandb_run`) where asked.
 
-``rlsweep eval`` (:mod:`rlsweep.launching.cli`) and ``python -m rlsweep.evaluation`` both call :func:`main`. Bad
+``rlsweep eval`` (:mod:`rlsweep.cli.commands`) and ``python -m rlsweep.evaluation`` both call :func:`main`. Bad
 input (:class:`~rlsweep.evaluation.errors.BadInput`, and argparse's own refusals) is one line on stderr and exit
 status 2.
 """

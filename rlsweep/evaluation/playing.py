@@ -128,7 +128,7 @@ def play(
     """
     import torch
 
-    from rlsweep.perf import unit_frames
+    from rlsweep.compute.perf import unit_frames
 
     n = len(envs)
     quota = [len(range(slot, episodes, n)) for slot in range(n)]

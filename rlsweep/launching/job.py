@@ -7,7 +7,7 @@ handed to submitit, the tests call it in-process. With ``seeds_per_process=k`` a
 configuration, ``run_points(run_dirs)``, trained together in one process (:func:`rlsweep.training.train_seeds`);
 each is still its own run, with its own lock, record, metrics and checkpoint.
 
-The job first takes the point's lock (:mod:`rlsweep.lock`; every point's, for several), so a point never trains
+The job first takes the point's lock (:mod:`rlsweep.rundir.lock`; every point's, for several), so a point never trains
 twice at once, then keeps its record true: running (with host, pid and scheduler job id) when it starts, completed when
 the budget is reached, failed with the error otherwise. An interruption from outside records itself first:
 SIGTERM (``scancel``, ``kill``) as cancelled, the scheduler's preemption signal as preempted (in
@@ -28,8 +28,8 @@ from typing import Any
 from rlsweep.config import Config
 from rlsweep.config.files import read_config, typed_config
 from rlsweep.config.fingerprint import differences, fingerprint, training_config, without_seed
-from rlsweep.lock import LockHeld, LockLost, PointLock
-from rlsweep.record import RecordWriteError, RunRecord, amend, job_identity, record_lock
+from rlsweep.rundir.lock import LockHeld, LockLost, PointLock
+from rlsweep.rundir.record import RecordWriteError, RunRecord, amend, job_identity, record_lock
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full filesystem or quota: the run stops in one line, resumable
 EXIT_BUSY = 75  # sysexits' EX_TEMPFAIL: the point is running elsewhere; try again later
@@ -40,7 +40,7 @@ _NOT_FINAL = ("perf/time", "loss/")
 def run_point(run_dir: Path) -> dict[str, Any]:
     """Train the point in ``run_dir`` to its budget (resuming its checkpoint); returns the final metrics.
 
-    The point's lock comes first (:mod:`rlsweep.lock`): a second attempt while one is alive, from
+    The point's lock comes first (:mod:`rlsweep.rundir.lock`): a second attempt while one is alive, from
     whatever launcher, raises :class:`LockHeld` before it has touched anything of the run.
     """
     (result,) = run_points([run_dir])
@@ -68,7 +68,7 @@ def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
             lock.acquire()
             locks.append(lock)
         # Read only now, under the record's lock: a launcher rewrites a point's config.yaml and record (a restart,
-        # a change) only while nobody holds the point, in one stretch under that lock (rlsweep.record).
+        # a change) only while nobody holds the point, in one stretch under that lock (rlsweep.rundir.record).
         raws = []
         for run_dir in dirs:
             with record_lock(run_dir):

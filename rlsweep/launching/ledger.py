@@ -1,6 +1,6 @@
 """The sweep ledger: the run records of one sweep directory, ``<sweep_dir>/<run_id>/run.json``.
 
-There is no second copy of a run's state: the ledger is a view over the records (:mod:`rlsweep.record`) that
+There is no second copy of a run's state: the ledger is a view over the records (:mod:`rlsweep.rundir.record`) that
 the launcher and the jobs write. ``sweep.json`` beside the runs marks a launched sweep and says how it was
 started.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlsweep.record import RUN_FILE, RunRecord, write_json_atomic
+from rlsweep.rundir.record import RUN_FILE, RunRecord, write_json_atomic
 
 SWEEP_FILE = "sweep.json"
 

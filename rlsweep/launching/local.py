@@ -28,8 +28,8 @@ from rlsweep.launching.job import EXIT_BUSY
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point
 from rlsweep.launching.points import status_table
-from rlsweep.lock import live_holder
-from rlsweep.record import RunRecord, amend_unheld
+from rlsweep.rundir.lock import live_holder
+from rlsweep.rundir.record import RunRecord, amend_unheld
 
 
 def visible_gpus() -> list[int]:

@@ -1,7 +1,7 @@
 """What every launcher does before it runs anything, and the sweep's status table.
 
 ``prepare`` decides, from each point's record and files, what runs now:
-- a point another attempt runs (its lock is live: :mod:`rlsweep.lock`), or whose SLURM job is still queued,
+- a point another attempt runs (its lock is live: :mod:`rlsweep.rundir.lock`), or whose SLURM job is still queued,
   is left alone, whichever launcher started it;
 - a completed point is skipped while its budget is reached (raising ``budget.total_steps`` continues it);
 - a point with progress made under another training config is refused, all such points in one message
@@ -35,9 +35,9 @@ from rlsweep.launching.job import final_metrics
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point, seed_groups
 from rlsweep.launching.queue import queued_job_ids
-from rlsweep.lock import STALE_S, Holder, live_holder
-from rlsweep.metrics_file import last_metrics
-from rlsweep.record import (
+from rlsweep.rundir.lock import STALE_S, Holder, live_holder
+from rlsweep.rundir.metrics import last_metrics
+from rlsweep.rundir.record import (
     CHECKPOINT_NAME,
     PREVIOUS_NAME,
     RUN_FILE,
@@ -183,7 +183,8 @@ def _training_defaults() -> dict[str, Any]:
 
 def _write_start(plan: Plan, s: _Start, launcher: str) -> bool:
     """Write the point's config and record as decided, unless another launch changed or took it since this one read
-    its record (a compare-and-swap under the record's lock: rlsweep.record); then leave it alone and return False."""
+    its record (a compare-and-swap under the record's lock: rlsweep.rundir.record); then leave it alone and return
+    False."""
     run_dir = plan.run_dir(s.point)
     run_dir.mkdir(parents=True, exist_ok=True)
     with record_lock(run_dir):
@@ -369,7 +370,7 @@ def status_table(ledger: Ledger, run_ids: Sequence[str] | None = None) -> str:
 
     A point whose lock is live is shown as running whatever its record says (a launch leaves it alone: the same
     judgement, :func:`_live_owner`), and as ``stalled`` once its heartbeat is older than
-    :data:`~rlsweep.lock.STALLED_S`: the process exists (or may, on another host) but does not beat; a line below
+    :data:`~rlsweep.rundir.lock.STALLED_S`: the process exists (or may, on another host) but does not beat; a line below
     the table names it and what that may mean. A record that says running although nobody holds the point's lock
     (no live process on its host, no heartbeat from another) is shown as ``stopped``: the process died without
     recording its end (SIGKILL, out of memory, a lost node); a rerun resumes it. Damaged records are rows too, and

@@ -38,7 +38,7 @@ from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import Plan, Point
 from rlsweep.launching.points import status_table
 from rlsweep.launching.queue import ALIVE, ENDING, QUEUED, job_states
-from rlsweep.record import RunRecord, amend, amend_unheld, unchanged
+from rlsweep.rundir.record import RunRecord, amend, amend_unheld, unchanged
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -62,7 +62,7 @@ class PointJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> None:
         from rlsweep.launching.job import run_points
-        from rlsweep.lock import LockHeld
+        from rlsweep.rundir.lock import LockHeld
 
         try:
             run_points([Path(d) for d in self.run_dirs])
@@ -122,7 +122,7 @@ def reconcile(ledger: Ledger, run_ids: Collection[str] | None = None) -> QueueVi
     record that says cancelled while its job is queued again was a requeue (``scontrol requeue``): SLURM ends the
     job with the same SIGTERM as ``scancel``, so the job cannot tell the two apart and records cancelled; the
     queue can, once the job has finished COMPLETING: a requeued job is PENDING again, a cancelled one is not. Each
-    write is a launcher's (:func:`rlsweep.record.amend_unheld`): only the record read here, only while nobody
+    write is a launcher's (:func:`rlsweep.rundir.record.amend_unheld`): only the record read here, only while nobody
     holds the point, so a job that ended or a launch that took the point in the meantime is never overwritten.
     """
     if run_ids is None:

@@ -69,7 +69,7 @@ class Motivation(Protocol):
 
     def stack(self, others: list[Any], generators: list[torch.Generator]) -> None:
         """Train the same motivation built for more seeds of the configuration along with this one's, in one
-        process (``seeds_per_process``; :mod:`rlsweep.stacked`): inputs become seed-major blocks, and each
+        process (``seeds_per_process``; :mod:`rlsweep.compute.stacked`): inputs become seed-major blocks, and each
         seed's random draws come from its generator."""
         ...
 

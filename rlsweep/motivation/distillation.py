@@ -12,12 +12,12 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from rlsweep.compute.perf import Stats, adam, autocast, prepare_modules, unit_frames
+from rlsweep.compute.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_rows, seed_states
 from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.models import build_distillation_nets
 from rlsweep.motivation.base import MotivationBatch
 from rlsweep.motivation.normalizers import RunningMeanStd
-from rlsweep.perf import Stats, adam, autocast, prepare_modules, unit_frames
-from rlsweep.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_rows, seed_states
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
 SEED_MASK_ENVS = 32
@@ -55,9 +55,9 @@ class Distillation:
         self.device = device
         self.perf = perf or PerfConfig()
         self.frame_channels = frame_channels
-        self.num_envs = num_envs  # per seed: a rollout's rows are t (k N) + j N + n (rlsweep.stacked)
-        # Several seeds trained together in this process (rlsweep.stacked): each one's own draws. None: one seed,
-        # drawing from the global generator.
+        self.num_envs = num_envs  # per seed: a rollout's rows are t (k N) + j N + n (rlsweep.compute.stacked)
+        # Several seeds trained together in this process (rlsweep.compute.stacked): each one's own draws. None: one
+        # seed, drawing from the global generator.
         self.generators: list[torch.Generator] | None = None
         self.keep = keep_fraction(cfg.update_proportion, num_envs)
         # Without input statistics in use, random warm-up steps would only cost time (paper SND: raw input).
@@ -285,7 +285,7 @@ class Distillation:
     # ---- several seeds in one process (seeds_per_process) ----------------------------------------------------------
     def stack(self, others: list[Distillation], generators: list[torch.Generator]) -> None:
         """Take on the networks of ``others`` (the same motivation built for the group's other seeds) as extra
-        seeds: target and predictor become :class:`~rlsweep.stacked.SeedStack` s with one Adam over the stacked
+        seeds: target and predictor become :class:`~rlsweep.compute.stacked.SeedStack` s with one Adam over the stacked
         predictor (k independent Adams, element-wise), the running statistics are kept per seed, and each
         seed's predictor mask is drawn from its generator. (SND adds its target's training: SND.stack.)"""
         members = [self, *others]

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
+from rlsweep.compute.perf import Stats
 from rlsweep.motivation.base import MotivationBatch, register_motivation
-from rlsweep.perf import Stats
 
 
 @register_motivation

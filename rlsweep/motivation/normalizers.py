@@ -12,7 +12,7 @@ class RunningMeanStd:
 
     With a fixed number of envs per step this weights every agent step equally, as the seed's RunningStats.
 
-    ``seeds`` > 1 keeps one set of statistics per seed (``seeds_per_process``, :mod:`rlsweep.stacked`): a batch
+    ``seeds`` > 1 keeps one set of statistics per seed (``seeds_per_process``, :mod:`rlsweep.compute.stacked`): a batch
     of k B samples is k seed-major blocks, ``mean`` and ``var`` get a leading seed axis, and :meth:`per_sample`
     spreads a statistic back over a batch's rows.
     """

@@ -15,13 +15,13 @@ from typing import cast
 import torch
 from torch import nn
 
+from rlsweep.compute.perf import Stats, adam
+from rlsweep.compute.stacked import SeedStack, per_seed, seed_mean, seed_rows
 from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.motivation.base import MotivationBatch, register_motivation
 from rlsweep.motivation.distillation import Distillation
 from rlsweep.motivation.normalizers import RunningMeanStd
 from rlsweep.motivation.ssl import STDIMHeads, augment, contrastive_mse_loss, sample_pairs, vicreg_loss
-from rlsweep.perf import Stats, adam
-from rlsweep.stacked import SeedStack, per_seed, seed_mean, seed_rows
 
 #: ST-DIM's local features: the activated output of the third conv (64 channels) of the ST_DIM_CNN.
 _STDIM_LOCAL_CONV = 2

@@ -47,7 +47,7 @@ def mask_tiles(x: Tensor, drop: float, tile: int | None = None, generator: torch
     b, _, h, w = x.shape
     if tile is None:
         sizes = [t for t in TILE_SIZES if h % t == 0 and w % t == 0]
-        # Drawn where the frames are, from the generator of the other draws (a seed's own, rlsweep.stacked): one
+        # Drawn where the frames are, from the generator of the other draws (a seed's own, rlsweep.compute.stacked): one
         # host read of the choice, as the mask's shape depends on it.
         tile = sizes[int(torch.randint(0, len(sizes), (1,), device=x.device, generator=generator))]
     keep = torch.rand((b, 1, h // tile, w // tile), device=x.device, generator=generator) >= drop

@@ -10,7 +10,7 @@ Who may write, and how no write undoes a newer one:
   ``.run.json.lock``, which the kernel or the NFS server drops when its process dies; held for milliseconds; on
   a filesystem without flock, an exclusively created lock file instead).
   :func:`amend` is that cycle: read the file as it is now, check what the writer expects, set fields, write.
-- The job writes while it holds the point's lock (:mod:`rlsweep.lock`), the scheduler's preemption handler and
+- The job writes while it holds the point's lock (:mod:`rlsweep.rundir.lock`), the scheduler's preemption handler and
   SIGTERM handler inside it too (the record lock is re-entrant, so a handler that interrupts the job's own write
   waits for nothing, and that write, abandoned, never happens).
 - A launcher (planning, starting, seeing a job's end, reconciling with SLURM's queue) writes only while nobody
@@ -234,9 +234,10 @@ def amend(run_dir: Path, expect: Callable[[RunRecord], bool] | None = None, **fi
 
 
 def amend_unheld(run_dir: Path, expect: Callable[[RunRecord], bool], **fields: Any) -> RunRecord | None:
-    """A launcher's write: :func:`amend`, but only while nobody holds the point (:func:`rlsweep.lock.live_holder`,
-    checked under the record's lock, which the holder's own writes also take) and ``expect`` holds."""
-    from rlsweep.lock import live_holder
+    """A launcher's write: :func:`amend`, but only while nobody holds the point
+    (:func:`rlsweep.rundir.lock.live_holder`, checked under the record's lock, which the holder's own writes also
+    take) and ``expect`` holds."""
+    from rlsweep.rundir.lock import live_holder
 
     return amend(run_dir, lambda r: live_holder(Path(run_dir)) is None and expect(r), **fields)
 

@@ -13,7 +13,7 @@
    W&B id and project, git commit); reports and sweep status read it.
 """
 
-from rlsweep.metrics_file import read_metrics
+from rlsweep.rundir.metrics import read_metrics
 from rlsweep.tracking.gitinfo import GitInfo, code_version, git_info
 from rlsweep.tracking.tracker import Tracker, wandb_config, wandb_mode, wandb_tags
 

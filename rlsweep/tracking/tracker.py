@@ -15,8 +15,8 @@ from typing import Any
 
 from rlsweep.config.fingerprint import flatten
 from rlsweep.config.schema import Config
-from rlsweep.metrics_file import read_metrics
-from rlsweep.record import RunRecord, record_lock, set_aside
+from rlsweep.rundir.metrics import read_metrics
+from rlsweep.rundir.record import RunRecord, record_lock, set_aside
 from rlsweep.tracking.gitinfo import code_version
 from rlsweep.tracking.wandb_log import wait_for_exit
 
@@ -82,7 +82,7 @@ class Tracker:
         self.cfg = cfg
         self.run_dir = run_dir
         self.metrics_path = run_dir / "metrics.jsonl"
-        # The run's record (rlsweep.record): the job created it; a bare train() call gets one here.
+        # The run's record (rlsweep.rundir.record): the job created it; a bare train() call gets one here.
         record = RunRecord.read_or_none(run_dir) or RunRecord(
             run_id=info["run_id"], name=info.get("name", ""), seed=int(info.get("seed", 0)),
             sweep=info.get("sweep") or "", choices=dict(info.get("choices") or {}),

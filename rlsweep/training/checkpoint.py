@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from rlsweep.record import CHECKPOINT_NAME, PREVIOUS_NAME
+from rlsweep.rundir.record import CHECKPOINT_NAME, PREVIOUS_NAME
 
 __all__ = [
     "CHECKPOINT_NAME",

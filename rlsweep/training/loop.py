@@ -7,7 +7,7 @@ the motivation's own update in lock-step), ``log``, ``checkpoint``. RND, SND and
 motivation object. The plumbing (phase timers, metric assembly, checkpoint state, resume) sits below the steps.
 
 ``train_seeds`` runs the same loop for k seeds of one configuration in one process (``seeds_per_process``): the
-networks are stacked (:mod:`rlsweep.stacked`), the envs are k pools side by side
+networks are stacked (:mod:`rlsweep.compute.stacked`), the envs are k pools side by side
 (:class:`~rlsweep.envs.group.SeedEnvs`), and each seed keeps what makes it a run of its own (:class:`SeedRun`:
 directory, tracker, metrics, episodes, checkpoint). A seed that diverges stops alone; the others go on.
 ``train`` is the loop for one run.
@@ -32,15 +32,8 @@ from torch.distributions import Categorical
 
 from rlsweep.agent import PPOUpdater, explained_variance, rollout_batch
 from rlsweep.agent.ppo import Batch
-from rlsweep.config.fingerprint import differences, fingerprint, training_config
-from rlsweep.config.schema import Config
-from rlsweep.envs import EpisodeInfo, VecEnv, make_env
-from rlsweep.envs.group import SeedEnvs
-from rlsweep.lock import LockLost
-from rlsweep.models import PolicyNet, build_policy
-from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
-from rlsweep.perf import Stats, Uploader, bf16_warning, mean_stats, stacked_cpu_warning, to_floats
-from rlsweep.stacked import (
+from rlsweep.compute.perf import Stats, Uploader, bf16_warning, mean_stats, stacked_cpu_warning, to_floats
+from rlsweep.compute.stacked import (
     by_seed,
     generator_state,
     load_generator_state,
@@ -52,6 +45,13 @@ from rlsweep.stacked import (
     seed_value,
     stack,
 )
+from rlsweep.config.fingerprint import differences, fingerprint, training_config
+from rlsweep.config.schema import Config
+from rlsweep.envs import EpisodeInfo, VecEnv, make_env
+from rlsweep.envs.group import SeedEnvs
+from rlsweep.models import PolicyNet, build_policy
+from rlsweep.motivation import Motivation, MotivationBatch, build_motivation
+from rlsweep.rundir.lock import LockLost
 from rlsweep.storage import RolloutStorage
 from rlsweep.tracking import Tracker
 from rlsweep.training.checkpoint import (
@@ -68,7 +68,7 @@ def train(cfg: Config, run_dir: Path, info: dict[str, Any], guard: Callable[[], 
     """Train one run to its budget, resuming from ``run_dir``'s checkpoint if there is one.
 
     ``guard`` is called before anything of an iteration is written; it raises to stop a run that must not write
-    any more (the job's :meth:`PointLock.check <rlsweep.lock.PointLock.check>`: the point was taken over).
+    any more (the job's :meth:`PointLock.check <rlsweep.rundir.lock.PointLock.check>`: the point was taken over).
     """
     (outcome,) = train_seeds([cfg], [run_dir], [info], guard)
     if isinstance(outcome, BaseException):

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from inline import TINY, finished, record, sweep_inline
 
-from rlsweep.launching import seeds
-from rlsweep.launching.app import main
+from rlsweep.cli import seeds
+from rlsweep.cli.sweep import main
 from rlsweep.launching.plan import compose_point
 
 

@@ -24,7 +24,7 @@ import torch
 from inline import sweep_inline
 from tolerance import rounding
 
-from rlsweep.launching import cli
+from rlsweep.cli import commands as cli
 from rlsweep.tracking.wandb_log import records
 
 # a trained sweep per module, then evaluations of it; one worker builds the module's fixture (xdist_group)
@@ -55,7 +55,7 @@ def rlsweep_eval(
     run's last records as the process ends, so only a real end shows what a user's run leaves)."""
     environ = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     if process:
-        command = [sys.executable, "-m", "rlsweep.launching.cli", "eval", *map(str, args)]
+        command = [sys.executable, "-m", "rlsweep.cli.commands", "eval", *map(str, args)]
         return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environ)
     out, err = io.StringIO(), io.StringIO()
     saved, threads = dict(os.environ), torch.get_num_threads()  # eval sets torch's threads (--threads)

@@ -25,8 +25,8 @@ from inline import sweep_inline
 from procs import ENV, PAUSED, STEPS, TINY, cmd, ledger, paused, run, status, steps, stop_leftovers, wait_for
 
 from rlsweep.config.files import load_config
-from rlsweep.lock import STALE_S, LockHeld, LockLost, PointLock, holder, live_holder
-from rlsweep.record import RunRecord
+from rlsweep.rundir.lock import STALE_S, LockHeld, LockLost, PointLock, holder, live_holder
+from rlsweep.rundir.record import RunRecord
 
 pytestmark = [pytest.mark.e2e]  # faults done for real: processes, signals, locks between launches
 

@@ -22,12 +22,14 @@ import pytest
 from inline import TINY, finished, metrics, record, sweep_inline
 from procs import ENV, PAUSED, paused, stop_leftovers, wait_for
 
+from rlsweep.cli import seeds
+from rlsweep.cli import sweep as app
 from rlsweep.config.overrides import quote_group_values
-from rlsweep.launching import app, local, points, seeds
+from rlsweep.launching import local, points
 from rlsweep.launching.job import run_point
 from rlsweep.launching.plan import GROUPS, Plan, plan
-from rlsweep.lock import PointLock
-from rlsweep.record import RunRecord, amend, amend_unheld, unchanged, write_json_atomic
+from rlsweep.rundir.lock import PointLock
+from rlsweep.rundir.record import RunRecord, amend, amend_unheld, unchanged, write_json_atomic
 
 pytestmark = [pytest.mark.e2e]  # real jobs, W&B's service, a file made immutable
 

@@ -52,7 +52,7 @@ def report_dir(sweep_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     lines = (victim / "metrics.jsonl").read_text().splitlines()
     (victim / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "rlsweep.launching.cli", "report", str(copy), "--wandb"],
+        [sys.executable, "-m", "rlsweep.cli.commands", "report", str(copy), "--wandb"],
         capture_output=True,
         text=True,
         env=offline_env(copy.parent),

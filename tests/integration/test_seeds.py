@@ -24,9 +24,9 @@ from procs import ENV, REPO, ledger, status
 
 from rlsweep.analysis.sequential import ADASTOP_013, METHOD, Settings, load_tests
 from rlsweep.analysis.verdicts import seeds_for_power
-from rlsweep.launching.seeds import main as seeds_main
-from rlsweep.lock import PointLock
-from rlsweep.record import RunRecord, write_json_atomic
+from rlsweep.cli.seeds import main as seeds_main
+from rlsweep.rundir.lock import PointLock
+from rlsweep.rundir.record import RunRecord, write_json_atomic
 
 pytestmark = [pytest.mark.e2e]  # `rlsweep seeds` through the real command line
 
@@ -49,7 +49,7 @@ def sweep(cwd: Path, *args: str) -> None:
 
 
 def seeds(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rlsweep.launching.cli", "seeds", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "rlsweep.cli.commands", "seeds", *args], cwd=cwd,
                           capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from rlsweep.launching.plan import GROUPS, plan
 from rlsweep.launching.points import prepare
 from rlsweep.models import build_policy
 from rlsweep.motivation import build_motivation
-from rlsweep.record import RunRecord
+from rlsweep.rundir.record import RunRecord
 from rlsweep.training.checkpoint import CheckpointError, load_checkpoint
 
 pytestmark = [pytest.mark.slow]  # several runs of a few iterations each, compared

@@ -27,13 +27,15 @@ from procs import ENV, PAUSED, TINY, cmd, ledger, paused, status, stop_leftovers
 
 from rlsweep.analysis.load import load_sweep
 from rlsweep.analysis.stats import summarize
+from rlsweep.cli import commands as cli
+from rlsweep.cli import sweep as app
 from rlsweep.config.overrides import quote_group_values
-from rlsweep.launching import app, cli, local
+from rlsweep.launching import local
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import GROUPS, Plan, plan
 from rlsweep.launching.points import prepare, process_groups, rebuild_record, status_table
-from rlsweep.lock import STALE_S, STALLED_S, holder, live_holder
-from rlsweep.record import RunRecord
+from rlsweep.rundir.lock import STALE_S, STALLED_S, holder, live_holder
+from rlsweep.rundir.record import RunRecord
 from rlsweep.tracking import read_metrics
 
 

@@ -16,7 +16,7 @@ import pytest
 from inline import metrics, run_inline, sweep_inline
 from tolerance import FLOAT32_EPS, RUN_DRIFT
 
-from rlsweep.launching.cli import main as cli_main
+from rlsweep.cli.commands import main as cli_main
 
 pytestmark = [pytest.mark.slow]  # whole runs compared with one another
 

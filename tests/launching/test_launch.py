@@ -15,15 +15,15 @@ import pytest
 import yaml
 from inline import TINY, metrics, record, run_inline, sweep_inline
 
+from rlsweep.cli.sweep import main
 from rlsweep.config.files import load_config
 from rlsweep.config.overrides import quote_group_values
-from rlsweep.launching.app import main
 from rlsweep.launching.job import run_point
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.plan import GROUPS, plan
 from rlsweep.launching.points import prepare, status_table
-from rlsweep.lock import PointLock
-from rlsweep.record import RunRecord
+from rlsweep.rundir.lock import PointLock
+from rlsweep.rundir.record import RunRecord
 
 
 @pytest.mark.parametrize(

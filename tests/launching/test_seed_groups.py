@@ -36,14 +36,14 @@ from procs import (
     wait_for,
 )
 
+from rlsweep.cli.sweep import main
 from rlsweep.config.fingerprint import fingerprint
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching import local
-from rlsweep.launching.app import main
 from rlsweep.launching.plan import GROUPS, Plan, Point, plan, seed_groups, sweep_name_for
 from rlsweep.launching.points import prepare, process_groups
 from rlsweep.launching.slurm import PointJob
-from rlsweep.record import RunRecord
+from rlsweep.rundir.record import RunRecord
 
 
 @pytest.fixture(autouse=True)
@@ -251,7 +251,7 @@ def test_a_group_member_held_elsewhere_is_left_out_of_the_process(
 ) -> None:
     from rlsweep.config.launchers import LocalSettings
     from rlsweep.launching.ledger import Ledger
-    from rlsweep.lock import PointLock
+    from rlsweep.rundir.lock import PointLock
 
     p, todo = _prepared(tmp_path)
     held = PointLock(p.run_dir(todo[0]))  # this live process holds seed 1

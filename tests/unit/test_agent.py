@@ -17,9 +17,9 @@ from torch.distributions import Categorical
 
 from rlsweep.agent import PPOUpdater, compute_gae, explained_variance, minibatch_indices, ppo_loss
 from rlsweep.agent.ppo import Batch
+from rlsweep.compute.perf import to_floats
 from rlsweep.config.schema import PPOConfig
 from rlsweep.models import build_policy
-from rlsweep.perf import to_floats
 
 LAM = 0.95
 

@@ -14,8 +14,8 @@ from inline import TINY, run_inline
 from test_analysis import make_2x2
 
 from rlsweep import evaluation
+from rlsweep.cli import commands as cli
 from rlsweep.evaluation.checkpoints import RunInfo
-from rlsweep.launching import cli
 
 
 def test_a_tiny_runs_checkpoint_is_played_greedily_and_scored(

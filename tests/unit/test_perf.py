@@ -1,4 +1,5 @@
-"""Unit tests for the speed switches (rlsweep.perf and the ``perf.*`` keys): each must keep the method's numbers.
+"""Unit tests for the speed switches (rlsweep.compute.perf and the ``perf.*`` keys): each must keep the method's
+numbers.
 
 Fused Adam, bf16 autocast and ``torch.compile`` are compared with the plain path on the same weights and
 inputs; statistics kept on the device must read back as the per-minibatch means; the lazily gathered s_{t+1}
@@ -17,13 +18,7 @@ from torch.distributions import Categorical
 
 from rlsweep.agent import PPOUpdater
 from rlsweep.agent.ppo import Batch
-from rlsweep.config import ConfigError, check_value
-from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
-from rlsweep.envs.synthetic import FakeEnv
-from rlsweep.models import build_policy
-from rlsweep.models.policy import PolicyOutput
-from rlsweep.motivation import MotivationBatch, build_motivation
-from rlsweep.perf import (
+from rlsweep.compute.perf import (
     Uploader,
     autocast,
     bf16_warning,
@@ -36,6 +31,12 @@ from rlsweep.perf import (
     to_floats,
     unit_frames,
 )
+from rlsweep.config import ConfigError, check_value
+from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
+from rlsweep.envs.synthetic import FakeEnv
+from rlsweep.models import build_policy
+from rlsweep.models.policy import PolicyOutput
+from rlsweep.motivation import MotivationBatch, build_motivation
 
 OBS_SHAPE = (4, 32, 32)
 CPU = torch.device("cpu")
@@ -290,7 +291,7 @@ def test_unit_frames_are_the_frames_over_255_in_the_asked_layout(channels_last: 
 @pytest.mark.parametrize(("channels_last", "seeds"), [(True, 1), (False, 1), (True, 2)])
 def test_the_policy_reads_frames_in_its_convolutions_layout(channels_last: bool, seeds: int) -> None:
     """NHWC convolutions get NHWC frames; NCHW ones, and stacked seeds' (always NCHW), get NCHW frames."""
-    from rlsweep.stacked import SeedStack
+    from rlsweep.compute.stacked import SeedStack
 
     nets = [build_policy("A", OBS_SHAPE, 5, 0.1) for _ in range(seeds)]
     policy = nets[0] if seeds == 1 else SeedStack(nets)

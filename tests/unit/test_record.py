@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rlsweep.record import RECORD_LOCK, RunRecord, amend, amend_unheld, unchanged
+from rlsweep.rundir.record import RECORD_LOCK, RunRecord, amend, amend_unheld, unchanged
 
 
 def test_records_are_written_under_a_lock_file_where_the_filesystem_has_no_flock(

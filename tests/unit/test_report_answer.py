@@ -22,7 +22,7 @@ from rlsweep.analysis.report import (
     write_report,
 )
 from rlsweep.analysis.stats import Interval, paired_effects, performance_profile, probability_of_improvement
-from rlsweep.launching import cli
+from rlsweep.cli import commands as cli
 
 
 def test_probability_of_improvement_hand_values() -> None:

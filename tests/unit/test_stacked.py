@@ -1,7 +1,8 @@
 """Several seeds in one process (``seeds_per_process``): the stacked update is each seed's own update.
 
 Each test builds k lone pieces (policy and PPO updater, RND and SND motivations), keeps copies, stacks the
-originals (:mod:`rlsweep.stacked`), feeds both the same data and compares. Where the lone and the stacked run would
+originals (:mod:`rlsweep.compute.stacked`), feeds both the same data and compares. Where the lone and the stacked
+run would
 draw random numbers differently (minibatch order, the predictor mask) the configs take that away: one minibatch
 is a whole rollout (its mean loss does not depend on the order), and the mask keeps everything; the SND test
 instead starts each lone run's global generator where its seed's generator starts.
@@ -18,11 +19,7 @@ import torch
 from tolerance import adam_atol, gradient_depth, reordered_depth, rounding
 
 from rlsweep.agent.ppo import Batch, PPOUpdater
-from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
-from rlsweep.models import build_policy
-from rlsweep.motivation import build_motivation
-from rlsweep.motivation.base import MotivationBatch
-from rlsweep.stacked import (
+from rlsweep.compute.stacked import (
     SeedStack,
     load_optimizer_states,
     load_seed_states,
@@ -30,6 +27,10 @@ from rlsweep.stacked import (
     seed_rows,
     seed_states,
 )
+from rlsweep.config.schema import MotivationConfig, PerfConfig, PPOConfig
+from rlsweep.models import build_policy
+from rlsweep.motivation import build_motivation
+from rlsweep.motivation.base import MotivationBatch
 
 OBS = (4, 32, 32)
 ACTIONS = 5
