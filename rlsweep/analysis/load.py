@@ -192,126 +192,25 @@ def load_sweep(sweep_dir: Path | str | Sequence[Path | str]) -> SweepData:
     Several directories are read as one sweep: a configuration that appears in two of them pools its seeds
     (a second sweep that added seeds), and different configurations become levels of the same factors.
 
+    The steps, each its own function: find the directories (:func:`_sweep_dirs`), read each run
+    (:func:`_read_runs`), the runs table with its choice columns (:func:`_runs_table`), what its identities say
+    (:func:`_identity_issues`), the configurations table, the runs' flags, and the tidy metrics
+    (:func:`_metrics_table`).
+
     Raises:
         FileNotFoundError: a directory does not exist.
         ValueError: no run (no ``*/run.json``) could be read.
     """
-    dirs = [Path(sweep_dir)] if isinstance(sweep_dir, str | Path) else [Path(d) for d in sweep_dir]
-    if not dirs:
-        raise ValueError("no sweep directory given")
-    for d in dirs:
-        if not d.is_dir():
-            raise FileNotFoundError(f"sweep directory not found: {d}")
-    sweep_dir = dirs[0]
+    dirs = _sweep_dirs(sweep_dir)
     issues: list[str] = []
-    run_rows: list[dict[str, Any]] = []
-    frames: list[pd.DataFrame] = []
-    choice_keys: list[str] = []  # first-seen order, so columns follow the config's group order
-    override_keys: set[str] = set()
-
-    damaged: list[str] = []
-    for run_dir in (r for d in dirs for r in _discover(d)):
-        try:
-            meta, name, seed = _read_record(run_dir, issues)
-        except (ValueError, OSError) as exc:
-            # Said, not read from the run's other files as the launch's rebuild does: those hold neither the run's
-            # group choices nor its overrides (the launch takes them from its plan, which the report does not
-            # have), so a rebuilt run could not be put in its configuration, and a guessed one would change the
-            # comparison without a word. The launch rebuilds the record, and the next report has the run.
-            damaged.append(f"{run_dir / RUN_FILE} is damaged ({exc})")
-            issues.append(f"{damaged[-1]}: run not included; {_REBUILD}")
-            continue
-        run_id = meta.run_id
-        choices = {str(k): str(v) for k, v in meta.choices.items()}
-        values = value_overrides(meta.overrides, choices)
-        override_keys.update(values)
-        choices.update(values)
-        for key in choices:
-            if key not in choice_keys:
-                choice_keys.append(key)
-
-        metrics_path = run_dir / METRICS_FILE
-        if metrics_path.is_file():
-            records, notes = read_metrics_file(metrics_path)
-            issues.extend(notes)
-        else:
-            records = []
-            issues.append(f"{run_dir}: no {METRICS_FILE}")
-        frame = _metrics_frame(records, metrics_path, issues)
-        # A logged key named like a loader column (e.g. "status") would clash in the merge below.
-        frame = frame.drop(columns=[c for c in frame.columns if c in RESERVED_COLUMNS - {"global_step", "iteration"}])
-
-        status = meta.status or "unknown"
-        total = meta.total_steps
-        total_steps = float(total) if isinstance(total, int | float) and total > 0 else float("nan")
-        last_logged = int(frame["global_step"].iloc[-1]) if len(frame) else 0
-        recorded = meta.global_step
-        global_step = max(int(recorded) if isinstance(recorded, int | float) else 0, last_logged)
-        run_rows.append(
-            {
-                "run_id": run_id,
-                "name": name,
-                "seed": seed,
-                "status": status,
-                "sweep": meta.sweep or None,
-                **{f"__choice__{k}": v for k, v in choices.items()},
-                "total_steps": total_steps,
-                "global_step": global_step,
-                "progress": global_step / total_steps if total_steps == total_steps else float("nan"),
-                "n_logged": len(frame),
-                "last_logged_step": last_logged,
-                "wandb_id": meta.wandb_id,
-                "wandb_project": (meta.wandb or {}).get("project"),
-                "wandb_entity": (meta.wandb or {}).get("entity"),
-                "git_commit": (meta.git or {}).get("commit"),
-                "git_dirty": (meta.git or {}).get("dirty"),
-                "run_dir": str(run_dir),
-            }
-        )
-        frame.insert(0, "run_id", run_id)
-        frames.append(frame)
-
-    if not run_rows:
-        where = ", ".join(map(str, dirs))
-        if damaged:
-            raise ValueError(f"no readable run under {where}: {'; '.join(damaged)}; {_REBUILD}")
-        raise ValueError(f"no runs found under {where} (expected sub-directories containing {RUN_FILE})")
-
-    runs = pd.DataFrame(run_rows).rename(columns={f"__choice__{k}": choice_column(k) for k in choice_keys})
-    for col in (choice_column(k) for k in choice_keys):
-        runs[col] = runs[col].fillna(UNSET).astype(str)
-    # Value overrides the whole sweep shares (budget.total_steps=...) say nothing about the comparison.
-    constant = [c for k in choice_keys if k in override_keys and runs[c := choice_column(k)].nunique() < 2]
-    runs = runs.drop(columns=constant)
-    choice_columns = [c for c in (choice_column(k) for k in choice_keys) if c not in constant]
-    # A configuration is its name and the value overrides that vary: `-m experiment=atari_check
-    # perf.autocast=none,bf16` is two configurations of one preset name, each with its own seeds.
-    varied = [(k, c) for k in choice_keys if k in override_keys and (c := choice_column(k)) in choice_columns]
-    if varied:
-        suffix = ["".join(f"-{k}={row[c]}" for k, c in varied if row[c] != UNSET) for _, row in runs.iterrows()]
-        runs["name"] = runs["name"] + pd.Series(suffix, index=runs.index, dtype=str)
-    runs = runs.sort_values(["name", "seed", "run_id"], kind="stable").reset_index(drop=True)
-
-    dup = runs[runs["run_id"].duplicated(keep=False)]
-    if len(dup):
-        issues.append(f"duplicate run_id(s) {sorted(set(dup['run_id']))}: metrics of these runs are merged")
-    pairs = runs[runs.duplicated(subset=["name", "seed"], keep=False)]
-    for (name, seed), grp in pairs.groupby(["name", "seed"]):
-        issues.append(f"configuration {name} seed {seed} has {len(grp)} runs: {', '.join(grp['run_dir'])}")
-    if len(dirs) == 1 and len({str(s) for s in runs["sweep"].dropna()}) > 1:
-        issues.append(f"runs belong to several sweeps: {sorted({str(s) for s in runs['sweep'].dropna()})}")
-
+    read = _read_runs(dirs, issues)
+    runs, choice_columns = _runs_table(read)
+    issues += _identity_issues(runs, several_dirs=len(dirs) > 1)
     configs = _configs_table(runs, choice_columns, issues)
     runs = _flag_runs(runs, configs)
-
-    id_cols = ["run_id", "name", "seed", "status", *choice_columns]
-    metrics = pd.concat(frames, ignore_index=True)
-    metrics = metrics.merge(runs[id_cols].drop_duplicates("run_id"), on="run_id", how="left")
-    metric_names = sorted(c for c in metrics.columns if c not in set(id_cols) | {"global_step", "iteration"})
-    metrics = metrics[[*id_cols, "global_step", *(["iteration"] if "iteration" in metrics else []), *metric_names]]
-    metrics = metrics.sort_values(["name", "seed", "run_id", "global_step"], kind="stable").reset_index(drop=True)
+    metrics, metric_names = _metrics_table([r.frame for r in read], runs, choice_columns)
     return SweepData(
-        sweep_dir=sweep_dir,
+        sweep_dir=dirs[0],
         sweep_dirs=dirs,
         runs=runs,
         metrics=metrics,
@@ -320,6 +219,172 @@ def load_sweep(sweep_dir: Path | str | Sequence[Path | str]) -> SweepData:
         metric_names=metric_names,
         issues=issues,
     )
+
+
+def _sweep_dirs(sweep_dir: Path | str | Sequence[Path | str]) -> list[Path]:
+    """The directories to read, each checked to exist."""
+    dirs = [Path(sweep_dir)] if isinstance(sweep_dir, str | Path) else [Path(d) for d in sweep_dir]
+    if not dirs:
+        raise ValueError("no sweep directory given")
+    for d in dirs:
+        if not d.is_dir():
+            raise FileNotFoundError(f"sweep directory not found: {d}")
+    return dirs
+
+
+@dataclass
+class _Run:
+    """One run as read from its directory: its row of the runs table and its metrics."""
+
+    row: dict[str, Any]  # choices under "__choice__<key>" (:func:`_runs_table` names their columns)
+    choice_keys: list[str]  # group choices, then value overrides
+    override_keys: set[str]  # which of them are value overrides
+    frame: pd.DataFrame  # its metrics, ``run_id`` first
+
+
+def _read_runs(dirs: Sequence[Path], issues: list[str]) -> list[_Run]:
+    """Every readable run under ``dirs``, in directory order; a damaged record is said in ``issues``.
+
+    Raises:
+        ValueError: no run could be read (saying which records were damaged, if any).
+    """
+    read: list[_Run] = []
+    damaged: list[str] = []
+    for run_dir in (r for d in dirs for r in _discover(d)):
+        try:
+            read.append(_read_run(run_dir, issues))
+        except (ValueError, OSError) as exc:
+            # Said, not read from the run's other files as the launch's rebuild does: those hold neither the run's
+            # group choices nor its overrides (the launch takes them from its plan, which the report does not
+            # have), so a rebuilt run could not be put in its configuration, and a guessed one would change the
+            # comparison without a word. The launch rebuilds the record, and the next report has the run.
+            damaged.append(f"{run_dir / RUN_FILE} is damaged ({exc})")
+            issues.append(f"{damaged[-1]}: run not included; {_REBUILD}")
+    if not read:
+        where = ", ".join(map(str, dirs))
+        if damaged:
+            raise ValueError(f"no readable run under {where}: {'; '.join(damaged)}; {_REBUILD}")
+        raise ValueError(f"no runs found under {where} (expected sub-directories containing {RUN_FILE})")
+    return read
+
+
+def _read_run(run_dir: Path, issues: list[str]) -> _Run:
+    """One run's record and metrics (raises ValueError / OSError for a damaged record)."""
+    meta, name, seed = _read_record(run_dir, issues)
+    choices = {str(k): str(v) for k, v in meta.choices.items()}
+    values = value_overrides(meta.overrides, choices)
+    choices.update(values)
+    frame = _run_metrics(run_dir, issues)
+    row = _run_row(meta, name, seed, choices, frame, run_dir)
+    frame.insert(0, "run_id", meta.run_id)
+    return _Run(row, list(choices), set(values), frame)
+
+
+def _run_metrics(run_dir: Path, issues: list[str]) -> pd.DataFrame:
+    """The run's metrics frame; a missing or partly unreadable ``metrics.jsonl`` is said in ``issues``."""
+    metrics_path = run_dir / METRICS_FILE
+    if metrics_path.is_file():
+        records, notes = read_metrics_file(metrics_path)
+        issues.extend(notes)
+    else:
+        records = []
+        issues.append(f"{run_dir}: no {METRICS_FILE}")
+    frame = _metrics_frame(records, metrics_path, issues)
+    # A logged key named like a loader column (e.g. "status") would clash in the merge of _metrics_table.
+    return frame.drop(columns=[c for c in frame.columns if c in RESERVED_COLUMNS - {"global_step", "iteration"}])
+
+
+def _run_row(
+    meta: RunRecord, name: str, seed: int, choices: dict[str, str], frame: pd.DataFrame, run_dir: Path
+) -> dict[str, Any]:
+    """The run's row of the runs table."""
+    total = meta.total_steps
+    total_steps = float(total) if isinstance(total, int | float) and total > 0 else float("nan")
+    last_logged = int(frame["global_step"].iloc[-1]) if len(frame) else 0
+    recorded = meta.global_step
+    # A crashed job may not have updated run.json: the last logged step counts too.
+    global_step = max(int(recorded) if isinstance(recorded, int | float) else 0, last_logged)
+    return {
+        "run_id": meta.run_id,
+        "name": name,
+        "seed": seed,
+        "status": meta.status or "unknown",
+        "sweep": meta.sweep or None,
+        # prefixed until every run is read: a choice key may be named like a loader column
+        **{f"__choice__{k}": v for k, v in choices.items()},
+        "total_steps": total_steps,
+        "global_step": global_step,
+        "progress": global_step / total_steps if total_steps == total_steps else float("nan"),
+        "n_logged": len(frame),
+        "last_logged_step": last_logged,
+        "wandb_id": meta.wandb_id,
+        "wandb_project": (meta.wandb or {}).get("project"),
+        "wandb_entity": (meta.wandb or {}).get("entity"),
+        "git_commit": (meta.git or {}).get("commit"),
+        "git_dirty": (meta.git or {}).get("dirty"),
+        "run_dir": str(run_dir),
+    }
+
+
+def _runs_table(read: Sequence[_Run]) -> tuple[pd.DataFrame, list[str]]:
+    """The runs table, sorted by configuration and seed, and its choice columns.
+
+    Choice columns follow the first-seen order of the keys (the config's group order); a run without a key reads
+    :data:`UNSET`. Value overrides the whole sweep shares are dropped, and those that vary name the configuration.
+    """
+    choice_keys = list(dict.fromkeys(k for r in read for k in r.choice_keys))
+    override_keys = set().union(*(r.override_keys for r in read))
+    runs = pd.DataFrame([r.row for r in read]).rename(columns={f"__choice__{k}": choice_column(k) for k in choice_keys})
+    for col in (choice_column(k) for k in choice_keys):
+        runs[col] = runs[col].fillna(UNSET).astype(str)
+    # Value overrides the whole sweep shares (budget.total_steps=...) say nothing about the comparison.
+    constant = [c for k in choice_keys if k in override_keys and runs[c := choice_column(k)].nunique() < 2]
+    runs = runs.drop(columns=constant)
+    choice_columns = [c for c in (choice_column(k) for k in choice_keys) if c not in constant]
+    varied = [(k, c) for k in choice_keys if k in override_keys and (c := choice_column(k)) in choice_columns]
+    if varied:
+        runs["name"] = _names_with_overrides(runs, varied)
+    return runs.sort_values(["name", "seed", "run_id"], kind="stable").reset_index(drop=True), choice_columns
+
+
+def _names_with_overrides(runs: pd.DataFrame, varied: Sequence[tuple[str, str]]) -> pd.Series:
+    """Run names with the varied value overrides appended (``atari_check-perf.autocast=bf16``).
+
+    A configuration is its name and the value overrides that vary: `-m experiment=atari_check
+    perf.autocast=none,bf16` is two configurations of one preset name, each with its own seeds.
+    """
+    suffix = ["".join(f"-{k}={row[c]}" for k, c in varied if row[c] != UNSET) for _, row in runs.iterrows()]
+    return runs["name"] + pd.Series(suffix, index=runs.index, dtype=str)
+
+
+def _identity_issues(runs: pd.DataFrame, several_dirs: bool) -> list[str]:
+    """What the runs' identities say is wrong: a run id twice, two runs of one seed, runs of several sweeps."""
+    issues = []
+    dup = runs[runs["run_id"].duplicated(keep=False)]
+    if len(dup):
+        issues.append(f"duplicate run_id(s) {sorted(set(dup['run_id']))}: metrics of these runs are merged")
+    pairs = runs[runs.duplicated(subset=["name", "seed"], keep=False)]
+    for (name, seed), grp in pairs.groupby(["name", "seed"]):
+        issues.append(f"configuration {name} seed {seed} has {len(grp)} runs: {', '.join(grp['run_dir'])}")
+    sweeps = {str(s) for s in runs["sweep"].dropna()}
+    # Several directories read as one sweep hold several sweeps by design.
+    if not several_dirs and len(sweeps) > 1:
+        issues.append(f"runs belong to several sweeps: {sorted(sweeps)}")
+    return issues
+
+
+def _metrics_table(
+    frames: Sequence[pd.DataFrame], runs: pd.DataFrame, choice_columns: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The tidy metrics: every run's lines with its identity and choices, sorted by run and step; and the metric
+    columns."""
+    id_cols = ["run_id", "name", "seed", "status", *choice_columns]
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics = metrics.merge(runs[id_cols].drop_duplicates("run_id"), on="run_id", how="left")
+    metric_names = sorted(c for c in metrics.columns if c not in set(id_cols) | {"global_step", "iteration"})
+    metrics = metrics[[*id_cols, "global_step", *(["iteration"] if "iteration" in metrics else []), *metric_names]]
+    metrics = metrics.sort_values(["name", "seed", "run_id", "global_step"], kind="stable").reset_index(drop=True)
+    return metrics, metric_names
 
 
 def _configs_table(runs: pd.DataFrame, choice_columns: list[str], issues: list[str]) -> pd.DataFrame:

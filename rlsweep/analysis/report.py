@@ -7,19 +7,22 @@ seeds, few seeds, read problems), then one section per metric, the method, and t
 labelled by the factors that vary (``motivation=rnd``), never by their long run names, and an undefined
 value reads the same in every table. The HTML embeds every figure as a base64 ``data:`` URI so the single file
 can be mailed; the PNG files are kept next to it for slides.
+
+This module owns what the report contains and in which order. How each statistic reads, in the tables and in the
+answer's sentences, is declared once in :mod:`rlsweep.analysis.report_stats`; the tables are rendered once and
+written into ``summary.md`` and into the page, which ``templates/report.html.j2`` lays out (autoescaped).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -35,6 +38,7 @@ from rlsweep.analysis.plots import (
     plot_performance_profile,
     slug,
 )
+from rlsweep.analysis.report_stats import COMPARISON, CONFIGURATION, COVERAGE, LEVEL, RUN, Rendered, num
 from rlsweep.analysis.sequential import ADASTOP_013, CONTINUE, RecordedTest, load_tests
 from rlsweep.analysis.stats import (
     ABLATION_COLUMNS,
@@ -42,9 +46,9 @@ from rlsweep.analysis.stats import (
     EFFECT_COLUMNS,
     FINAL_FRACTION,
     N_RESAMPLES,
-    Interval,
     ablation_table,
     final_per_run,
+    interval_columns,
     learning_curves,
     paired_effects,
     summarize,
@@ -128,8 +132,6 @@ GLOSSARY = {
     "perf/sps": "agent steps per second of wall-clock time: a cost, which depends on the machine and its load",
 }
 COST_PREFIX = "perf/"
-
-NO_VALUE = "–"  # a number that does not exist (no run logged it); intervals use Interval.format's wording
 
 
 def methods_text(n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> str:
@@ -226,64 +228,11 @@ class _MetricResult:
     cost: bool = False  # perf/*: the machine's speed, described without verdicts
 
 
-def _num(x: object, signed: bool = False) -> str:
-    """Compact number for tables and sentences; a missing number as :data:`NO_VALUE`."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return NO_VALUE
-    if isinstance(x, float | np.floating):
-        return f"{x:+.3g}" if signed else f"{x:.4g}"
-    return str(x)
-
-
-def _ci_text(low: float, high: float, n: int) -> str:
-    return Interval(float("nan"), low, high, n).format("{:.3g}")
-
-
-def _prob(p: object) -> str:
-    """A probability with two decimals (0.50, 1.00), so that 1 reads as a probability, not a count."""
-    return NO_VALUE if not isinstance(p, float | np.floating) or math.isnan(p) else f"{p:.2f}"
-
-
-def _prob_ci(low: float, high: float, n: int) -> str:
-    return Interval(float("nan"), low, high, n).format("{:.2f}")
-
-
-def short_metric(metric: str) -> str:
-    """``explore/cells`` -> ``cells``: the unit word of a sentence."""
-    return metric.rsplit("/", 1)[-1]
-
-
-def _change(row: Mapping[str, Any]) -> str:
-    """``142 → 200 cells (+41 %)``: both sides' values, then the relative change where the baseline is not 0."""
-    base, level = float(row["base_mean"]), float(row["level_mean"])
-    text = f"{_num(base)} → {_num(level)} {short_metric(str(row['metric']))}"
-    if math.isfinite(base) and math.isfinite(level) and base != 0:
-        text += f" ({100 * (level - base) / abs(base):+.0f} %)"
-    return text
-
-
-def _seeds_text(row: Mapping[str, Any]) -> str:
-    if int(row["n_pairs"]) > 1:
-        return f"{row['n_level']} vs {row['n_base']} runs over {row['n_pairs']} matched settings of {row['held_fixed']}"
-    return f"{row['n_level']} vs {row['n_base']} seeds"
-
-
-def _interval(row: Mapping[str, Any]) -> str:
-    low, high = float(row["ci_low"]), float(row["ci_high"])
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "(no interval with 1 seed per configuration)"
-    return f"{_ci_text(low, high, int(row['n_runs']))} (95 % bootstrap CI)"
-
-
 def effect_sentence(row: Mapping[str, Any]) -> str:
     """``explore/cells: motivation=rnd vs motivation=none: 142 → 200 cells (+41 %), Δ +58 [10, 96] (95 % bootstrap
-    CI), P(improvement) 0.89, 3 vs 3 seeds``: what was measured, before any test."""
-    factor = row["factor"]
-    return (
-        f"{row['metric']}: {factor}={row['level']} vs {factor}={row['baseline']}: {_change(row)}, "
-        f"Δ {_num(row['delta'], signed=True)} {_interval(row)}, P(improvement) {_prob(row['p_improve'])}, "
-        f"{_seeds_text(row)}"
-    )
+    CI), P(improvement) 0.89, 3 vs 3 seeds``: what was measured, before any test (the phrases of
+    :data:`~rlsweep.analysis.report_stats.COMPARISON`)."""
+    return COMPARISON.sentence(row)
 
 
 def _plan(row: Mapping[str, Any], level: float) -> str:
@@ -396,18 +345,14 @@ def _reference_lines(res: _MetricResult, labels: Mapping[str, str], alpha: float
     lines = []
     for row in rows:
         name = str(row["name"])
-        text = (
-            f"{res.metric}: {labels.get(name, name)}: IQM {_num(row['iqm'])} "
-            f"{_ci_text(row['iqm_ci_low'], row['iqm_ci_high'], int(row['n_used']))} (95 % bootstrap CI), mean "
-            f"{_num(row['mean'])}, {row['n_used']} seed(s)"
-        )
+        text = CONFIGURATION.sentence({**row, "label": labels.get(name, name)})
         if name not in res.reference:
             lines.append(AnswerLine(text + "; no factor varies and no reference score is known for this env", "", ""))
             continue
         what, value, test = res.reference[name]
         v = next(verdicts)
         why = (
-            f"against {what}'s score {_num(value)} (Badia et al. 2020): exact sign-flip test ({test.arrangements} sign "
+            f"against {what}'s score {num(value)} (Badia et al. 2020): exact sign-flip test ({test.arrangements} sign "
             "patterns), "
             f"p = {test.p:.2g}, α = {alpha:g}"
         )
@@ -522,78 +467,24 @@ def sequential_lines(tests: Sequence[RecordedTest]) -> list[list[str]]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------ markdown
+# ------------------------------------------------------------------------------------- tables and markdown
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return [*out, ""]
+def _labelled(frame: pd.DataFrame, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``frame``'s records with ``label``: the configuration named by the factors that vary (:func:`config_labels`)."""
+    return [{**r, "label": labels.get(str(r["name"]), str(r["name"]))} for r in frame.to_dict("records")]
 
 
-def _config_rows(res: _MetricResult, labels: Mapping[str, str]) -> list[list[str]]:
-    return [
-        [
-            labels.get(str(row["name"]), str(row["name"])),
-            f"{row['n_completed']}/{row['n_seeds_expected']}",
-            _num(row["iqm"]),
-            _ci_text(row["iqm_ci_low"], row["iqm_ci_high"], row["n_used"]),
-            _num(row["mean"]),
-            _ci_text(row["mean_ci_low"], row["mean_ci_high"], row["n_used"]),
-            str(row["notes"]) or NO_VALUE,
-        ]
-        for _, row in res.summary.iterrows()
-    ]
-
-
-_CONFIG_HEADER = ["configuration", "seeds (completed/total)", "IQM", "IQM 95 % CI", "mean", "mean 95 % CI", "notes"]
-
-
-def _effect_rows(res: _MetricResult) -> list[list[str]]:
-    rows = []
-    for r in res.effects.to_dict("records"):
-        row = [
-            f"{r['factor']}={r['level']} vs {r['factor']}={r['baseline']}",
-            f"{_num(r['base_mean'])} → {_num(r['level_mean'])}",
-            _num(r["delta"], signed=True),
-            _ci_text(r["ci_low"], r["ci_high"], r["n_runs"]),
-            _prob(r["p_improve"]),
-            f"{r['n_level']} vs {r['n_base']}",
-            str(r["n_pairs"]),
-            str(r["unmatched"]) or NO_VALUE,
-        ]
-        if res.primary:
-            row += [f"{r['p']:.2g}" if math.isfinite(r["p"]) else NO_VALUE, r["verdict"] or NO_VALUE]
-        rows.append(row)
-    return rows
-
-
-_EFFECT_HEADER = ["comparison", "baseline → level", "Δ", "Δ 95 % CI", "P(improvement)", "runs", "matched settings",
-                  "unmatched"]  # fmt: skip
-# A primary metric's comparisons are the answer's: their test and verdict too. Other metrics' effects describe only
-# (no p-value: one outside the answer's family would be read as a finding it does not control).
-_VERDICT_HEADER = ["permutation p", "verdict"]
-
-
-def _effect_header(res: _MetricResult) -> list[str]:
-    return _EFFECT_HEADER + (_VERDICT_HEADER if res.primary else [])
-
-
-def _ablation_rows(res: _MetricResult) -> list[list[str]]:
-    return [
-        [
-            f"{r['factor']}={r['level']}",
-            _num(r["mean"]),
-            _ci_text(r["ci_low"], r["ci_high"], r["n_runs"]),
-            _num(r["delta"], signed=True),
-            str(r["n_runs"]),
-            str(r["n_configs"]),
-        ]
-        for _, r in res.ablation.iterrows()
-    ]
-
-
-_ABLATION_HEADER = ["level", "mean", "95 % CI", "Δ vs first level", "runs", "configurations"]
+def _metric_tables(data: SweepData, res: _MetricResult, labels: Mapping[str, str]) -> list[tuple[str, Rendered]]:
+    """A metric's tables, each with its title ("" for the first, which the section's heading names), rendered once
+    for summary.md and report.html."""
+    tables = [("", CONFIGURATION.render(_labelled(res.summary, labels)))]
+    if len(res.effects):
+        title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
+        tables.append((title, COMPARISON.render(res.effects.to_dict("records"), tested=res.primary)))
+    if len(res.ablation) and len(data.factors) >= 2:
+        tables.append(("Averaged over the other factors", LEVEL.render(res.ablation.to_dict("records"))))
+    return tables
 
 
 def _markdown(
@@ -624,12 +515,9 @@ def _markdown(
         lines += [_folded_text(folded), ""]
     for res in results:
         lines += [f"## {_section_title(res)}", ""]
-        lines += _md_table(_CONFIG_HEADER, _config_rows(res, labels))
-        if len(res.effects):
-            title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
-            lines += [f"{title}:", "", *_md_table(_effect_header(res), _effect_rows(res))]
-        if len(res.ablation) and len(data.factors) >= 2:
-            lines += ["Averaged over the other factors:", "", *_md_table(_ABLATION_HEADER, _ablation_rows(res))]
+        for title, table in _metric_tables(data, res, labels):
+            lines += [f"{title}:", ""] if title else []
+            lines += table.markdown()
     lines += ["## Method", "", methods.replace("\n", " "), ""]
     return "\n".join(lines)
 
@@ -662,7 +550,7 @@ def _counts(data: SweepData) -> str:
 
 
 def _folded_text(folded: Mapping[str, float]) -> str:
-    items = ", ".join(f"{m} = {_num(v)}" for m, v in folded.items())
+    items = ", ".join(f"{m} = {num(v)}" for m, v in folded.items())
     return f"Constant in every logged line of every run, so not shown further: {items}."
 
 
@@ -692,49 +580,31 @@ def _attention(data: SweepData) -> list[str]:
 # ---------------------------------------------------------------------------------------------------- HTML
 
 
-def _code_spans(text: str) -> str:
-    """Escape ``text`` for HTML, with Markdown's `code` spans as <code> elements."""
-    pieces = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+@dataclass(frozen=True)
+class _Figure:
+    """A PNG as the page embeds it: a base64 ``data:`` URI, so that the page is one file that can be mailed."""
 
+    caption: str
+    name: str  # the PNG's file name beside the page, for slides
+    payload: str
 
-def _img(path: Path, caption: str) -> str:
-    payload = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (
-        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{payload}">'
-        f"<figcaption>{html.escape(caption)} ({html.escape(path.name)})</figcaption></figure>"
-    )
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] = ()) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cls = row_classes[i] if i < len(row_classes) and row_classes[i] else ""
-        attr = f' class="{cls}"' if cls else ""
-        body.append(f"<tr{attr}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-    # The wrapper scrolls sideways instead of the page when a table is wider than the text column.
-    return f"<div class='tablewrap'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;color:#222}
-.tablewrap{max-width:100%;overflow-x:auto}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-td{overflow-wrap:break-word} th{white-space:nowrap}
-th{background:#f2f2f2} tr.warn{background:#fff4d6} tr.bad{background:#fde0e0}
-.answer{border-left:4px solid #2a7ab8;background:#eef6fc;padding:.5em 1em}
-.answer li{margin:.3em 0} .verdict{font-weight:600} .higher{color:#1a7f37} .lower{color:#b42318}
-.attention{border-left:4px solid #d98c00;background:#fff8e6;padding:.5em 1em}
-.note{border-left:4px solid #999;background:#f6f6f6;padding:.4em 1em;font-size:.9em}
-.method{font-size:.9em;color:#444} img{max-width:100%} figure{margin:1em 0}
-figcaption{font-size:.8em;color:#666} code{overflow-wrap:break-word}
-"""
+    @classmethod
+    def of(cls, path: Path, caption: str) -> _Figure:
+        return cls(caption, path.name, base64.b64encode(path.read_bytes()).decode("ascii"))
 
 
 def _verdict_class(verdict: str) -> str:
     return {HIGHER: "higher", LOWER: "lower"}.get(verdict, "open")
+
+
+# Autoescape on: every value the page shows is text (run names, metric names, notes) and is escaped by the template.
+# StrictUndefined: a name the template misspells fails the report instead of leaving a gap in the page.
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("rlsweep.analysis", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_TEMPLATES.filters["verdict_class"] = _verdict_class
 
 
 def _html(
@@ -748,102 +618,34 @@ def _html(
     answer: _Answer,
     labels: Mapping[str, str],
 ) -> str:
-    title = f"Sweep report: {_title(data)}"
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{html.escape(_where(data).replace('`', ''))} — generated {html.escape(generated)}. "
-        f"{html.escape(_counts(data))}</p>",
-    ]
-    items = []
-    for x in answer.lines:
-        rest = "".join(f"; {html.escape(t)}" for t in (x.test, x.plan) if t)
-        verdict = (
-            f": <span class='verdict {_verdict_class(x.verdict)}'>{html.escape(x.verdict)}</span>" if x.verdict else ""
-        )
-        items.append(f"<li>{html.escape(x.text)}{rest}{verdict}</li>")
-    family = f"<p>{html.escape(answer.family)}</p>" if answer.family else ""
-    parts.append(f"<div class='answer' id='answer'><h2>Answer</h2><ul>{''.join(items)}</ul>{family}</div>")
-    if answer_png is not None:
-        parts.append(_img(answer_png, "the answer: effect of each factor on the primary metric(s), 95 % bootstrap CI, "
-                                      "coloured by the verdict"))  # fmt: skip
-    if answer.few_seeds:
-        parts.append(f"<p class='note'>{_code_spans(answer.few_seeds)}</p>")
-    for test in answer.sequential:
-        lis = "".join(f"<li>{html.escape(x)}</li>" for x in test[1:])
-        parts.append(f"<div class='note'><p>{html.escape(test[0])}</p><ul>{lis}</ul></div>")
-    glossary = _glossary(results)
-    if glossary:
-        lis = "".join(f"<li><code>{html.escape(m)}</code>: {html.escape(text)}</li>" for m, text in glossary)
-        parts.append(f"<div class='note'><p>What the metrics count:</p><ul>{lis}</ul></div>")
-    if attention:
-        lis = "".join(f"<li>{html.escape(a)}</li>" for a in attention)
-        parts.append(f"<div class='attention'><h2>Attention</h2><ul>{lis}</ul></div>")
-    if folded:
-        parts.append(f"<p class='note'>{html.escape(_folded_text(folded))}</p>")
-    parts.append("<h2>Contents</h2><ul>")
-    parts += [f"<li><a href='#{slug(r.metric)}'>{html.escape(_section_title(r))}</a></li>" for r in results]
-    parts.append("<li><a href='#method'>Method</a></li><li><a href='#runs'>Runs</a></li></ul>")
-
-    for res in results:
-        parts.append(f"<h2 id='{slug(res.metric)}'>{html.escape(_section_title(res))}</h2>")
-        classes = [
-            "bad" if row["provisional"] else ("warn" if row["notes"] else "") for _, row in res.summary.iterrows()
-        ]
-        parts.append(_table(_CONFIG_HEADER, _config_rows(res, labels), classes))
-        if len(res.effects):
-            rows = _effect_rows(res)
-            title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
-            parts.append(f"<h3>{title}</h3>")
-            unmatched = _EFFECT_HEADER.index("unmatched")
-            parts.append(_table(_effect_header(res), rows, ["warn" if r[unmatched] != NO_VALUE else "" for r in rows]))
-        if len(res.ablation) and len(data.factors) >= 2:
-            parts.append("<h3>Averaged over the other factors</h3>")
-            parts.append(_table(_ABLATION_HEADER, _ablation_rows(res)))
-        parts += [_img(path, caption) for caption, path in res.figures]
-
-    parts.append(f"<h2 id='method'>Method</h2><p class='method'>{html.escape(methods)}</p>")
-    parts.append("<h2 id='runs'>Runs</h2>")
-    run_rows, run_classes = [], []
-    for _, r in data.runs.iterrows():
-        run_rows.append(
-            [
-                str(r["run_id"]),
-                labels.get(str(r["name"]), str(r["name"])),
-                str(r["seed"]),
-                str(r["status"]),
-                _num(100 * r["progress"]) + " %",
-                str(r["n_logged"]),
-                str(r["wandb_id"] or NO_VALUE),
-                str(r["flags"]) or NO_VALUE,
-            ]
-        )
-        run_classes.append("bad" if r["status"] == "failed" else ("warn" if r["unfinished"] or r["flags"] else ""))
-    header = ["run", "configuration", "seed", "status", "progress", "lines", "W&B id", "flags"]
-    parts.append(_table(header, run_rows, run_classes))
-    parts.append("<h2>Configurations</h2>")
-    cfg_rows = [
-        [
-            labels.get(str(r["name"]), str(r["name"])),
-            str(r["name"]),
-            f"{r['n_completed']}/{r['n_runs']}",
-            ", ".join(map(str, r["seeds"])),
-            ", ".join(map(str, r["missing_seeds"])) or NO_VALUE,
-            str(r["flags"]) or NO_VALUE,
-        ]
-        for _, r in data.configs.iterrows()
-    ]
-    parts.append(
-        _table(
-            ["configuration", "run name", "completed/runs", "seeds", "missing seeds", "flags"],
-            cfg_rows,
-            ["warn" if row[5] != NO_VALUE else "" for row in cfg_rows],
-        )
+    """The page, from ``templates/report.html.j2``: the same answer and tables as :func:`_markdown`, and the figures."""
+    answer_caption = (
+        "the answer: effect of each factor on the primary metric(s), 95 % bootstrap CI, coloured by the verdict"
     )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    sections = [
+        {
+            "id": slug(res.metric),
+            "title": _section_title(res),
+            "tables": _metric_tables(data, res, labels),
+            "figures": [_Figure.of(path, caption) for caption, path in res.figures],
+        }
+        for res in results
+    ]
+    return _TEMPLATES.get_template("report.html.j2").render(
+        title=f"Sweep report: {_title(data)}",
+        where=_where(data).replace("`", ""),
+        generated=generated,
+        counts=_counts(data),
+        answer=answer,
+        answer_figure=_Figure.of(answer_png, answer_caption) if answer_png is not None else None,
+        glossary=_glossary(results),
+        attention=attention,
+        folded=_folded_text(folded) if folded else "",
+        sections=sections,
+        methods=methods,
+        runs=RUN.render(_labelled(data.runs, labels)),
+        configurations=COVERAGE.render(_labelled(data.configs, labels)),
+    )
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -891,17 +693,20 @@ def write_report(
 
     colors = config_colors(list(data.configs["name"]))
     labels = config_labels(data)
+    # the numbers paired_effects computes for the statistics report_stats declares beyond its own
+    effect_columns = [*EFFECT_COLUMNS, *interval_columns(COMPARISON.two_samples())]
     results: list[_MetricResult] = []
     for metric in shown:
         cost = metric.startswith(COST_PREFIX)
         res = _MetricResult(
             metric,
             metric in primary and not cost,
-            summarize(data, metric, n_resamples=n_resamples, seed=seed),
+            summarize(data, metric, n_resamples=n_resamples, seed=seed, aggregates=CONFIGURATION.aggregates()),
             ablation_table(data, metric, n_resamples=n_resamples, seed=seed),
             # The machine's speed under its load is a cost to describe, not an effect to test.
-            pd.DataFrame(columns=EFFECT_COLUMNS) if cost
-            else paired_effects(data, metric, n_resamples=n_resamples, seed=seed, baselines=base),
+            pd.DataFrame(columns=effect_columns) if cost
+            else paired_effects(data, metric, n_resamples=n_resamples, seed=seed, baselines=base,
+                                two_sample=COMPARISON.two_samples()),
             cost=cost,
         )  # fmt: skip
         if res.primary and not data.factors:
@@ -944,7 +749,7 @@ def write_report(
     # Every table keeps its header when it has no rows (a sweep where no factor varies has no effects), so that a
     # script reading the CSV gets its columns, never an empty file.
     columns = {"summary": list(results[0].summary.columns) if results else ["metric", "name"],
-               "ablation": ABLATION_COLUMNS, "effects": [*EFFECT_COLUMNS, "verdict"]}  # fmt: skip
+               "ablation": ABLATION_COLUMNS, "effects": [*effect_columns, "verdict"]}  # fmt: skip
     for attr, file in (("summary", "summary.csv"), ("ablation", "ablation.csv"), ("effects", "effects.csv")):
         frames = [getattr(r, attr) for r in results if len(getattr(r, attr))]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns[attr])

@@ -81,6 +81,10 @@ class Interval:
     def degenerate(self) -> bool:
         return self.n < 2
 
+    def columns(self, key: str) -> dict[str, float]:
+        """The interval as a table's columns ``key, key_ci_low, key_ci_high`` (:func:`interval_columns`)."""
+        return {key: self.point, f"{key}_ci_low": self.low, f"{key}_ci_high": self.high}
+
     def format(self, fmt: str = "{:.4g}") -> str:
         """``[low, high]``, or a statement why there is no interval."""
         if self.n == 0:
@@ -230,8 +234,13 @@ def summarize(
     fraction: float = FINAL_FRACTION,
     n_resamples: int = N_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    aggregates: Mapping[str, Callable[[FloatArray], FloatArray]] | None = None,
 ) -> pd.DataFrame:
-    """Per configuration: seeds, mean and IQM of final performance with 95 % bootstrap CIs, status notes."""
+    """Per configuration: seeds, mean and IQM of final performance with 95 % bootstrap CIs, status notes.
+
+    Each ``aggregates[key]`` (a reducer of the last axis, like :func:`iqm`) adds ``key``, ``key_ci_low`` and
+    ``key_ci_high``, bootstrapped over the same seeds as the mean.
+    """
     per_run = final_per_run(data, metric, fraction)
     total_seeds = len(data.seeds)
     rows = []
@@ -253,26 +262,27 @@ def summarize(
         no_metric = used[np.isnan(used["final"].to_numpy(dtype=float))]
         if len(no_metric):
             notes.append(f"{len(no_metric)} run(s) never logged {metric}")
-        rows.append(
-            {
-                "metric": metric,
-                "name": name,
-                **{c: config[c] for c in data.choice_columns},
-                "n_completed": int(config["n_completed"]),
-                "n_runs": int(config["n_runs"]),
-                "n_seeds_expected": total_seeds,
-                "n_used": mean_ci.n,
-                "provisional": provisional,
-                "mean": mean_ci.point,
-                "mean_ci_low": mean_ci.low,
-                "mean_ci_high": mean_ci.high,
-                "iqm": iqm_ci.point,
-                "iqm_ci_low": iqm_ci.low,
-                "iqm_ci_high": iqm_ci.high,
-                "ci_degenerate": mean_ci.degenerate,
-                "notes": "; ".join(notes),
-            }
-        )
+        out = {
+            "metric": metric,
+            "name": name,
+            **{c: config[c] for c in data.choice_columns},
+            "n_completed": int(config["n_completed"]),
+            "n_runs": int(config["n_runs"]),
+            "n_seeds_expected": total_seeds,
+            "n_used": mean_ci.n,
+            "provisional": provisional,
+            "mean": mean_ci.point,
+            "mean_ci_low": mean_ci.low,
+            "mean_ci_high": mean_ci.high,
+            "iqm": iqm_ci.point,
+            "iqm_ci_low": iqm_ci.low,
+            "iqm_ci_high": iqm_ci.high,
+            "ci_degenerate": mean_ci.degenerate,
+            "notes": "; ".join(notes),
+        }
+        for key, fn in (aggregates or {}).items():
+            out.update(bootstrap_ci(vals, fn, n_resamples=n_resamples, seed=seed).columns(key))
+        rows.append(out)
     return pd.DataFrame(rows)
 
 
@@ -411,6 +421,7 @@ def paired_effects(
     n_resamples: int = N_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
     baselines: Mapping[str, str] | None = None,
+    two_sample: Mapping[str, TwoSample] | None = None,
 ) -> pd.DataFrame:
     """Effect of each factor with the **other factors held fixed**: matched-pair differences.
 
@@ -427,109 +438,177 @@ def paired_effects(
     the smallest p these seed counts allow): the report's verdicts come from it, the CIs describe. Both CIs
     resample seeds within each configuration (stratified),
     ``n_pairs`` counts the contexts, ``n_level`` / ``n_base`` the runs on each side, and contexts lacking
-    either level are listed in ``unmatched``.
+    either level are listed in ``unmatched``. Each ``two_sample[key]`` (a statistic of the level's runs against the
+    baseline's, like :func:`probability_of_improvement`) adds ``key``, ``key_ci_low`` and ``key_ci_high``: averaged
+    over contexts and bootstrapped as ``p_improve`` is.
+
+    The steps: the runs that count (:func:`_used_finals`), each factor's baseline (:func:`_baseline`), the matched
+    contexts of one comparison (:func:`_match`), its numbers (:func:`_comparison`).
 
     Raises:
         ValueError: a baseline names a level the factor does not have.
     """
-    per_run = final_per_run(data, metric, fraction)
-    used = pd.concat([_used_runs(g)[0] for _, g in per_run.groupby("name", sort=True)], ignore_index=True)
-    used = used[np.isfinite(used["final"].to_numpy(dtype=float))]
-    all_factors = data.factors
-    baselines = dict(baselines or {})
+    used = _used_finals(data, metric, fraction)
     rows = []
-    for factor in all_factors if factors is None else factors:
-        others = [c for c in all_factors if c != factor]
+    for factor in data.factors if factors is None else factors:
         levels = sorted(used[factor].unique()) if factor in used else []
         if len(levels) < 2:
             continue
-        base = baselines.get(factor, levels[0])
-        if base not in levels:
-            raise ValueError(f"baseline {factor}={base}: {factor} has the levels {', '.join(map(str, levels))}")
+        base = _baseline(factor, levels, baselines or {})
+        others = [c for c in data.factors if c != factor]
         contexts = list(used.groupby(others, sort=True)) if others else [((), used)]
         for level in [lv for lv in levels if lv != base]:
-            strata: list[npt.NDArray[np.float64]] = []
-            layout: list[tuple[list[int], list[int]]] = []  # per context: stratum indices at base, at level
-            unmatched = []
-            for ctx, grp in contexts:
-                sides = []
-                for lv in (base, level):
-                    sub = grp[grp[factor] == lv]
-                    idx = []
-                    for _, cfg in sub.groupby("name", sort=True):
-                        idx.append(len(strata))
-                        strata.append(cfg["final"].to_numpy(dtype=float))
-                    sides.append(idx)
-                if sides[0] and sides[1]:
-                    layout.append((sides[0], sides[1]))
-                else:
-                    for i in sides[0] + sides[1]:  # drop the strata of an unmatched context again
-                        strata[i] = np.zeros(0)
-                    unmatched.append(", ".join(f"{o}={v}" for o, v in zip(others, _as_tuple(ctx), strict=True)))
-
-            def delta(s: list[FloatArray], layout: list[tuple[list[int], list[int]]] = layout) -> FloatArray:
-                diffs = [
-                    np.mean([s[i].mean(axis=-1) for i in hi], axis=0)
-                    - np.mean([s[i].mean(axis=-1) for i in lo], axis=0)
-                    for lo, hi in layout
-                ]
-                return np.asarray(np.mean(diffs, axis=0))
-
-            def p_improve(s: list[FloatArray], layout: list[tuple[list[int], list[int]]] = layout) -> FloatArray:
-                per_context = [
-                    probability_of_improvement(
-                        np.concatenate([s[i] for i in hi], axis=-1), np.concatenate([s[i] for i in lo], axis=-1)
-                    )
-                    for lo, hi in layout
-                ]
-                return np.asarray(np.mean(per_context, axis=0))
-
-            d = _paired_interval(strata, delta, n_resamples, seed) if layout else _NO_INTERVAL
-            p = _paired_interval(strata, p_improve, n_resamples, seed) if layout else _NO_INTERVAL
-            # The test behind the verdict: each context's runs at the level against its runs at the baseline.
-            runs = [(np.concatenate([strata[i] for i in hi]), np.concatenate([strata[i] for i in lo]))
-                    for lo, hi in layout]  # fmt: skip
-            test = permutation_test(runs) if layout else None
-            welch_low, welch_high = welch_interval(runs) if layout else (math.nan, math.nan)
-            level_mean = _side_mean(strata, [hi for _, hi in layout])
-            base_mean = _side_mean(strata, [lo for lo, _ in layout])
+            matched = _match(contexts, others, factor, base, level)
             rows.append(
                 {
                     "metric": metric,
                     "factor": factor,
                     "level": level,
                     "baseline": base,
-                    "delta": d.point,
-                    "ci_low": d.low,
-                    "ci_high": d.high,
-                    "level_mean": level_mean,
-                    "base_mean": base_mean,
-                    "sd": pooled_sd([strata[i] for lo, hi in layout for i in (*lo, *hi)]),
-                    "welch_low": welch_low,
-                    "welch_high": welch_high,
-                    "p": test.p if test else math.nan,
-                    "p_min": test.p_min if test else math.nan,
-                    "test": test.method if test else "",
-                    "arrangements": test.arrangements if test else 0,
-                    "resamples": test.resamples if test else 0,
-                    "p_improve": p.point,
-                    "p_ci_low": p.low,
-                    "p_ci_high": p.high,
-                    "n_pairs": len(layout),
-                    "n_runs": d.n,
-                    "n_level": sum(strata[i].size for _, hi in layout for i in hi),
-                    "n_base": sum(strata[i].size for lo, _ in layout for i in lo),
+                    **_comparison(matched, n_resamples, seed, two_sample or {}),
                     "held_fixed": ", ".join(others) or "(no other factor)",
-                    "unmatched": "; ".join(unmatched),
+                    "unmatched": "; ".join(matched.unmatched),
                 }
             )
-    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+    return pd.DataFrame(rows, columns=[*EFFECT_COLUMNS, *interval_columns(two_sample or {})])
 
 
 EFFECT_COLUMNS = ["metric", "factor", "level", "baseline", "delta", "ci_low", "ci_high", "level_mean", "base_mean",
                   "sd", "welch_low", "welch_high", "p", "p_min", "test", "arrangements", "resamples", "p_improve",
                   "p_ci_low", "p_ci_high", "n_pairs", "n_runs", "n_level", "n_base", "held_fixed",
                   "unmatched"]  # fmt: skip
+
+# A statistic of one context's runs at the level (x) against its runs at the baseline (y), over the last axis, leading
+# axes batching bootstrap resamples: probability_of_improvement is one.
+TwoSample = Callable[[FloatArray, FloatArray], FloatArray]
+Layout = list[tuple[list[int], list[int]]]  # per matched context: stratum indices at the baseline, at the level
+
+
+def interval_columns(statistics: Mapping[str, object]) -> list[str]:
+    """The columns an added statistic brings to a table: ``key, key_ci_low, key_ci_high`` each."""
+    return [c for key in statistics for c in (key, f"{key}_ci_low", f"{key}_ci_high")]
+
+
+def _used_finals(data: SweepData, metric: str, fraction: float) -> pd.DataFrame:
+    """The runs whose final values enter the effects (:func:`_used_runs` per configuration), with a value."""
+    per_run = final_per_run(data, metric, fraction)
+    used = pd.concat([_used_runs(g)[0] for _, g in per_run.groupby("name", sort=True)], ignore_index=True)
+    return used[np.isfinite(used["final"].to_numpy(dtype=float))]
+
+
+def _baseline(factor: str, levels: Sequence[object], baselines: Mapping[str, str]) -> object:
+    """The level the others are compared with: the one asked for, else the first sorted."""
+    base = baselines.get(factor, levels[0])
+    if base not in levels:
+        raise ValueError(f"baseline {factor}={base}: {factor} has the levels {', '.join(map(str, levels))}")
+    return base
+
+
+@dataclass
+class _Matched:
+    """One comparison's data: each configuration's final values, and which contexts match which of them."""
+
+    strata: list[FloatArray]  # one per configuration, in context order; an unmatched context's are left empty
+    layout: Layout
+    unmatched: list[str]  # the contexts that lack either level, as "factor=value, ..."
+
+    def runs(self) -> list[tuple[FloatArray, FloatArray]]:
+        """Per matched context: its runs at the level, its runs at the baseline."""
+        return [(np.concatenate([self.strata[i] for i in hi]), np.concatenate([self.strata[i] for i in lo]))
+                for lo, hi in self.layout]  # fmt: skip
+
+
+def _match(
+    contexts: Sequence[tuple[object, pd.DataFrame]], others: Sequence[str], factor: str, base: object, level: object
+) -> _Matched:
+    """The strata (one per configuration) of every context at ``base`` and at ``level``, and where both were run."""
+    strata: list[FloatArray] = []
+    layout: Layout = []
+    unmatched = []
+    for ctx, grp in contexts:
+        sides = []
+        for lv in (base, level):
+            idx = []
+            for _, cfg in grp[grp[factor] == lv].groupby("name", sort=True):
+                idx.append(len(strata))
+                strata.append(cfg["final"].to_numpy(dtype=float))
+            sides.append(idx)
+        if sides[0] and sides[1]:
+            layout.append((sides[0], sides[1]))
+        else:
+            for i in sides[0] + sides[1]:  # drop the strata of an unmatched context again
+                strata[i] = np.zeros(0)
+            unmatched.append(", ".join(f"{o}={v}" for o, v in zip(others, _as_tuple(ctx), strict=True)))
+    return _Matched(strata, layout, unmatched)
+
+
+def _delta(layout: Layout) -> Callable[[list[FloatArray]], FloatArray]:
+    """The effect over strata laid out as ``layout``: per context, the level's mean of configuration means minus the
+    baseline's, averaged over contexts."""
+
+    def delta(s: list[FloatArray]) -> FloatArray:
+        diffs = [
+            np.mean([s[i].mean(axis=-1) for i in hi], axis=0) - np.mean([s[i].mean(axis=-1) for i in lo], axis=0)
+            for lo, hi in layout
+        ]
+        return np.asarray(np.mean(diffs, axis=0))
+
+    return delta
+
+
+def _per_context(statistic: TwoSample, layout: Layout) -> Callable[[list[FloatArray]], FloatArray]:
+    """``statistic`` of each context's runs at the level against its runs at the baseline, averaged over contexts
+    (as rliable averages over tasks)."""
+
+    def averaged(s: list[FloatArray]) -> FloatArray:
+        per_context = [
+            statistic(np.concatenate([s[i] for i in hi], axis=-1), np.concatenate([s[i] for i in lo], axis=-1))
+            for lo, hi in layout
+        ]
+        return np.asarray(np.mean(per_context, axis=0))
+
+    return averaged
+
+
+def _comparison(m: _Matched, n_resamples: int, seed: int, two_sample: Mapping[str, TwoSample]) -> dict[str, object]:
+    """The numbers of one comparison: effect and P(improvement) with their bootstrap CIs, the permutation test behind
+    the verdict, the Welch interval and pooled SD behind a seed plan, both sides' means and run counts."""
+    layout = m.layout
+
+    def interval(statistic: Callable[[list[FloatArray]], FloatArray]) -> Interval:
+        return _paired_interval(m.strata, statistic, n_resamples, seed) if layout else _NO_INTERVAL
+
+    d = interval(_delta(layout))
+    p = interval(_per_context(probability_of_improvement, layout))
+    # The test behind the verdict: each context's runs at the level against its runs at the baseline.
+    runs = m.runs()
+    test = permutation_test(runs) if layout else None
+    welch_low, welch_high = welch_interval(runs) if layout else (math.nan, math.nan)
+    numbers: dict[str, object] = {
+        "delta": d.point,
+        "ci_low": d.low,
+        "ci_high": d.high,
+        "level_mean": _side_mean(m.strata, [hi for _, hi in layout]),
+        "base_mean": _side_mean(m.strata, [lo for lo, _ in layout]),
+        "sd": pooled_sd([m.strata[i] for lo, hi in layout for i in (*lo, *hi)]),
+        "welch_low": welch_low,
+        "welch_high": welch_high,
+        "p": test.p if test else math.nan,
+        "p_min": test.p_min if test else math.nan,
+        "test": test.method if test else "",
+        "arrangements": test.arrangements if test else 0,
+        "resamples": test.resamples if test else 0,
+        "p_improve": p.point,
+        "p_ci_low": p.low,
+        "p_ci_high": p.high,
+        "n_pairs": len(layout),
+        "n_runs": d.n,
+        "n_level": sum(m.strata[i].size for _, hi in layout for i in hi),
+        "n_base": sum(m.strata[i].size for lo, _ in layout for i in lo),
+    }
+    for key, statistic in two_sample.items():
+        numbers.update(interval(_per_context(statistic, layout)).columns(key))
+    return numbers
 
 
 def _side_mean(strata: Sequence[FloatArray], sides: Sequence[Sequence[int]]) -> float:

@@ -6,8 +6,10 @@ tested offline: the offline report's answer first (each factor's effect with its
 ``rlsweep.tracking``), one line plot per metric against ``global_step`` grouped by configuration (the
 ``run_name`` config key) with the mean and a standard-error band, one plot per ablation factor (grouped by
 ``choice/<factor>``), and the offline report's Markdown tables (effects, IQM, bootstrap CIs, flagged runs)
-as text, because W&B's own charts stop at mean ± std/stderr. :func:`save_wandb_report` uploads it, and is
-only called when W&B is online.
+as text, because W&B's own charts stop at mean ± std/stderr. The answer and the tables are ``summary.md``'s, word
+for word: their statistics are rendered once, from :mod:`rlsweep.analysis.report_stats`, for the Markdown, the page
+and this report alike, so none is formatted here. :func:`save_wandb_report` uploads it, and is only called when W&B
+is online.
 """
 
 from __future__ import annotations

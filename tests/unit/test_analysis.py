@@ -220,6 +220,59 @@ def test_loader_tables_and_ignored_dirs(tmp_path: Path) -> None:
     assert len(data.metrics) == 150
 
 
+def test_loader_steps_keep_the_tables_and_every_problem_in_order(tmp_path: Path) -> None:
+    """load_sweep's steps, each checked where it shows: issues in reading order (a damaged record, a re-logged step,
+    a missing metrics file, a seed from nowhere), then the identities' and the configurations' issues; choice columns
+    in first-seen order with a clashing key renamed, a shared override dropped and a varied one naming the
+    configuration; the runs and metrics tables' columns and order."""
+    sweep = tmp_path / "sw"
+    shared = ["budget.total_steps=9"]
+    make_run(sweep, "cfg", 0, {"model": "A"}, lambda s: {"episode/score": 1.0, "status": 5.0},
+             overrides=[*shared, "ppo.lr=1"])  # fmt: skip
+    relogged = make_run(sweep, "cfg", 1, {"model": "A", "status": "x"}, const(2.0), overrides=[*shared, "ppo.lr=2"])
+    lines = (relogged / "metrics.jsonl").read_text().splitlines()
+    (relogged / "metrics.jsonl").write_text("\n".join([*lines, lines[-1].replace("2.0", "3.0")]) + "\n")
+    (make_run(sweep, "cfg", 2, {"model": "B"}, const(4.0), overrides=shared) / "metrics.jsonl").unlink()
+    (make_run(sweep, "broken", 0, {"model": "A"}, const(1.0)) / "run.json").write_text("{")
+    odd = make_run(sweep, "odd", 0, {"model": "B"}, const(6.0), run_id="odd", overrides=shared)
+    meta = json.loads((odd / "run.json").read_text())
+    (odd / "run.json").write_text(json.dumps({k: v for k, v in meta.items() if k not in ("seed", "name")}))
+    make_run(sweep, "odd", -1, {"model": "B"}, const(7.0), run_id="odd-again", overrides=shared)
+
+    data = load_sweep(sweep)
+    issues = data.issues
+    assert issues[0].startswith(f"{sweep / 'broken-s0' / 'run.json'} is damaged (") and "run not included" in issues[0]
+    assert issues[1:] == [
+        f"{sweep / 'cfg-s1' / 'metrics.jsonl'}: global_step not strictly increasing; kept the last line for repeated "
+        "steps",
+        f"{sweep / 'cfg-s2'}: no metrics.jsonl",
+        f"{sweep / 'odd'}: run.json has no seed and run_id has no -s<seed>; using seed -1",
+        f"configuration odd seed -1 has 2 runs: {sweep / 'odd'}, {sweep / 'odd-again'}",
+    ]
+    # budget.total_steps is shared: not a column; ppo.lr varies: a column and part of the name (where it is set)
+    assert data.choice_columns == ["model", "ppo.lr", "choice.status"]
+    runs = data.runs.set_index("run_id")
+    assert runs["name"].to_dict() == {"cfg-s0": "cfg-ppo.lr=1", "cfg-s1": "cfg-ppo.lr=2", "cfg-s2": "cfg",
+                                      "odd": "odd", "odd-again": "odd"}  # fmt: skip
+    assert list(runs["choice.status"]) == ["(unset)", "(unset)", "x", "(unset)", "(unset)"]
+    assert runs.loc["cfg-s1", "n_logged"] == 100 and runs.loc["cfg-s2", "n_logged"] == 0
+    # the runs table: identity, the first run's choices, progress and bookkeeping, choices first seen later, flags
+    assert list(data.runs.columns) == [
+        "run_id", "name", "seed", "status", "sweep", "model", "ppo.lr", "total_steps", "global_step", "progress",
+        "n_logged", "last_logged_step", "wandb_id", "wandb_project", "wandb_entity", "git_commit", "git_dirty",
+        "run_dir", "choice.status", "unfinished", "flags", "config_missing_seeds",
+    ]  # fmt: skip
+    assert list(data.runs["run_id"]) == ["cfg-s2", "cfg-s0", "cfg-s1", "odd", "odd-again"]  # by name, seed, run id
+    # a logged key named like a loader column ("status") is not a metric
+    assert data.metric_names == ["episode/score"]
+    assert list(data.metrics.columns) == ["run_id", "name", "seed", "status", "model", "ppo.lr", "choice.status",
+                                          "global_step", "iteration", "episode/score"]  # fmt: skip
+    relogged_scores = data.metrics.loc[data.metrics["run_id"] == "cfg-s1", "episode/score"]
+    assert relogged_scores.iloc[-1] == 3.0 and len(relogged_scores) == 100  # the later line of a repeated step wins
+    assert list(data.configs["name"]) == ["cfg", "cfg-ppo.lr=1", "cfg-ppo.lr=2", "odd"]
+    assert data.seeds == [-1, 0, 1, 2]
+
+
 def test_learning_curves_do_not_extrapolate_unfinished_runs(tmp_path: Path) -> None:
     make_run(tmp_path, "cfg", 0, {"model": "A"}, lambda s: {"episode/score": s / STEP})
     make_run(

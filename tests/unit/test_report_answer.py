@@ -3,6 +3,7 @@ several sweep directories, and the statistics behind them (probability of improv
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
 
@@ -21,7 +22,14 @@ from rlsweep.analysis.report import (
     primary_metrics,
     write_report,
 )
-from rlsweep.analysis.stats import Interval, paired_effects, performance_profile, probability_of_improvement
+from rlsweep.analysis.stats import (
+    Interval,
+    iqm,
+    paired_effects,
+    performance_profile,
+    probability_of_improvement,
+    summarize,
+)
 from rlsweep.cli import commands as cli
 
 
@@ -270,3 +278,60 @@ def test_several_games_are_compared_on_normalised_scores(tmp_path: Path) -> None
     # the same float64 formula on both sides: at most 3 roundings each, relative (low is 0: no cancellation)
     exact = rounding(np.float64, depth=6)
     np.testing.assert_allclose(mz[NORMALISED], (mz["episode/score"] - low) / (high - low), rtol=exact)
+
+
+def make_unmatched(root: Path) -> None:
+    """model x critic_init with two cells missing: B only at 0.1, C only at sqrt2; seeds' values are integers, so
+    every mean below is exact in float64."""
+    cells = {("A", "0.1"): [1.0, 2.0, 3.0], ("A", "sqrt2"): [4.0, 5.0, 6.0], ("B", "0.1"): [10.0, 11.0, 12.0],
+             ("C", "sqrt2"): [7.0, 8.0, 9.0]}  # fmt: skip
+    for (model, init), values in cells.items():
+        for seed, v in enumerate(values):
+            make_run(root, f"m{model}_c{init}", seed, {"model": model, "critic_init": init}, const(v))
+
+
+def test_effects_match_contexts_and_list_the_unmatched(tmp_path: Path) -> None:
+    """Each comparison uses only the settings of the other factor where both levels ran; the rest are listed."""
+    make_unmatched(tmp_path)
+    data = load_sweep(tmp_path)
+    eff = paired_effects(data, "episode/score", n_resamples=300).set_index(["factor", "level"])
+    # A sum of 3 small integers and its division by 3 are exact; so are their differences, the pooled SD
+    # (sqrt(4 / 4) = 1) and U / (n m) = 9 / 9. A wrong context (B at sqrt2 taken from C, say) moves a delta by 3.
+    exact = rounding(np.float64, depth=8, scale=16.0)
+    b = eff.loc[("model", "B")]
+    assert (b["baseline"], b["held_fixed"], b["unmatched"]) == ("A", "critic_init", "critic_init=sqrt2")
+    assert b["delta"] == pytest.approx(11.0 - 2.0, abs=exact) and b["ci_low"] <= b["delta"] <= b["ci_high"]
+    assert (b["level_mean"], b["base_mean"]) == pytest.approx((11.0, 2.0), abs=exact)
+    assert b["sd"] == pytest.approx(1.0, abs=exact) and b["p_improve"] == pytest.approx(1.0, abs=exact)
+    assert (b["n_pairs"], b["n_runs"], b["n_level"], b["n_base"]) == (1, 6, 3, 3)
+    # 3 vs 3 in one setting: C(6, 3) = 20 label arrangements, 2 as extreme as the observed one (all above, all below)
+    assert b["arrangements"] == 20 and b["test"].startswith("exact") and b["p"] == pytest.approx(0.1, abs=exact)
+    c = eff.loc[("model", "C")]
+    assert c["unmatched"] == "critic_init=0.1" and c["delta"] == pytest.approx(8.0 - 5.0, abs=exact)
+    init = eff.loc[("critic_init", "sqrt2")]
+    assert init["unmatched"] == "model=B; model=C" and init["delta"] == pytest.approx(5.0 - 2.0, abs=exact)
+    # against B, C never ran in the same setting: no effect, no test, both settings listed
+    vs_b = paired_effects(data, "episode/score", n_resamples=300, baselines={"model": "B"}).set_index("level")
+    none = vs_b.loc["C"]
+    assert (none["n_pairs"], none["n_runs"], none["arrangements"], none["test"]) == (0, 0, 0, "")
+    assert none["unmatched"] == "critic_init=0.1; critic_init=sqrt2"
+    assert all(math.isnan(none[k]) for k in ("delta", "ci_low", "p", "p_improve", "level_mean", "sd", "welch_low"))
+    assert vs_b.loc["A", "delta"] == pytest.approx(2.0 - 11.0, abs=exact)
+
+
+def test_added_statistics_are_bootstrapped_like_the_built_in_ones(tmp_path: Path) -> None:
+    """A statistic added to summarize (aggregates) or paired_effects (two_sample) gets its value and interval from
+    the same seeds and the same bootstrap as the columns those functions compute themselves."""
+    make_unmatched(tmp_path)
+    data = load_sweep(tmp_path)
+    again = paired_effects(data, "episode/score", n_resamples=300, two_sample={"again": probability_of_improvement})
+    # the same function of the same resamples in the same order: bit for bit
+    for own, added in (("p_improve", "again"), ("p_ci_low", "again_ci_low"), ("p_ci_high", "again_ci_high")):
+        assert again[own].tolist() == again[added].tolist()
+    added = {"iqm2": lambda a: np.asarray(iqm(a, axis=-1)), "median": lambda a: np.median(a, axis=-1)}
+    summary = summarize(data, "episode/score", n_resamples=300, aggregates=added)
+    for own in ("iqm", "iqm_ci_low", "iqm_ci_high"):
+        assert summary[own].tolist() == summary[own.replace("iqm", "iqm2")].tolist()
+    # the median of 3 integers is one of them, exactly
+    assert summary.set_index("name").loc["mB_c0.1", "median"] == 11.0
+    assert list(summary.columns[-6:]) == [f"{k}{c}" for k in added for c in ("", "_ci_low", "_ci_high")]
