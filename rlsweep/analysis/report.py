@@ -478,12 +478,14 @@ def _labelled(frame: pd.DataFrame, labels: Mapping[str, str]) -> list[dict[str, 
 def _metric_tables(data: SweepData, res: _MetricResult, labels: Mapping[str, str]) -> list[tuple[str, Rendered]]:
     """A metric's tables, each with its title ("" for the first, which the section's heading names), rendered once
     for summary.md and report.html."""
-    tables = [("", CONFIGURATION.render(_labelled(res.summary, labels)))]
+    metric = res.metric  # with the statistics report_stats declares for this metric only
+    tables = [("", CONFIGURATION.render(_labelled(res.summary, labels), metric=metric))]
     if len(res.effects):
         title = "Effects, other factors held fixed" + ("" if res.primary else " (descriptive)")
-        tables.append((title, COMPARISON.render(res.effects.to_dict("records"), tested=res.primary)))
+        tables.append((title, COMPARISON.render(res.effects.to_dict("records"), tested=res.primary, metric=metric)))
     if len(res.ablation) and len(data.factors) >= 2:
-        tables.append(("Averaged over the other factors", LEVEL.render(res.ablation.to_dict("records"))))
+        averaged = LEVEL.render(res.ablation.to_dict("records"), metric=metric)
+        tables.append(("Averaged over the other factors", averaged))
     return tables
 
 
@@ -701,12 +703,12 @@ def write_report(
         res = _MetricResult(
             metric,
             metric in primary and not cost,
-            summarize(data, metric, n_resamples=n_resamples, seed=seed, aggregates=CONFIGURATION.aggregates()),
+            summarize(data, metric, n_resamples=n_resamples, seed=seed, aggregates=CONFIGURATION.aggregates(metric)),
             ablation_table(data, metric, n_resamples=n_resamples, seed=seed),
             # The machine's speed under its load is a cost to describe, not an effect to test.
             pd.DataFrame(columns=effect_columns) if cost
             else paired_effects(data, metric, n_resamples=n_resamples, seed=seed, baselines=base,
-                                two_sample=COMPARISON.two_samples()),
+                                two_sample=COMPARISON.two_samples(metric)),
             cost=cost,
         )  # fmt: skip
         if res.primary and not data.factors:

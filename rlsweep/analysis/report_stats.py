@@ -14,6 +14,12 @@ Adding a statistic is one :class:`Shown` in one of the tables below, and a test.
 level against those at the baseline (as P(improvement) is). The report hands those to ``summarize`` /
 ``paired_effects``, which compute each with the same bootstrap as their own numbers (columns ``key``,
 ``key_ci_low``, ``key_ci_high``) and write them to the CSV files too; :func:`estimate` declares such a statistic.
+
+A statistic that means something for some metrics only names them in ``only_for`` (``Shown(..., only_for=(m,))``,
+``estimate(..., only_for=(m,))``): for any other metric it is neither computed (:meth:`Table.aggregates`,
+:meth:`Table.two_samples`), nor a column (:meth:`Table.render`), nor a phrase (:meth:`Table.sentence`), so the
+other metrics' tables and CSV columns stay as they are. Empty ``only_for``: every metric. The optimality gap is one:
+it is read against the normalised score's 1 (a human's score, Procgen's R_max), which a raw metric has not.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from rlsweep.analysis.normalise import NORMALISED
 from rlsweep.analysis.stats import FloatArray, Interval, TwoSample
 
 Row = Mapping[str, Any]  # one row of a table: a summary, effects, ablation, runs or configurations record
@@ -96,6 +103,11 @@ class Shown:
     key: str = ""  # the row's key of a number computed for this declaration (with aggregate or two_sample)
     aggregate: Aggregate | None = None  # computed from each configuration's seeds by stats.summarize
     two_sample: TwoSample | None = None  # computed from each comparison's runs by stats.paired_effects
+    only_for: tuple[str, ...] = ()  # the metrics it is about (computed, shown, said); empty: every metric
+
+    def applies(self, metric: str | None) -> bool:
+        """Whether this statistic is about ``metric`` (``None``: no metric in particular, so unconditional only)."""
+        return not self.only_for or metric in self.only_for
 
     def headers(self) -> list[str]:
         if not self.header:
@@ -127,11 +139,22 @@ def estimate(
     aggregate: Aggregate | None = None,
     two_sample: TwoSample | None = None,
     phrase: Callable[[Row], str] | None = None,
+    only_for: tuple[str, ...] = (),
 ) -> Shown:
     """A number with its 95 % bootstrap interval in the columns ``key``, ``key_ci_low``, ``key_ci_high`` (``n``: the
-    row's key of the values behind it); with ``aggregate`` or ``two_sample``, a number the report has computed."""
+    row's key of the values behind it); with ``aggregate`` or ``two_sample``, a number the report has computed;
+    with ``only_for``, for those metrics only."""
     ci = CI(f"{key}_ci_low", f"{key}_ci_high", n)
-    return Shown(header, lambda row: fmt(row[key]), ci, phrase, key=key, aggregate=aggregate, two_sample=two_sample)
+    return Shown(
+        header,
+        lambda row: fmt(row[key]),
+        ci,
+        phrase,
+        key=key,
+        aggregate=aggregate,
+        two_sample=two_sample,
+        only_for=only_for,
+    )
 
 
 @dataclass(frozen=True)
@@ -159,12 +182,13 @@ class Table:
     shown: tuple[Shown, ...]
     row_class: Callable[[Row], str] = lambda row: ""
 
-    def _visible(self, tested: bool) -> list[Shown]:
-        return [self.label, *(s for s in self.shown if tested or not s.tested)]
+    def _visible(self, tested: bool, metric: str | None) -> list[Shown]:
+        return [self.label, *(s for s in self.shown if (tested or not s.tested) and s.applies(metric))]
 
-    def render(self, rows: Iterable[Row], tested: bool = False) -> Rendered:
-        """The table of ``rows``; ``tested``: the tables of the answer's metrics, with their tests' columns."""
-        shown, rows = self._visible(tested), list(rows)
+    def render(self, rows: Iterable[Row], tested: bool = False, metric: str | None = None) -> Rendered:
+        """The table of ``rows``; ``tested``: the tables of the answer's metrics, with their tests' columns;
+        ``metric``: the metric the rows are about, which adds the statistics declared ``only_for`` it."""
+        shown, rows = self._visible(tested, metric), list(rows)
         return Rendered(
             [h for s in shown for h in s.headers()],
             [[c for s in shown for c in s.cells(row)] for row in rows],
@@ -173,16 +197,16 @@ class Table:
 
     def sentence(self, row: Row) -> str:
         """``<metric>: <label>: <phrase>, <phrase>, ...``: the row in words, as the answer says it."""
-        phrases = ", ".join(s.phrase(row) for s in self.shown if s.phrase)
+        phrases = ", ".join(s.phrase(row) for s in self.shown if s.phrase and s.applies(str(row["metric"])))
         return f"{row['metric']}: {self.label.cell(row)}: {phrases}"
 
-    def aggregates(self) -> dict[str, Aggregate]:
-        """The numbers ``stats.summarize`` computes for this table beyond its own."""
-        return {s.key: s.aggregate for s in self.shown if s.aggregate}
+    def aggregates(self, metric: str | None = None) -> dict[str, Aggregate]:
+        """The numbers ``stats.summarize`` computes for this table beyond its own, for ``metric``."""
+        return {s.key: s.aggregate for s in self.shown if s.aggregate and s.applies(metric)}
 
-    def two_samples(self) -> dict[str, TwoSample]:
-        """The numbers ``stats.paired_effects`` computes for this table beyond its own."""
-        return {s.key: s.two_sample for s in self.shown if s.two_sample}
+    def two_samples(self, metric: str | None = None) -> dict[str, TwoSample]:
+        """The numbers ``stats.paired_effects`` computes for this table beyond its own, for ``metric``."""
+        return {s.key: s.two_sample for s in self.shown if s.two_sample and s.applies(metric)}
 
 
 # ------------------------------------------------------------------------- per configuration, of one metric
@@ -195,6 +219,13 @@ def _iqm_phrase(row: Row) -> str:
     return f"IQM {num(row['iqm'])} {_IQM_CI.cell(row)} (95 % bootstrap CI)"
 
 
+def optimality_gap(finals: FloatArray) -> FloatArray:
+    """rliable's optimality gap (Agarwal et al. 2021): the mean over runs (the last axis) of max(1 - x, 0), how far
+    the normalised final scores fall short of 1 (a human's score, Procgen's R_max); a score above 1 counts as 0, so
+    lower is better and 0 means every run reached 1."""
+    return np.mean(np.maximum(1.0 - finals, 0.0), axis=-1)
+
+
 # Rows: stats.summarize, with "label" (the configuration by the factors that vary).
 CONFIGURATION = Table(
     column("configuration", "label", str),
@@ -203,6 +234,14 @@ CONFIGURATION = Table(
         column("IQM", "iqm", ci=_IQM_CI, phrase=_iqm_phrase),
         column("mean", "mean", ci=_MEAN_CI, phrase=lambda row: f"mean {num(row['mean'])}"),
         said(lambda row: f"{row['n_used']} seed(s)"),
+        # the normalised score's only: a raw metric has no 1 to fall short of
+        estimate(
+            "optimality gap (lower is better)",
+            "optimality_gap",
+            n="n_used",
+            aggregate=optimality_gap,
+            only_for=(NORMALISED,),
+        ),
         column("notes", "notes", text),
     ),
     row_class=lambda row: "bad" if row["provisional"] else ("warn" if row["notes"] else ""),

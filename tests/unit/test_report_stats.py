@@ -16,6 +16,7 @@ from tolerance import rounding
 
 from rlsweep.analysis import report
 from rlsweep.analysis.load import load_sweep
+from rlsweep.analysis.normalise import NORMALISED, REFERENCE_SCORES, SCORE
 from rlsweep.analysis.report import chosen_metrics, write_report
 from rlsweep.analysis.report_stats import (
     COMPARISON,
@@ -95,6 +96,48 @@ def test_a_new_statistic_is_one_declaration(tmp_path: Path, monkeypatch: pytest.
         assert f" {header} |" in md and f" {header} |" in wandb_tables and f"<th>{header}</th>" in page
     row_b = next(line for line in md.splitlines() if line.startswith("| model=B vs model=A |"))
     assert row_b.split(" | ")[-2] == "+12.5"  # the new column, before its interval: its value in its format
+
+
+def test_optimality_gap_is_shown_for_the_normalised_score_only(tmp_path: Path) -> None:
+    """rliable's optimality gap per configuration, mean over seeds of max(1 - x, 0) of the normalised final score,
+    with its bootstrap interval: in summary.csv and in the normalised score's table; the raw score has no column."""
+    # Two games, two seeds each, constant curves whose normalised values are chosen: coinrun's 0.5 and 1.2 (above
+    # a human's: no gap), jumper's 0.25 and 0.75.
+    finals = {"coinrun": [0.5, 1.2], "jumper": [0.25, 0.75]}
+    gaps = {"coinrun": (0.5 + 0.0) / 2, "jumper": (0.75 + 0.25) / 2}
+    for env, xs in finals.items():
+        low, high = REFERENCE_SCORES[env]
+        for seed, x in enumerate(xs):
+            make_run(tmp_path, env, seed, {"env": env}, const(low + x * (high - low)))
+    md, page, wandb_tables = _outputs(tmp_path)
+
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    normalised = summary[summary["metric"] == NORMALISED].set_index("name")
+    # a score, its normalisation (2 roundings), a mean of 11 equal values, 1 - x and a mean of 2, relative to values
+    # up to 1.2; a gap that keeps 1.2's negative shortfall (0.15 for coinrun) or averages the games is off by 0.1
+    exact = rounding(np.float64, depth=32, scale=2.0)
+    for env, gap in gaps.items():
+        row = normalised.loc[env]
+        assert row["optimality_gap"] == pytest.approx(gap, abs=exact)
+        assert row["optimality_gap_ci_low"] <= row["optimality_gap"] <= row["optimality_gap_ci_high"]
+    assert summary.loc[summary["metric"] == SCORE, "optimality_gap"].isna().all()  # the raw score: not computed
+
+    header = "optimality gap (lower is better)"
+    sections = {s.split("\n", 1)[0]: s for s in md.split("\n## ")[1:]}
+    assert header in sections[f"{NORMALISED} (primary)"] and header not in sections[SCORE]
+    table = [line for line in sections[f"{NORMALISED} (primary)"].splitlines() if line.startswith("| ")]
+    column_of = table[0].split(" | ").index(header)
+    for env, gap in gaps.items():
+        row = next(line for line in table if line.startswith(f"| env={env} |"))
+        assert row.split(" | ")[column_of] == f"{gap:.4g}"  # "0.25", "0.5": as num() writes a number
+        assert row.split(" | ")[column_of + 1].startswith("[")  # then its interval
+    assert f" {header} 95 % CI |" in wandb_tables and f"<th>{header}</th>" in page
+    assert md.count(f"| {header} |") == 1 and page.count(f"<th>{header}</th>") == 1  # one metric's table only
+    # the declaration's condition: a table of another metric, or of no metric in particular, leaves it out
+    assert header in CONFIGURATION.render([], metric=NORMALISED).header
+    for metric in (SCORE, None):
+        assert header not in CONFIGURATION.render([], metric=metric).header
+        assert "optimality_gap" not in CONFIGURATION.aggregates(metric)
 
 
 def test_a_table_renders_its_declarations() -> None:
