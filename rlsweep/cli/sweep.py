@@ -43,6 +43,10 @@ USAGE = """usage: python sweep.py [-m] [override ...]
   -cd, --config-dir DIR
                    your own folder of options beside the package's: DIR/experiment/*.yaml, DIR/env/*.yaml, ...
                    (the same as hydra.searchpath=[file://DIR]; rlsweep seeds finds them too)
+  -sc, --shell-completion install=bash|zsh|fish | uninstall=SHELL
+                   Hydra's tab completion of groups, options, keys and flags: eval "$(python sweep.py -sc install=bash)"
+                   (zsh: the same after autoload -U bashcompinit && bashcompinit;
+                   fish: python sweep.py -sc install=fish | source)
 
 overrides:  group=option (model=B), key=value (ppo.learning_rate=3e-4), sweeps a,b,c | range(1,4) | glob(ppo_rnd_*)
 launcher:   hydra/launcher=local|slurm, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
@@ -53,6 +57,8 @@ rerun:      resume=check (default: resume each point's checkpoint if its trainin
 exit:       0 all completed, 1 some failed or stopped, 2 bad input, 3 the rest runs elsewhere, 130 Ctrl-C"""
 
 
+# The shells of Hydra's completion plugins (rlsweep.cli.completion, imported only for -sc).
+SHELLS = ("bash", "zsh", "fish")
 # Hydra's flags that rlsweep keeps: name -> (spellings, the values it takes: None = none, () = any word).
 FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "multirun": (("-m", "--multirun"), None),
@@ -62,6 +68,10 @@ FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "resolve": (("--resolve",), None),
     "info": (("--info",), ("all", "searchpath", "defaults", "groups")),
     "config_dir": (("-cd", "--config-dir"), ()),
+    "shell_completion": (
+        ("-sc", "--shell-completion"),
+        tuple(f"{command}={shell}" for command in ("install", "uninstall", "query") for shell in SHELLS),
+    ),
 }
 
 
@@ -117,6 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlagError as e:
         print(f"rlsweep: error: {e}", file=sys.stderr)
         return 2
+    if flags.get("shell_completion"):
+        from rlsweep.cli.completion import CompletionError, shell_completion
+
+        try:
+            return shell_completion(str(flags["shell_completion"]))
+        except CompletionError as e:
+            print(f"rlsweep: error: {e}", file=sys.stderr)
+            return 2
     if flags.get("help"):
         return _show(USAGE + "\n\n" + _groups_help())
     register_configs()

@@ -128,7 +128,7 @@ def seed_groups(points: Sequence[Point], global_steps: Mapping[str, int] | None 
 def plan(args: Sequence[str], multirun: bool) -> Plan:
     """Expand and check ``args`` (group values already quoted by quote_group_values); ConfigError on bad input."""
     register_configs()
-    args, searchpath = _searchpath(list(args))
+    args, searchpath = split_searchpath(list(args))
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -147,7 +147,7 @@ def searchpath_override(folders: Sequence[str]) -> str:
     return f"{SEARCHPATH}=[" + ",".join("'" + f.replace("'", "\\'") + "'" for f in folders) + "]"
 
 
-def _searchpath(args: list[str]) -> tuple[list[str], list[str]]:
+def split_searchpath(args: list[str]) -> tuple[list[str], list[str]]:
     """Take ``hydra.searchpath=[...]`` out of ``args``: its folders, each checked and made absolute.
 
     A folder holds group subfolders (``experiment/``, ``env/``, ``model/`` ...) whose files are options beside the
