@@ -661,7 +661,7 @@ def _launch(p: Plan, todo: list[Point]) -> int:
     """Run the prepared batch with the sweep's launcher: 0 all completed, 1 not, ``_SUBMITTED`` when SLURM was
     told not to wait. Like ``sweep.py``'s launch, except that sweep.json keeps the sweep's own command line
     (rerunning it resumes the sweep; rerunning rlsweep seeds resumes these)."""
-    from rlsweep.cli.sweep import start
+    from rlsweep.launching.launcher import start
     from rlsweep.launching.ledger import Ledger
 
     if not start(p, todo):

@@ -26,7 +26,7 @@ from rlsweep.cli.commands import quiet_on_closed_stdout
 from rlsweep.config import ConfigError, register_configs
 from rlsweep.config.overrides import quote_group_values
 from rlsweep.launching.job import DISK_FULL
-from rlsweep.launching.plan import GROUPS, Plan, Point, did_you_mean, plan, searchpath_override
+from rlsweep.launching.plan import GROUPS, Plan, did_you_mean, plan, searchpath_override
 from rlsweep.rundir.record import RecordWriteError
 
 USAGE = """usage: python sweep.py [-m] [override ...]
@@ -187,6 +187,7 @@ def _show(text: str) -> int:
 
 def launch(p: Plan) -> int:
     """Write the points' configs and records, run what is not completed, report; the exit status."""
+    from rlsweep.launching.launcher import start
     from rlsweep.launching.ledger import Ledger
     from rlsweep.launching.points import prepare
 
@@ -205,18 +206,6 @@ def launch(p: Plan) -> int:
     if not start(p, prepare(p, p.launcher)):
         return 0
     return exit_status(p)
-
-
-def start(p: Plan, todo: list[Point]) -> bool:
-    """Run the prepared points ``todo`` of ``p`` with its launcher and print their table; False when the launcher
-    submitted them to run on their own (SLURM with ``wait=false``). Used by :func:`launch` and ``rlsweep seeds``,
-    which adds points to a launched sweep."""
-    from rlsweep.launching.launcher import launcher_for
-    from rlsweep.launching.ledger import Ledger
-    from rlsweep.launching.points import process_groups
-
-    ledger = Ledger(p.out_dir)
-    return launcher_for(p.launcher, p.settings).run(p, process_groups(p, todo), ledger)
 
 
 def exit_status(p: Plan) -> int:

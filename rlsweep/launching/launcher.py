@@ -21,9 +21,10 @@ from rlsweep.config.launchers import LocalSettings, SlurmSettings
 from rlsweep.launching.ledger import Ledger
 from rlsweep.launching.local import LocalLauncher
 from rlsweep.launching.plan import Plan, Point
+from rlsweep.launching.points import process_groups
 from rlsweep.launching.slurm import SlurmLauncher
 
-__all__ = ["LAUNCHERS", "Launcher", "launcher_for"]
+__all__ = ["LAUNCHERS", "Launcher", "launcher_for", "start"]
 
 
 class Launcher(Protocol):
@@ -49,3 +50,10 @@ def launcher_for(name: str, settings: LocalSettings | SlurmSettings | None = Non
     settings = settings if settings is not None else SETTINGS[name]()
     launcher: Launcher = LAUNCHERS[name](settings)  # type: ignore[arg-type]
     return launcher
+
+
+def start(p: Plan, todo: list[Point]) -> bool:
+    """Run the prepared points ``todo`` of ``p``, one job per process group, with the plan's launcher; False when
+    the launcher submitted them to run on their own (SLURM with ``wait=false``). The sweep, ``rlsweep seeds`` and
+    ``rlsweep tune`` all start their points here."""
+    return launcher_for(p.launcher, p.settings).run(p, process_groups(p, todo), Ledger(p.out_dir))
