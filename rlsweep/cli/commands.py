@@ -1,7 +1,8 @@
-"""The ``rlsweep`` command: ``status``, ``report``, ``seeds`` and ``eval`` of a sweep or run directory.
+"""The ``rlsweep`` command: ``status``, ``report``, ``seeds``, ``tune`` and ``eval`` of a sweep or run directory.
 
-``seeds`` and ``eval`` parse their own arguments in their modules (``rlsweep.cli.seeds``,
-``rlsweep.evaluation``); this parser only names them so that ``rlsweep --help`` lists every command.
+``seeds``, ``tune`` and ``eval`` parse their own arguments in their modules (``rlsweep.cli.seeds``,
+``rlsweep.cli.tune``, ``rlsweep.evaluation``); this parser only names them so that ``rlsweep --help`` lists every
+command.
 Every command's output may go into a pipe that closes early (``rlsweep status <sweep> | head``): the command
 then ends quietly with the status of a tool killed by SIGPIPE (:func:`quiet_on_closed_stdout`).
 """
@@ -48,6 +49,7 @@ def quiet_on_closed_stdout(main: Callable[..., int]) -> Callable[..., int]:
 DELEGATED = {
     "seeds": "add seeds only where a comparison is not yet decided (sequential test)",
     "eval": "play a run's checkpoint for N episodes: video, score, rooms, episode length",
+    "tune": "tuned ablation: the same hyperparameter search per arm, then each arm's best on fresh seeds",
 }
 
 
@@ -135,6 +137,10 @@ def _delegate(command: str, argv: list[str]) -> int:
         from rlsweep.evaluation import main as eval_main
 
         return eval_main(argv)
+    if command == "tune":
+        from rlsweep.cli.tune import main as tune_main
+
+        return tune_main(argv)
     from rlsweep.cli.seeds import main as seeds_main
 
     return seeds_main(argv)
