@@ -269,7 +269,7 @@ class Config:
     # Launchers: up to this many seeds of one configuration (resolved configs equal but for `seed`, and at the same
     # progress) train together in one process, with stacked networks; each seed stays its own run (directory,
     # record, lock, metrics, W&B run). 1 = one process per point. > 1 only with perf.compile=none
-    # (rlsweep.config.validate); on the CPU slower than separate processes (README)
+    # (rlsweep.config.validate); on the CPU slower than separate processes (docs/usage.md)
     seeds_per_process: int = 1
     name: str = ""  # configuration name; empty = derived from the group choices (see rlsweep.config.naming)
     sweep_name: str = ""  # W&B group; empty = the sweep directory's name

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from rlsweep.models.layers import SQRT2, check_square_frame, conv_out, layer_init
 
-#: Gains fixed by the seed (method.md §2); only the critic hidden gain is a config knob (README table §3.2).
+#: Gains fixed by the seed (method.md §2); only the critic hidden gain is a config knob (method.md §3.2, the seed's
+#: table of RND variants).
 ACTOR_HIDDEN_GAIN = 0.01
 ACTOR_OUTPUT_GAIN = 0.01
 CRITIC_OUTPUT_GAIN = 0.01

@@ -38,7 +38,7 @@ RND = "ppo_rnd_a0-env_maze"
 INT = "motivation/int_reward_mean"
 # alpha 0.4 over 2 comparisons, 0.2 each (Bonferroni), 3 seeds a side: the test is two-sided, so the observed
 # arrangement and its mirror image are the two most extreme of C(6, 3) = 20, and the first of K=2 looks (0.2/2 = 0.1
-# of them, 2 arrangements) can just reject; a real sweep has more seeds per look (README).
+# of them, 2 arrangements) can just reject; a real sweep has more seeds per look (docs/usage.md).
 TEST = ["--metric", INT, "--alpha", "0.4", "--max-looks", "2"]
 
 

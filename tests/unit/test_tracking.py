@@ -313,7 +313,7 @@ def test_real_offline_run_killed_and_resumed(tmp_path: Path) -> None:
         assert f"{key}={value}" in seg.tags
     assert seg.config["seed"] == 5 and "seed=5" in seg.tags
     assert seg.config["git/commit"] == meta["git"]["commit"] == git_info().commit
-    # `wandb sync` (documented in the README) sees both segments of the one run; --dry-run uploads nothing.
+    # `wandb sync` (documented in docs/usage.md) sees both segments of the one run; --dry-run uploads nothing.
     sync = subprocess.run(
         [str(Path(sys.executable).parent / "wandb"), "sync", "--dry-run",
          *map(str, sorted((run_dir / "wandb").glob("offline-run-*")))],
