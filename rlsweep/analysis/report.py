@@ -3,7 +3,8 @@
 :func:`write_report` is what ``rlsweep report <sweep_dir>...`` calls. The report answers the ablation question
 first: what each factor did to the primary metric(s), as an effect with its 95 % CI and the probability of
 improvement, in words and one figure. What could mislead comes next (unfinished or failed runs, missing
-seeds, few seeds, read problems), then one section per metric, the method, and the runs. Configurations are
+seeds, few seeds, read problems), then one section per metric, for a tune's search or confirm sweep what the
+search found (:mod:`rlsweep.analysis.tuning`), the method, and the runs. Configurations are
 labelled by the factors that vary (``motivation=rnd``), never by their long run names, and an undefined
 value reads the same in every table. The HTML embeds every figure as a base64 ``data:`` URI so the single file
 can be mailed; the PNG files are kept next to it for slides.
@@ -53,6 +54,7 @@ from rlsweep.analysis.stats import (
     paired_effects,
     summarize,
 )
+from rlsweep.analysis.tuning import TuningFound, read_tuning, section_figures, section_lines, section_tables
 from rlsweep.analysis.verdicts import (
     ALPHA,
     EXACT_LIMIT,
@@ -498,6 +500,7 @@ def _markdown(
     attention: Sequence[str],
     answer: _Answer,
     labels: Mapping[str, str],
+    tuning: TuningFound | None = None,
 ) -> str:
     lines = [f"# Sweep report: {_title(data)}", ""]
     lines += [f"{_where(data)} — generated {generated}. {_counts(data)}", ""]
@@ -520,8 +523,15 @@ def _markdown(
         for title, table in _metric_tables(data, res, labels):
             lines += [f"{title}:", ""] if title else []
             lines += table.markdown()
+    if tuning is not None:
+        lines += [f"## {TUNING_TITLE}", "", *(x for line in section_lines(tuning) for x in (line, ""))]
+        for title, table in section_tables(tuning):
+            lines += [f"{title}:", "", *table.markdown()]
     lines += ["## Method", "", methods.replace("\n", " "), ""]
     return "\n".join(lines)
+
+
+TUNING_TITLE = "Tuning: what the search found"
 
 
 def _section_title(res: _MetricResult) -> str:
@@ -619,6 +629,8 @@ def _html(
     answer_png: Path | None,
     answer: _Answer,
     labels: Mapping[str, str],
+    tuning: TuningFound | None = None,
+    tuning_figures: Sequence[tuple[str, Path]] = (),
 ) -> str:
     """The page, from ``templates/report.html.j2``: the same answer and tables as :func:`_markdown`, and the figures."""
     answer_caption = (
@@ -630,9 +642,14 @@ def _html(
             "title": _section_title(res),
             "tables": _metric_tables(data, res, labels),
             "figures": [_Figure.of(path, caption) for caption, path in res.figures],
+            "notes": [],
         }
         for res in results
     ]
+    if tuning is not None:
+        sections.append({"id": "tuning", "title": TUNING_TITLE, "notes": section_lines(tuning),
+                         "tables": section_tables(tuning),
+                         "figures": [_Figure.of(path, caption) for caption, path in tuning_figures]})  # fmt: skip
     return _TEMPLATES.get_template("report.html.j2").render(
         title=f"Sweep report: {_title(data)}",
         where=_where(data).replace("`", ""),
@@ -682,6 +699,7 @@ def write_report(
         ValueError: a baseline that names no factor or level of the sweep, or a sweep without runs.
     """
     data = load_sweep(sweep_dir)
+    tuning = read_tuning(data.sweep_dir)  # a tune's search or confirm sweep: what the search found
     no_reference = add_normalised_score(data)
     base = parse_baselines(data, baselines)
     out = Path(out_dir) if out_dir is not None else data.sweep_dir / "report"
@@ -760,9 +778,11 @@ def write_report(
     methods = methods_text(n_resamples, seed)
     attention = _attention(data) + [f"metric {m} requested but not logged by any run" for m in missing]
     attention += [f"env={e}: no reference scores, so its runs are left out of {NORMALISED}" for e in no_reference]
-    md = _markdown(data, results, generated, methods, folded, attention, answer, labels)
+    tuning_figures = section_figures(tuning, out) if tuning is not None else []
+    md = _markdown(data, results, generated, methods, folded, attention, answer, labels, tuning)
     (out / "summary.md").write_text(md, "utf-8")
     report = out / "report.html"
-    page = _html(data, results, generated, attention, methods, folded, answer_png, answer, labels)
+    page = _html(data, results, generated, attention, methods, folded, answer_png, answer, labels, tuning,
+                 tuning_figures)  # fmt: skip
     report.write_text(page, encoding="utf-8")
     return report

@@ -31,7 +31,9 @@ a trial fails. ``tune.json`` shows, per arm, every trial and the steps it traine
 **Confirm.** Once every arm's search is over, each arm's best setting is trained on ``fresh_seeds`` seeds from 1000
 (none a trial's) as the points ``<arm>-s<seed>`` of a separate sweep, ``<sweep>-confirm``: the only runs the
 verdict reads (``rlsweep report <sweep>-confirm``). The tuned values are in each run's ``config.yaml`` and in
-``tune.json``; the record's overrides are the arm's own, so the report compares the arms, not their values.
+``tune.json``; the record's overrides are the arm's own, so the report compares the arms, not their values. The
+confirm sweep holds a copy of ``tune.json`` (naming both sweeps), written before its runs start: the report of either
+sweep reads the search from it (its "Tuning" section, :mod:`rlsweep.analysis.tuning`).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 
     from rlsweep.launching.plan import Plan, Point
 
-STATE_FILE = "tune.json"
+STATE_FILE = "tune.json"  # in the search sweep and its confirm sweep; rlsweep.analysis.tuning reads it
 LOCK_DIR = ".tune"
 CONFIRM_SUFFIX = "-confirm"
 FIRST_FRESH_SEED = 1000
@@ -221,6 +223,9 @@ def search(s: Setup) -> int:
                 continue
             rung = min(rung_of(t, budgets) for t in live)
             for t in live:
+                if RUN_ID not in t.user_attrs:  # a tuner stopped between its ask and these attrs
+                    set_attr(study, t.number, RUN_ID, _trial_run_id(s, arm, t.number))
+                    set_attr(study, t.number, SEED, s.trial_seed(t.number))
                 if rung_of(t, budgets) == rung:
                     params = live_trial(study, t, spec.params).params  # fills a param a stopped ask left unsampled
                     work.append((arm, t.number, params, rung))
@@ -330,10 +335,13 @@ def confirm(s: Setup) -> int:
         point.overrides = [o for o in point.overrides if o.partition("=")[0].lstrip("+~") not in keys]
         point.run_id = f"{arm.name}-s{point.seed}"
     print(f"[rlsweep] confirm: each arm's chosen setting on fresh seeds {seeds} in {s.confirm_dir}", flush=True)
+    studies = {arm.name: open_study(storage, arm.name, s.spec) for arm in s.arms}
+    # The confirm sweep's link to its search, written before its runs start: its report finds the search from it.
+    _write_state(s, studies, confirmed=False, to_confirm=True)
     _start(p, _launcher(s))
     ledger = Ledger(s.confirm_dir)
     done = all((r := ledger.get(pt.run_id)) is not None and r.status == "completed" for pt in p.points)
-    _write_state(s, {arm.name: open_study(storage, arm.name, s.spec) for arm in s.arms}, confirmed=done)
+    _write_state(s, studies, confirmed=done, to_confirm=True)
     if not done:
         print("[rlsweep] some confirm runs did not complete; rerun the same rlsweep tune to resume them", flush=True)
         return 1
@@ -380,7 +388,9 @@ def _no_metric(s: Setup, run_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- tune.json
 
 
-def _write_state(s: Setup, studies: dict[str, optuna.Study], confirmed: bool = False) -> None:
+def _write_state(s: Setup, studies: dict[str, optuna.Study], confirmed: bool = False, to_confirm: bool = False) -> None:
+    """``tune.json`` in the search sweep; with ``to_confirm``, the same file in the confirm sweep too (both name both
+    directories, so that the report of either finds the search: :mod:`rlsweep.analysis.tuning`)."""
     from rlsweep.rundir.record import write_json_atomic
     from rlsweep.tuning.study import accounting
 
@@ -394,12 +404,16 @@ def _write_state(s: Setup, studies: dict[str, optuna.Study], confirmed: bool = F
         "budgets": s.spec.budgets(),
         "trial_seeds": [s.trial_seed(n) for n in range(s.spec.trials)],
         "fresh_seeds": s.fresh_seeds(),
+        "search_dir": str(s.sweep_dir),
         "confirm_dir": str(s.confirm_dir),
         "confirmed": confirmed,
         "equal_budgets": len(spent) == 1 and len(counts) == 1,
         "arms": arms,
     }
     write_json_atomic(s.sweep_dir / STATE_FILE, state)
+    if to_confirm:
+        s.confirm_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(s.confirm_dir / STATE_FILE, state)
 
 
 def _budget_table(s: Setup, studies: dict[str, optuna.Study]) -> str:
