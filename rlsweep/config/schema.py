@@ -148,6 +148,10 @@ class MotivationConfig:
     stdim_norm_coef: float = 1e-4  # ST-DIM: weight of the L2 norm of the InfoNCE logits (cnd_loss_target_reg)
     stdim_std_coef: float = 1e-4  # ST-DIM: weight of -mean per-sample std of the target features
 
+    # ---- simhash only: count-based exploration (Tang et al. 2017; rlsweep.motivation.simhash) ----
+    hash_bits: int = 64  # bits of the SimHash code sgn(A g(s)): more bits tell more states apart
+    hash_side: int = 16  # the newest frame is average-pooled to hash_side x hash_side before the projection
+
 
 @dataclass
 class EnvConfig:

@@ -93,6 +93,8 @@ RANGES: dict[str, Range] = {
     "motivation.vicreg_cov": NON_NEGATIVE,
     "motivation.stdim_norm_coef": NON_NEGATIVE,
     "motivation.stdim_std_coef": NON_NEGATIVE,
+    "motivation.hash_bits": AT_LEAST_1,
+    "motivation.hash_side": AT_LEAST_1,
     "env.frame_size": Range(16),
     "env.frame_stack": AT_LEAST_1,
     "env.frame_skip": AT_LEAST_1,

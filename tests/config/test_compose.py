@@ -85,6 +85,12 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("model", "cleanrl"): {"model.name": "cleanrl"},
     ("motivation", "none"): {"motivation.name": "none"},
     ("motivation", "rnd"): {"motivation.name": "rnd", "motivation.reward_reduction": "sum_half"},
+    ("motivation", "simhash"): {
+        "motivation.name": "simhash",
+        "motivation.reward_scale": 0.01,
+        "motivation.hash_bits": 64,
+        "motivation.hash_side": 16,
+    },
     ("normalise_int_reward", "false"): {"motivation.normalise_int_reward": False},
     ("normalise_int_reward", "true"): {"motivation.normalise_int_reward": True},
     ("ppo", "seed"): {"ppo.minibatch_size": 512, "ppo.minibatch_sampling": "replacement", "ppo.gamma_ext": 0.998},
