@@ -103,7 +103,7 @@ def _dispatch(args_list: list[str]) -> int:
     args = parser.parse_args(args_list)
 
     if args.command == "status":
-        from rlsweep.launching.launcher import launcher_for
+        from rlsweep.launching.launcher import reconcile
         from rlsweep.launching.ledger import Ledger
         from rlsweep.launching.points import status_table
 
@@ -111,7 +111,7 @@ def _dispatch(args_list: list[str]) -> int:
         if not ledger.exists():
             print(f"rlsweep status: error: {args.sweep_dir} is not a launched sweep (no sweep.json)", file=sys.stderr)
             return 2
-        launcher_for(str(ledger.launch_info().get("launcher", "local"))).reconcile(ledger)
+        reconcile(ledger)
         print(status_table(ledger))
         return 0
 

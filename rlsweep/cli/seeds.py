@@ -280,10 +280,10 @@ def _read_sweep(sweep_dir: Path, ledger: Ledger, info: dict[str, Any], metric: s
     """Every run's final performance for the metric (completed runs only), by configuration and seed."""
     from rlsweep.analysis.load import COMPLETED, load_sweep
     from rlsweep.analysis.stats import final_per_run
-    from rlsweep.launching.launcher import launcher_for
+    from rlsweep.launching.launcher import reconcile
     from rlsweep.launching.points import running_elsewhere
 
-    launcher_for(str(info.get("launcher", "local"))).reconcile(ledger)
+    reconcile(ledger)
     try:
         data = load_sweep(sweep_dir)
     except (FileNotFoundError, ValueError) as e:

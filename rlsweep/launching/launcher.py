@@ -24,7 +24,7 @@ from rlsweep.launching.plan import Plan, Point
 from rlsweep.launching.points import process_groups
 from rlsweep.launching.slurm import SlurmLauncher
 
-__all__ = ["LAUNCHERS", "Launcher", "launcher_for", "start"]
+__all__ = ["LAUNCHERS", "Launcher", "launcher_for", "reconcile", "start"]
 
 
 class Launcher(Protocol):
@@ -57,3 +57,12 @@ def start(p: Plan, todo: list[Point]) -> bool:
     the launcher submitted them to run on their own (SLURM with ``wait=false``). The sweep, ``rlsweep seeds`` and
     ``rlsweep tune`` all start their points here."""
     return launcher_for(p.launcher, p.settings).run(p, process_groups(p, todo), Ledger(p.out_dir))
+
+
+def reconcile(ledger: Ledger) -> None:
+    """Bring the sweep's records up to date with the scheduler of the launcher that last launched it, before they
+    are read (``rlsweep status``, ``rlsweep seeds``). A run started inline by ``sweep.py`` without ``-m``, or a sweep
+    whose sweep.json names no launcher, has no scheduler to ask."""
+    name = ledger.launch_info().get("launcher")
+    if name in LAUNCHERS:
+        launcher_for(str(name)).reconcile(ledger)
