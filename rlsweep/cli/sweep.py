@@ -217,7 +217,10 @@ def exit_status(p: Plan) -> int:
     unfinished = [pt for pt in p.points if (r := ledger.get(pt.run_id)) is None or r.status != "completed"]
     if not unfinished:
         return 0
-    away = running_elsewhere([p.run_dir(pt) for pt in unfinished])
+    # Run elsewhere: held by another attempt, queued in SLURM, or just claimed by a launch started beside this one
+    # (its job may not have taken the point's lock yet; a rerun would then find it running).
+    away = running_elsewhere([p.run_dir(pt) for pt in unfinished if pt.run_id not in p.taken_elsewhere])
+    away += [p.run_dir(pt) for pt in unfinished if pt.run_id in p.taken_elsewhere]
     done = len(p.points) - len(unfinished)
     if len(away) == len(unfinished):
         print(f"[rlsweep] {done}/{len(p.points)} point(s) completed; the other {len(away)} are still running or "

@@ -78,6 +78,9 @@ class Plan:
     # Config folders beside the package's (hydra.searchpath, --config-dir), absolute: recorded in sweep.json, so
     # that rlsweep seeds plans new seeds from the same files.
     searchpath: tuple[str, ...] = ()
+    # Points this process left alone because another launch wrote their record while it prepared them
+    # (rlsweep.launching.points.prepare): that launch runs them, though its job may not hold them yet.
+    taken_elsewhere: set[str] = dataclasses.field(default_factory=set, compare=False)
 
     def run_dir(self, point: Point) -> Path:
         return self.out_dir / point.run_id

@@ -194,6 +194,7 @@ def _write_start(plan: Plan, s: _Start, launcher: str) -> bool:
         if not same or holder is not None:
             why = f"another attempt runs it ({holder.describe()})" if holder else "another launch changed its record"
             print(f"[rlsweep] {s.point.run_id}: {why} while this launch prepared; left alone", flush=True)
+            plan.taken_elsewhere.add(s.point.run_id)
             return False
         _write_start_locked(plan, s, launcher, run_dir)
     return True
