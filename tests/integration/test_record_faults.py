@@ -130,6 +130,23 @@ def test_a_launch_stopped_between_its_read_and_its_write_does_not_revert_a_point
     assert record(run_dir) == done  # not pending again, global_step and final metrics kept
 
 
+def test_a_launch_whose_points_another_launch_claimed_meanwhile_says_they_run_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two launches of one sweep at the same moment: B has read the point's record (none yet) when A writes it, and
+    A's job has not taken the point's lock yet. B leaves the point alone, and its exit says the point runs elsewhere
+    (3), not "rerun the same command to resume" (1): A runs it."""
+    b_plan = _plan(tmp_path, *TINY, "seed=1", sweep_name="claimed")
+    b = _PausedBeforeWriting(monkeypatch, b_plan)
+    (point,) = b_plan.points
+    run_dir = b_plan.run_dir(point)
+    RunRecord(run_id=point.run_id, run_dir=str(run_dir), launcher="local").write()  # A's prepare, no job yet
+    assert b.finish() == []
+    assert "another launch changed its record" in capsys.readouterr().out
+    assert app.exit_status(b_plan) == 3
+    assert "still running or queued elsewhere" in capsys.readouterr().out
+
+
 def test_amend_is_a_compare_and_swap_and_a_launcher_never_writes_a_held_point(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = RunRecord(run_id="r", run_dir=str(run_dir))
