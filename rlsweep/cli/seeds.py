@@ -47,7 +47,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,23 +191,13 @@ def _run(args: argparse.Namespace) -> int:
         return _rounds(args, sweep_dir, ledger)
 
 
-@contextlib.contextmanager
-def _only_one(sweep_dir: Path) -> Iterator[None]:
+def _only_one(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the sweep's seeds lock while this command runs, or raise :class:`Busy` naming who holds it."""
-    from rlsweep.rundir.lock import LockHeld, PointLock
+    from rlsweep.rundir.lock import exclusive
 
-    where = sweep_dir / SEEDS_LOCK_DIR
-    where.mkdir(exist_ok=True)
-    lock = PointLock(where)
-    try:
-        lock.acquire()
-    except LockHeld as e:
-        raise Busy(f"another rlsweep seeds runs on {sweep_dir.name} ({e.holder.describe()}); wait for it to end (its "
-                   f"runs: rlsweep status {sweep_dir}), then rerun") from None  # fmt: skip
-    try:
-        yield
-    finally:
-        lock.release()
+    return exclusive(sweep_dir / SEEDS_LOCK_DIR, lambda holder: Busy(
+        f"another rlsweep seeds runs on {sweep_dir.name} ({holder.describe()}); wait for it to end (its runs: "
+        f"rlsweep status {sweep_dir}), then rerun"))  # fmt: skip
 
 
 def _rounds(args: argparse.Namespace, sweep_dir: Path, ledger: Ledger) -> int:

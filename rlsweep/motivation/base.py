@@ -95,3 +95,10 @@ def register_motivation(cls: type[M]) -> type[M]:
         )
     MOTIVATIONS[name] = cls
     return cls
+
+
+def check_frame_channels(obs_shape: tuple[int, int, int], frame_channels: int) -> None:
+    """A motivation reads the newest frame, the last ``frame_channels`` channels of a stacked observation: they must
+    divide its channels (ValueError otherwise)."""
+    if frame_channels < 1 or obs_shape[0] % frame_channels:
+        raise ValueError(f"frame_channels={frame_channels} does not divide the observation's {obs_shape[0]}")

@@ -16,7 +16,7 @@ from rlsweep.compute.perf import Stats, adam, autocast, prepare_modules, unit_fr
 from rlsweep.compute.stacked import SeedStack, load_seed_states, seed_mean, seed_rand, seed_rows, seed_states
 from rlsweep.config.schema import MotivationConfig, PerfConfig
 from rlsweep.models import build_distillation_nets
-from rlsweep.motivation.base import MotivationBatch
+from rlsweep.motivation.base import MotivationBatch, check_frame_channels
 from rlsweep.motivation.normalizers import RunningMeanStd
 
 # The seed's predictor mask: 32 envs' worth of samples train the predictor whatever the number of envs.
@@ -49,8 +49,7 @@ class Distillation:
         perf: PerfConfig | None = None,
         num_envs: int = 128,
     ) -> None:
-        if frame_channels < 1 or obs_shape[0] % frame_channels:
-            raise ValueError(f"frame_channels={frame_channels} does not divide the observation's {obs_shape[0]}")
+        check_frame_channels(obs_shape, frame_channels)
         self.cfg = cfg
         self.device = device
         self.perf = perf or PerfConfig()

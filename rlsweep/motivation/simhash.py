@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from rlsweep.compute.perf import Stats
 from rlsweep.config.schema import MotivationConfig, PerfConfig
-from rlsweep.motivation.base import MotivationBatch, register_motivation
+from rlsweep.motivation.base import MotivationBatch, check_frame_channels, register_motivation
 from rlsweep.motivation.normalizers import RunningMeanStd
 
 
@@ -81,8 +81,7 @@ class SimHash:
         perf: PerfConfig | None = None,
         num_envs: int = 128,
     ) -> None:
-        if frame_channels < 1 or obs_shape[0] % frame_channels:
-            raise ValueError(f"frame_channels={frame_channels} does not divide the observation's {obs_shape[0]}")
+        check_frame_channels(obs_shape, frame_channels)
         self.cfg = cfg
         self.device = device
         self.frame_channels = frame_channels

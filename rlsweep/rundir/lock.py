@@ -39,6 +39,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,20 @@ class PointLock:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.path, (0, 0))
         self.generation = None
+
+
+@contextlib.contextmanager
+def exclusive(where: Path, refusal: Callable[[Holder], Exception]) -> Iterator[None]:
+    """Hold the lock in ``where`` (made if missing) for the block, so that one process at a time does what it
+    guards (``rlsweep seeds``, ``rlsweep tune``: one per sweep); held by another, raise ``refusal(its holder)``.
+    Only the acquisition is turned into the refusal: a LockHeld from inside the block is the block's own."""
+    where.mkdir(parents=True, exist_ok=True)
+    lock = PointLock(where)
+    try:
+        lock.acquire()
+    except LockHeld as e:
+        raise refusal(e.holder) from None
+    try:
+        yield
+    finally:
+        lock.release()

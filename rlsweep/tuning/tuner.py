@@ -43,7 +43,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,23 +174,13 @@ def tune(s: Setup) -> int:
         return confirm(s)
 
 
-@contextlib.contextmanager
-def only_one(sweep_dir: Path) -> Iterator[None]:
+def only_one(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the sweep's tune lock while the tuner runs, or raise :class:`Busy` naming who holds it."""
-    from rlsweep.rundir.lock import LockHeld, PointLock
+    from rlsweep.rundir.lock import exclusive
 
-    where = sweep_dir / LOCK_DIR
-    where.mkdir(parents=True, exist_ok=True)
-    lock = PointLock(where)
-    try:
-        lock.acquire()
-    except LockHeld as e:
-        raise Busy(f"another rlsweep tune runs on {sweep_dir.name} ({e.holder.describe()}); wait for it to end, "
-                   "then rerun") from None  # fmt: skip
-    try:
-        yield
-    finally:
-        lock.release()
+    return exclusive(sweep_dir / LOCK_DIR, lambda holder: Busy(
+        f"another rlsweep tune runs on {sweep_dir.name} ({holder.describe()}); wait for it to end, then rerun"
+    ))  # fmt: skip
 
 
 def search(s: Setup) -> int:
