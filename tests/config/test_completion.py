@@ -109,7 +109,7 @@ def test_a_query_without_comp_line_is_one_line(monkeypatch: pytest.MonkeyPatch, 
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the snippet is bash code: no bash here to source it")
 def test_bash_completes_python_sweep_py_through_the_installed_snippet() -> None:
     script = """
         eval "$(python sweep.py -sc install=bash)"
