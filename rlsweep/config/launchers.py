@@ -1,4 +1,4 @@
-"""Settings of the launchers, as ``hydra.launcher.*`` keys (``hydra/launcher=local`` or ``slurm``).
+"""Settings of the launchers, as ``hydra.launcher.*`` keys (``hydra/launcher=local``, ``slurm`` or ``submitit_local``).
 
 The ``hydra.`` spelling is kept so that commands written for Hydra's launchers read the same; the values are
 typed by these dataclasses and range-checked by :func:`check_settings` with the training config's one-line
@@ -58,7 +58,30 @@ class SlurmSettings:
     job_name: str = "rlsweep"
 
 
-LAUNCHERS: dict[str, type[LocalSettings] | type[SlurmSettings]] = {"local": LocalSettings, "slurm": SlurmSettings}
+@dataclass
+class SubmititLocalSettings:
+    """``hydra/launcher=submitit_local``: the SLURM launcher's path (pickled jobs, records, requeue on preemption
+    and timeout, the waiting launcher's reconciliation) on this machine, through submitit's local executor; to try
+    a cluster set-up before submitting, as Hydra's launcher of the same name."""
+
+    max_parallel: int = 0  # jobs at once; 0 = as the cores allow (submitit's local executor itself has no limit)
+    gpus_per_node: int = 0  # GPUs per job (CUDA_VISIBLE_DEVICES=0..n-1)
+    timeout_min: int = 24 * 60  # wall-time limit per job, minutes; a timeout requeues and resumes
+    max_num_timeout: int = 20  # requeues after hitting the time limit
+    signal_delay_s: int = 120  # seconds before the time limit at which the job is told to checkpoint and requeue
+    setup: list[str] = field(default_factory=list)  # shell lines run before the job (module load, venv ...)
+    only: str = "unfinished"  # unfinished | failed (see the local launcher)
+    progress_every: float = 30.0  # seconds between progress tables
+    poll_every: float = 1.0  # seconds between looks at the jobs (their processes and records, on this machine)
+
+
+# One entry per ``hydra/launcher`` option; its launcher is the ``LAUNCHER`` of ``rlsweep/launching/<name>.py``.
+LAUNCHERS: dict[str, type[LocalSettings] | type[SlurmSettings] | type[SubmititLocalSettings]] = {
+    "local": LocalSettings,
+    "slurm": SlurmSettings,
+    "submitit_local": SubmititLocalSettings,
+}
+LauncherSettings = LocalSettings | SlurmSettings | SubmititLocalSettings
 
 # key -> (lowest allowed, description); None values (profile defaults) are not checked.
 _MINIMA: dict[str, tuple[float, str]] = {
@@ -83,7 +106,7 @@ _MINIMA: dict[str, tuple[float, str]] = {
 SIGNAL_MARGIN_S = 120
 
 
-def check_settings(settings: LocalSettings | SlurmSettings) -> None:
+def check_settings(settings: LauncherSettings) -> None:
     """Ranges and allowed words of the launcher settings; raises ConfigError naming the key and the value."""
     for f in fields(settings):
         value = getattr(settings, f.name)
@@ -95,7 +118,7 @@ def check_settings(settings: LocalSettings | SlurmSettings) -> None:
         raise ConfigError(
             f"Invalid value for hydra.launcher.only: {settings.only!r} (allowed: {', '.join(ONLY_CHOICES)})"
         )
-    if isinstance(settings, SlurmSettings):
+    if isinstance(settings, SlurmSettings | SubmititLocalSettings):
         limit_s = settings.timeout_min * 60
         if settings.signal_delay_s > limit_s - SIGNAL_MARGIN_S:
             allowed = (

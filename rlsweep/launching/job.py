@@ -51,9 +51,10 @@ class SeedsDiverged(RuntimeError):
     """Some seeds trained together diverged (each is recorded failed with its own error); the others completed."""
 
 
-def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
+def run_points(run_dirs: Sequence[Path], log: str | None = None) -> list[dict[str, Any]]:
     """Train the points in ``run_dirs`` -- one, or seeds of one configuration together in this process
     (``seeds_per_process``) -- to their budgets, each resuming its own checkpoint; returns their final metrics.
+    ``log``: the job's log file where a scheduler keeps it, written into each record as the job starts.
 
     Every point's lock comes first: if another live attempt holds any of them, :class:`LockHeld` is raised
     before anything of any run is touched. A seed that diverges is recorded failed and the others train on;
@@ -61,6 +62,8 @@ def run_points(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     """
     dirs = [Path(d).absolute() for d in run_dirs]
     identity = job_identity()
+    if log is not None:
+        identity["log"] = log
     locks: list[PointLock] = []
     try:
         for run_dir in dirs:

@@ -5,26 +5,32 @@ Before a launcher sees a point, :func:`rlsweep.launching.points.prepare` has dec
 skipped, live ones left alone, each record written) and :func:`~rlsweep.launching.points.process_groups` has
 grouped the points one job each. A launcher then only runs those jobs: :meth:`Launcher.run`. Where a scheduler
 can end a job without the job writing its end (SLURM's ``scancel`` before the job started, a dead node),
-:meth:`Launcher.reconcile` brings the records up to date before anyone reads them. Two launchers implement it:
-``local`` (processes on this machine, :mod:`rlsweep.launching.local`) and ``slurm`` (job arrays through
-submitit, :mod:`rlsweep.launching.slurm`). Their settings (``hydra.launcher.*``) are typed and checked in the
-config layer (:data:`rlsweep.config.launchers.LAUNCHERS`), before any job starts; a new launcher is its module
-here and its settings there (docs/architecture.md).
+:meth:`Launcher.reconcile` brings the records up to date before anyone reads them. Three launchers implement it:
+``local`` (processes on this machine, :mod:`rlsweep.launching.local`), ``slurm`` (job arrays through submitit,
+:mod:`rlsweep.launching.slurm`) and ``submitit_local`` (the SLURM path through submitit's local executor,
+:mod:`rlsweep.launching.submitit_local`).
+
+A launcher is two things (docs/architecture.md): its settings (``hydra.launcher.*``), typed and checked in the
+config layer before any job starts (:data:`rlsweep.config.launchers.LAUNCHERS`), and the module
+``rlsweep/launching/<name>.py`` that declares its class as ``LAUNCHER``. The registry reads the one from the other,
+importing a launcher's module only when it is used (a local sweep does not import submitit).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Protocol
 
 from rlsweep.config.launchers import LAUNCHERS as SETTINGS
-from rlsweep.config.launchers import LocalSettings, SlurmSettings
+from rlsweep.config.launchers import LauncherSettings
 from rlsweep.launching.ledger import Ledger
-from rlsweep.launching.local import LocalLauncher
 from rlsweep.launching.plan import Plan, Point
 from rlsweep.launching.points import process_groups
-from rlsweep.launching.slurm import SlurmLauncher
 
-__all__ = ["LAUNCHERS", "Launcher", "launcher_for", "reconcile", "start"]
+__all__ = ["LAUNCHERS", "Launcher", "launcher_class", "launcher_for", "reconcile", "start"]
+
+# The ``hydra/launcher`` options: those with settings, each the LAUNCHER of its module.
+LAUNCHERS = tuple(SETTINGS)
 
 
 class Launcher(Protocol):
@@ -40,15 +46,21 @@ class Launcher(Protocol):
         ...
 
 
-LAUNCHERS: dict[str, type[LocalLauncher] | type[SlurmLauncher]] = {c.name: c for c in (LocalLauncher, SlurmLauncher)}
-if set(LAUNCHERS) != set(SETTINGS):
-    raise ImportError(f"launchers {', '.join(LAUNCHERS)} but launcher settings for {', '.join(SETTINGS)}")
+def launcher_class(name: str) -> type:
+    """The class of launcher ``name``: ``LAUNCHER`` of ``rlsweep/launching/<name>.py``, checked to be the launcher
+    of that name."""
+    if name not in SETTINGS:
+        raise KeyError(f"no launcher {name!r}; launchers: {', '.join(LAUNCHERS)}")
+    cls = getattr(importlib.import_module(f"rlsweep.launching.{name}"), "LAUNCHER", None)
+    if cls is None or getattr(cls, "name", None) != name:
+        raise ImportError(f"rlsweep/launching/{name}.py must declare LAUNCHER, a launcher class named {name!r}")
+    return cls
 
 
-def launcher_for(name: str, settings: LocalSettings | SlurmSettings | None = None) -> Launcher:
+def launcher_for(name: str, settings: LauncherSettings | None = None) -> Launcher:
     """The launcher ``name`` (``hydra/launcher=<name>``) with its checked settings (their defaults without)."""
     settings = settings if settings is not None else SETTINGS[name]()
-    launcher: Launcher = LAUNCHERS[name](settings)  # type: ignore[arg-type]
+    launcher: Launcher = launcher_class(name)(settings)
     return launcher
 
 
@@ -64,5 +76,5 @@ def reconcile(ledger: Ledger) -> None:
     are read (``rlsweep status``, ``rlsweep seeds``). A run started inline by ``sweep.py`` without ``-m``, or a sweep
     whose sweep.json names no launcher, has no scheduler to ask."""
     name = ledger.launch_info().get("launcher")
-    if name in LAUNCHERS:
+    if name in SETTINGS:
         launcher_for(str(name)).reconcile(ledger)

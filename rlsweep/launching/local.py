@@ -82,6 +82,9 @@ class LocalLauncher:
         """Nothing to do: a local job that dies is recorded by its launcher, or shows as stopped by its dead lock."""
 
 
+LAUNCHER = LocalLauncher
+
+
 def run_local(groups: list[list[Point]], sweep_dir: Path, ledger: Ledger, settings: LocalSettings) -> None:
     """Run each group of points (one process each) to its end; each point's record says how it ended."""
     gpus = settings.gpus if settings.gpus is not None else visible_gpus()

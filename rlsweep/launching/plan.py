@@ -32,7 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlsweep.config import CONF_DIR, ConfigError, check_value, register_configs, run_id, validate
 from rlsweep.config.fingerprint import without_seed
-from rlsweep.config.launchers import LAUNCHERS, LocalSettings, SlurmSettings, check_settings, load_profile
+from rlsweep.config.launchers import LAUNCHERS, LauncherSettings, SlurmSettings, check_settings, load_profile
 from rlsweep.config.naming import MAX_RUN_ID, config_name
 from rlsweep.config.schema import CONTROL_KEYS
 from rlsweep.envs import check_env
@@ -73,7 +73,7 @@ class Plan:
     sweep_name: str  # empty for a single run
     out_dir: Path  # sweeps/<sweep_name> for a sweep, the run's own directory's parent for a single run
     launcher: str  # local | slurm
-    settings: LocalSettings | SlurmSettings
+    settings: LauncherSettings
     dry_run: bool
     # Config folders beside the package's (hydra.searchpath, --config-dir), absolute: recorded in sweep.json, so
     # that rlsweep seeds plans new seeds from the same files.
@@ -349,8 +349,8 @@ def _expand(task: list[Override]) -> list[tuple[str, ...]]:
     return list(itertools.product(*axes))
 
 
-def _launcher_settings(overrides: list[Override]) -> tuple[str, LocalSettings | SlurmSettings, dict[str, str]]:
-    """``hydra/launcher=local|slurm`` and ``hydra.launcher.<key>=<value>``, typed and range-checked."""
+def _launcher_settings(overrides: list[Override]) -> tuple[str, LauncherSettings, dict[str, str]]:
+    """``hydra/launcher=<name>`` and ``hydra.launcher.<key>=<value>``, typed and range-checked."""
     launcher = "local"
     values: dict[str, Any] = {}
     dirs: dict[str, str] = {}
@@ -383,7 +383,7 @@ def _launcher_settings(overrides: list[Override]) -> tuple[str, LocalSettings | 
         key = getattr(e, "full_key", "") or "?"
         raise ConfigError(f"Invalid value for hydra.launcher.{key}: {values.get(key)!r} ({_first_line(e)})") from None
     settings = OmegaConf.to_object(merged)
-    assert isinstance(settings, LocalSettings | SlurmSettings)
+    assert isinstance(settings, LauncherSettings)
     check_settings(settings)
     if isinstance(settings, SlurmSettings):
         # The cluster profile fills the keys left null; a missing or malformed one is bad input like any other.

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -64,8 +65,11 @@ class PointJob(submitit.helpers.Checkpointable):
         from rlsweep.launching.job import run_points
         from rlsweep.rundir.lock import LockHeld
 
+        # The task's log, into each record as the job starts: the launcher writes it too, but only into a record
+        # the job has not taken yet (the local executor starts a job before its launcher has written anything).
+        log = str(Path(str(submitit.JobEnvironment().paths.stdout)).resolve())
         try:
-            run_points([Path(d) for d in self.run_dirs])
+            run_points([Path(d) for d in self.run_dirs], log=log)
         except LockHeld as e:
             # Another attempt runs one of these points (a local launch of the same sweep, say): the job touched
             # none of them; their records are left as they are.
@@ -105,6 +109,38 @@ def executor_for(sweep_dir: Path, s: SlurmSettings) -> submitit.AutoExecutor:
     return ex
 
 
+class Scheduler:
+    """Where the launcher's jobs run and how it asks after them: SLURM (this class: sbatch through submitit, held
+    arrays released with ``scontrol``, the queue read with ``squeue``), or submitit's local executor on this machine
+    (:class:`rlsweep.launching.submitit_local.LocalScheduler`), so that the same path, from the pickled job to the
+    waiting launcher's reconciliation, also runs where there is no cluster."""
+
+    name = "slurm"  # what the records' ``launcher`` says
+
+    def __init__(self, settings: SlurmSettings) -> None:
+        self.settings = settings
+        self.wait = settings.wait
+        self.max_array_size = settings.max_array_size
+        self.poll_every = settings.poll_every
+        self.progress_every = settings.progress_every
+
+    def executor(self, sweep_dir: Path) -> submitit.Executor:
+        return executor_for(sweep_dir, self.settings)
+
+    def room(self, running: int) -> int:
+        """How many more tasks to submit while ``running`` of this launch's run: SLURM takes them all (in arrays of
+        ``max_array_size``) and runs ``array_parallelism`` at once."""
+        return sys.maxsize
+
+    def release(self, array: str) -> None:
+        subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
+
+    def states(self, arrays: Collection[str]) -> dict[str, str] | None:
+        """The state (SLURM's words) of each job or task still known of ``arrays``; None when the queue cannot be
+        read."""
+        return job_states(arrays)
+
+
 @dataclass
 class QueueView:
     """What :func:`reconcile` saw: the records it read (as it left them) and the points whose job has not ended for
@@ -114,9 +150,9 @@ class QueueView:
     unsettled: set[str]
 
 
-def reconcile(ledger: Ledger, run_ids: Collection[str] | None = None) -> QueueView | None:
-    """Bring SLURM points' records (of ``run_ids``, else all) in line with the queue, asked once for their jobs; None
-    when the queue cannot be read.
+def reconcile(ledger: Ledger, scheduler: Scheduler, run_ids: Collection[str] | None = None) -> QueueView | None:
+    """Bring the scheduler's points' records (of ``run_ids``, else all) in line with its queue, asked once for their
+    jobs; None when the queue cannot be read.
 
     A job that left the queue without recording an end (scancel before it started, a dead node) is cancelled. A
     record that says cancelled while its job is queued again was a requeue (``scontrol requeue``): SLURM ends the
@@ -129,8 +165,8 @@ def reconcile(ledger: Ledger, run_ids: Collection[str] | None = None) -> QueueVi
         records = list(ledger.records())
     else:
         records = [r for rid in run_ids if (r := ledger.get(rid)) is not None]
-    ours = [r for r in records if r.launcher == "slurm" and r.job_id]
-    states = job_states({str(r.job_id).split("_")[0] for r in ours})
+    ours = [r for r in records if r.launcher == scheduler.name and r.job_id]
+    states = scheduler.states({str(r.job_id).split("_")[0] for r in ours})
     if states is None:
         return None
     view = QueueView({r.run_id: r for r in records}, set())
@@ -143,7 +179,7 @@ def reconcile(ledger: Ledger, run_ids: Collection[str] | None = None) -> QueueVi
                 written = amend_unheld(Path(r.run_dir), unchanged(r), status="requeued", error=None)
         # 5 s of grace: a submission's record written just before its job reached the queue's answer.
         elif r.status in ("pending", "running", "preempted", "requeued") and time.time() - r.updated > 5:
-            why = f"SLURM job {r.job_id} left the queue unfinished"
+            why = f"{scheduler.name} job {r.job_id} left the queue unfinished"
             written = amend_unheld(Path(r.run_dir), unchanged(r), status="cancelled", error=why)
         if written is not None:
             view.records[r.run_id] = written
@@ -159,67 +195,79 @@ class SlurmLauncher:
         self.settings = settings
 
     def run(self, p: Plan, groups: list[list[Point]], ledger: Ledger) -> bool:
-        submitted = run_slurm(groups, p.points, p.out_dir, ledger, self.settings)
-        return self.settings.wait or not submitted
+        scheduler = Scheduler(self.settings)
+        submitted = run_jobs(groups, p.points, p.out_dir, ledger, scheduler)
+        return scheduler.wait or not submitted
 
     def reconcile(self, ledger: Ledger) -> None:
-        reconcile(ledger)  # jobs that left the queue without recording an end
+        reconcile(ledger, Scheduler(self.settings))  # jobs that left the queue without recording an end
 
 
-def run_slurm(
-    groups: list[list[Point]], points: list[Point], sweep_dir: Path, ledger: Ledger, s: SlurmSettings
+LAUNCHER = SlurmLauncher
+
+
+def run_jobs(
+    groups: list[list[Point]], points: list[Point], sweep_dir: Path, ledger: Ledger, scheduler: Scheduler
 ) -> bool:
-    """Submit ``groups`` (one array task each) with ``s`` (its profile already applied by the planner); with
-    ``wait`` follow them to the end. Returns False when SLURM refused an array (after the ones before it were
+    """Submit ``groups`` (one array task each) to ``scheduler``; while it waits, follow them to the end, submitting
+    more as the scheduler has room. Returns False when the scheduler refused an array (after the ones before it were
     submitted; :class:`SubmissionRefused` if it refused the first) or, waiting, when a point did not complete.
     Points whose job is still queued were left out by ``prepare``."""
-    ex = executor_for(sweep_dir, s)
+    ex = scheduler.executor(sweep_dir)
+    left = list(groups)
     todo: list[Point] = []
+    tasks: list[list[str]] = []  # the run ids of each submitted task
+    waiting: set[str] = set()
     refused = False
-    for start in range(0, len(groups), s.max_array_size):
-        chunk = groups[start : start + s.max_array_size]
-        jobs: list[Any] = []
-        # Submitted held: each record gets its job id before the job can start and write the record itself.
-        try:
-            with ex.batch():
-                for group in chunk:
-                    jobs.append(ex.submit(PointJob([str(sweep_dir / p.run_id) for p in group])))
-        except submitit.core.utils.FailedJobError as e:
-            # The cluster refused this array (its job table full, a limit reached): the arrays before it run; the
-            # rest stay pending, and a rerun of the same command submits them.
-            left = sum(len(group) for group in groups[start:])
-            reason = next((line for line in str(e).splitlines() if line.strip()), "no reason given")
-            print(f"[rlsweep] SLURM refused the submission of {left} point(s) ({reason}); {len(todo)} were "
-                  "submitted; rerun the same command once the cluster takes jobs again to submit the rest",
-                  flush=True)  # fmt: skip
-            if not todo:
-                raise SubmissionRefused(f"SLURM refused the submission ({reason}); nothing was submitted") from None
-            refused = True
-            break
-        todo += [p for group in chunk for p in group]
-        array = str(jobs[0].job_id).split("_")[0]
-        for group, job in zip(chunk, jobs, strict=True):
-            log = str(Path(str(job.paths.stdout)).resolve())  # the task's one log, for each of its points
-            for p in group:
-                # Unless another launch took the point since this one prepared it (its job runs or ran it): then
-                # this task finds the point held or completed and leaves it alone.
-                amend_unheld(ledger.run_dir(p.run_id), lambda r: r.status not in ("running", "completed"),
-                             status="pending", job_id=str(job.job_id), launcher="slurm", log=log)  # fmt: skip
-        subprocess.run(["scontrol", "release", array], check=True, capture_output=True, timeout=60)
-        n = sum(len(group) for group in chunk)
-        tasks = f" in {len(chunk)} task(s)" if len(chunk) < n else ""
-        print(f"[rlsweep] submitted {n} point(s){tasks} as SLURM array {array}", flush=True)
     ids = [p.run_id for p in points]
-    if not s.wait:
-        print(f"[rlsweep] not waiting; follow with: rlsweep status {sweep_dir}", flush=True)
-        return not refused
-    waiting = {p.run_id for p in todo}
     last_progress = time.time()
-    # Light on a shared cluster whatever the sweep's size: each poll is one squeue call (reconcile) and reads of
-    # records; nothing here calls sacct or scontrol, and submission above is one sbatch and one release per array.
-    while waiting:
-        time.sleep(s.poll_every)
-        view = reconcile(ledger, sorted(waiting))
+    while True:
+        running = sum(1 for task in tasks if waiting.intersection(task))
+        room = scheduler.room(running)
+        while left and room > 0 and not refused:
+            chunk = left[: min(scheduler.max_array_size, room)]
+            try:
+                jobs = _submit(ex, chunk, sweep_dir)
+            except submitit.core.utils.FailedJobError as e:
+                # The cluster refused this array (its job table full, a limit reached): the arrays before it run;
+                # the rest stay pending, and a rerun of the same command submits them.
+                n_left = sum(len(group) for group in left)
+                reason = next((line for line in str(e).splitlines() if line.strip()), "no reason given")
+                print(f"[rlsweep] SLURM refused the submission of {n_left} point(s) ({reason}); {len(todo)} were "
+                      "submitted; rerun the same command once the cluster takes jobs again to submit the rest",
+                      flush=True)  # fmt: skip
+                if not todo:
+                    raise SubmissionRefused(f"SLURM refused the submission ({reason}); nothing was submitted") from None
+                refused = True
+                break
+            del left[: len(chunk)]
+            room -= len(chunk)
+            array = str(jobs[0].job_id).split("_")[0]
+            for group, job in zip(chunk, jobs, strict=True):
+                log = str(Path(str(job.paths.stdout)).resolve())  # the task's one log, for each of its points
+                for p in group:
+                    # Unless another launch took the point since this one prepared it (its job runs or ran it), or
+                    # the job already started and wrote its record itself (the local executor does not hold jobs).
+                    amend_unheld(ledger.run_dir(p.run_id), lambda r: r.status not in ("running", "completed"),
+                                 status="pending", job_id=str(job.job_id), launcher=scheduler.name,
+                                 log=log)  # fmt: skip
+            scheduler.release(array)
+            todo += [p for group in chunk for p in group]
+            tasks += [[p.run_id for p in group] for group in chunk]
+            waiting |= {p.run_id for group in chunk for p in group}
+            n = sum(len(group) for group in chunk)
+            where = f"as SLURM array {array}" if scheduler.name == "slurm" else f"to {scheduler.name}"
+            print(f"[rlsweep] submitted {n} point(s){f' in {len(chunk)} task(s)' if len(chunk) < n else ''} {where}",
+                  flush=True)  # fmt: skip
+        if not scheduler.wait:
+            print(f"[rlsweep] not waiting; follow with: rlsweep status {sweep_dir}", flush=True)
+            return not refused
+        if not waiting:
+            break
+        # Light on a shared cluster whatever the sweep's size: each poll is one squeue call (reconcile) and reads of
+        # records; nothing here calls sacct or scontrol, and submission is one sbatch and one release per array.
+        time.sleep(scheduler.poll_every)
+        view = reconcile(ledger, scheduler, sorted(waiting))
         if view is None:
             continue  # a round without the queue decides nothing
         for rid in list(waiting):
@@ -227,8 +275,18 @@ def run_slurm(
             # An end counts once the job is gone (a record says cancelled during a requeue, too).
             if record is not None and record.status in TERMINAL and rid not in view.unsettled:
                 waiting.discard(rid)
-        if time.time() - last_progress >= s.progress_every:
+        if time.time() - last_progress >= scheduler.progress_every:
             last_progress = time.time()
             print(status_table(ledger, ids), flush=True)
     print(status_table(ledger, ids), flush=True)
     return not refused and all((r := ledger.get(p.run_id)) is not None and r.status == "completed" for p in todo)
+
+
+def _submit(ex: submitit.Executor, chunk: list[list[Point]], sweep_dir: Path) -> list[Any]:
+    """One array of ``chunk``'s tasks; on SLURM submitted held, so that each record gets its job id before the job
+    can start and write the record itself."""
+    jobs: list[Any] = []
+    with ex.batch():
+        for group in chunk:
+            jobs.append(ex.submit(PointJob([str(sweep_dir / p.run_id) for p in group])))
+    return jobs

@@ -270,5 +270,5 @@ def job_identity() -> dict[str, Any]:
     if job_id and env.get("SLURM_ARRAY_TASK_ID"):
         job_id = f"{job_id}_{env['SLURM_ARRAY_TASK_ID']}"
     else:
-        job_id = env.get("SLURM_JOB_ID")
+        job_id = env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID")  # SLURM, or submitit_local
     return {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid()}

@@ -64,8 +64,9 @@ def test_query_offers_rlsweeps_launchers_their_settings_and_the_flags(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _query(monkeypatch, capsys, "python sweep.py hydra/") == ["hydra/launcher="]
-    assert _query(monkeypatch, capsys, "python sweep.py hydra/launcher=") == ["hydra/launcher=local",
-                                                                             "hydra/launcher=slurm"]  # fmt: skip
+    assert _query(monkeypatch, capsys, "python sweep.py hydra/launcher=") == [
+        "hydra/launcher=local", "hydra/launcher=slurm", "hydra/launcher=submitit_local"
+    ]  # fmt: skip
     hydra_keys = ["hydra.launcher.", "hydra.run.", "hydra.searchpath=", "hydra.sweep."]
     assert _query(monkeypatch, capsys, "python sweep.py hydra.") == hydra_keys
     assert _query(monkeypatch, capsys, "python sweep.py hydra.sweep.") == ["hydra.sweep.dir="]

@@ -39,7 +39,15 @@ from rlsweep.rundir.record import RunRecord
         (["hydra.launcher.max_parallel=abc"], "Invalid value for hydra.launcher.max_parallel: 'abc'"),
         (["hydra.launcher.only=some"], "Invalid value for hydra.launcher.only: 'some' (allowed: unfinished, failed)"),
         (["hydra.launcher.nope=1"], "Unknown key hydra.launcher.nope for hydra/launcher=local; allowed: max_parallel"),
-        (["hydra/launcher=pbs"], "Unknown option hydra/launcher=pbs; allowed: local, slurm"),
+        (["hydra/launcher=pbs"], "Unknown option hydra/launcher=pbs; allowed: local, slurm, submitit_local"),
+        (
+            ["hydra/launcher=submitit_local", "hydra.launcher.partition=gpu"],
+            "Unknown key hydra.launcher.partition for hydra/launcher=submitit_local; allowed: max_parallel",
+        ),
+        (
+            ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=3", "hydra.launcher.signal_delay_s=90"],
+            "hydra.launcher.signal_delay_s: 90 with hydra.launcher.timeout_min=3 (allowed: at most 60",
+        ),
         (["hydra/launcher=slurm", "hydra.launcher.profile=nope"], "Invalid value for hydra.launcher.profile: 'nope'"),
         (["hydra/launcher=slurm", "hydra.launcher.timeout_min=0"], "hydra.launcher.timeout_min: 0 (must be >= 1"),
         (

@@ -9,7 +9,7 @@ from rlsweep.launching.launcher import LAUNCHERS, launcher_for
 
 
 def test_every_launcher_option_has_one_class_and_its_settings() -> None:
-    assert set(LAUNCHERS) == set(SETTINGS) == {"local", "slurm"}
+    assert set(LAUNCHERS) == set(SETTINGS) == {"local", "slurm", "submitit_local"}
     for name, settings in SETTINGS.items():
         launcher = launcher_for(name)
         assert launcher.name == name and type(launcher.settings) is settings  # type: ignore[attr-defined]
