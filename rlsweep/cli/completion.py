@@ -5,7 +5,7 @@ Imported only when ``-sc``/``--shell-completion`` is given. The candidates are H
 ``ConfigLoader`` of rlsweep's search path (``initialize_config_dir`` on the package's conf/, the generated
 experiment presets, the folders of ``--config-dir`` and ``hydra.searchpath``), through :class:`_Loader`, which
 makes the command line acceptable to Hydra the way :mod:`rlsweep.launching.plan` does (quoted group values) and
-offers Hydra's keys only where rlsweep takes them (``hydra/launcher=local|slurm`` with their settings,
+offers Hydra's keys only where rlsweep takes them (``hydra/launcher=local|slurm|submitit_local`` with their settings,
 ``hydra.sweep.dir``, ``hydra.run.dir``, ``hydra.searchpath``). rlsweep's own flags are completed here.
 
 The install snippet is Hydra's, with small changes: the completion runs only for ``python sweep.py`` (Hydra's

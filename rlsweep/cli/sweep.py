@@ -49,7 +49,7 @@ USAGE = """usage: python sweep.py [-m] [override ...]
                    fish: python sweep.py -sc install=fish | source)
 
 overrides:  group=option (model=B), key=value (ppo.learning_rate=3e-4), sweeps a,b,c | range(1,4) | glob(ppo_rnd_*)
-launcher:   hydra/launcher=local|slurm, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
+launcher:   hydra/launcher=local|slurm|submitit_local, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
 preview:    dry_run=true prints the job table and starts nothing
 rerun:      resume=check (default: resume each point's checkpoint if its training config is unchanged, else refuse)
             | continue (resume under the changed config) | restart (set the old files aside, start over)

@@ -5,7 +5,7 @@ override parser (sweeps, ``range``, ``glob``), each distinct set of group choice
 Hydra's compose API, value overrides are applied to a plain copy and checked with
 :mod:`rlsweep.config.validate`. A bad value anywhere in the grid stops the whole launch with one message
 before anything starts. What comes out is a list of :class:`Point` with the resolved config each job will
-load from its ``config.yaml``, and the launcher's settings (``hydra/launcher=local|slurm``,
+load from its ``config.yaml``, and the launcher's settings (``hydra/launcher=local|slurm|submitit_local``,
 ``hydra.launcher.*``), checked the same way. :func:`seed_groups` says which of the points that run share a
 process (``seeds_per_process``): the launchers start one job per group.
 """

@@ -29,9 +29,10 @@ CANONICAL = {"day": "days", "days": "days", "hour": "h", "hours": "h", "h": "h",
 
 
 def times_in(text: str) -> list[str]:
-    """Each time in ``text``, in one spelling: `2 min 44 s`, `21 min`, `82–90 s`, `14.3 days`."""
+    """Each time in ``text``, in one spelling: `2 min 44 s`, `21 min`, `82–90 s`, `14.3 days`; a time may be wrapped
+    across lines (`2 min` at the end of one, `3 s` at the start of the next)."""
     found = []
-    for m in TIME.finditer(text):
+    for m in TIME.finditer(" ".join(text.split())):
         parts = [m.group(1), CANONICAL[m.group(2)]]
         if m.group(3):
             parts += [m.group(3), CANONICAL[m.group(4)]]
@@ -85,6 +86,6 @@ def test_the_readme_quotes_the_headline_times() -> None:
 
 
 def test_a_time_is_read_in_one_spelling() -> None:
-    assert times_in("about 21 minutes, 18 min 27 s, 1.83 s; 82–90 s and 14.3 days; 3 seeds, 128 M steps") == [
-        "21 min", "18 min 27 s", "1.83 s", "82–90 s", "14.3 days",
+    assert times_in("about 21 minutes, 18 min 27 s, 1.83 s; 82–90 s and 14.3 days; 3 seeds, 128 M, 2 min\n3 s") == [
+        "21 min", "18 min 27 s", "1.83 s", "82–90 s", "14.3 days", "2 min 3 s",
     ]  # fmt: skip
