@@ -14,6 +14,7 @@ given with ``--config-dir DIR`` (a folder of the user's options, as for ``sweep.
     reduction: 2         # each rung keeps the best 1/reduction of the trials that reached it
     fresh_seeds: 3       # seeds per arm for the confirm runs, none of them a trial's
     metric: explore/cells
+    storage: journal     # where the studies live: journal, sqlite, or postgresql://user@host/db (a server)
 
 Any setting can be changed on the command line as ``tune.<setting>=<value>`` (``tune.trials=3``,
 ``tune.space.ppo.learning_rate={log_uniform: [1.0e-4, 1.0e-3]}``). Where the spaces live is outside
@@ -45,7 +46,10 @@ KINDS = {
     "choice": "choice: [a, b, ...], two or more distinct values",
 }
 DIRECTIONS = ("maximize", "minimize")
-STORAGES = ("journal", "sqlite")
+STORAGES = ("journal", "sqlite")  # files in the sweep directory; or a server's URL (below)
+SERVER_SCHEMES = ("postgresql", "postgresql+psycopg")
+SERVER_FORM = "postgresql://user[:password]@host[:port]/database"
+STORAGE_ALLOWED = f"{', '.join(STORAGES)}, or a PostgreSQL server as {SERVER_FORM}"
 # Keys the tuner sets on every trial itself: tuning them or setting them on the command line would fight it.
 TUNER_KEYS = ("seed", "name", "budget.total_steps", "resume")
 
@@ -156,9 +160,10 @@ def parse_spec(name: str, source: str, raw: Mapping[str, Any]) -> TuneSpec:
     if confirm_steps is not None and not (_is_int(confirm_steps) and confirm_steps >= 1):
         raise BadSpace(f"tune.confirm_steps={values['confirm_steps']!r}: allowed: an integer >= 1, or null (the arm's "
                        "own budget.total_steps)")  # fmt: skip
-    for key, allowed in (("direction", DIRECTIONS), ("storage", STORAGES)):
-        if key in values and values[key] not in allowed:
-            raise BadSpace(f"tune.{key}={values[key]!r}: allowed: {', '.join(allowed)}")
+    if "direction" in values and values["direction"] not in DIRECTIONS:
+        raise BadSpace(f"tune.direction={values['direction']!r}: allowed: {', '.join(DIRECTIONS)}")
+    if "storage" in values:
+        check_storage(values["storage"])
     if "metric" in values and not (isinstance(values["metric"], str) and values["metric"]):
         raise BadSpace(f"tune.metric={values['metric']!r}: allowed: a metric name (explore/cells, episode/score, ...)")
     spec = TuneSpec(name, source, params, **values)
@@ -221,6 +226,57 @@ def check_against_grid(spec: TuneSpec, grid: Mapping[str, bool]) -> None:
             instead = {"budget.total_steps": "tune.steps (trials), tune.confirm_steps (confirm runs)",
                        "seed": "tune.trials, tune.fresh_seeds"}.get(key, "leave it to the tuner")  # fmt: skip
             raise BadSpace(f"{key}: set by rlsweep tune on every run it starts; allowed instead: {instead}")
+
+
+def is_server(storage: str) -> bool:
+    """``tune.storage`` names a database server (a URL), not a file of the sweep directory."""
+    return "://" in storage
+
+
+def check_storage(value: Any) -> None:
+    """``tune.storage``: ``journal``, ``sqlite`` or a PostgreSQL URL of the form :data:`SERVER_FORM` (a query such as
+    ``?sslmode=require`` is passed on to the driver). :class:`BadSpace` says what is wrong, the password hidden."""
+    if value in STORAGES:
+        return
+    if not isinstance(value, str) or not is_server(value):
+        raise BadSpace(f"tune.storage={value!r}: unknown storage; allowed: {STORAGE_ALLOWED}")
+    from urllib.parse import urlsplit
+
+    def bad(what: str) -> BadSpace:
+        return BadSpace(f"tune.storage={redact(value)!r}: {what}; allowed: {STORAGE_ALLOWED}")
+
+    scheme = value.partition("://")[0]
+    if scheme not in SERVER_SCHEMES:
+        raise bad(f"{scheme}:// is not a server rlsweep tune keeps studies on (PostgreSQL only)")
+    userinfo = value.partition("://")[2].partition("?")[0].rpartition("@")[0]
+    if "@" in userinfo or "/" in userinfo or "#" in value:
+        raise bad("an @, / or # in the password must be written %40, %2F or %23")
+    parts = urlsplit(value)
+    if not parts.username:
+        raise bad("no user (user@ before the host)")
+    if not parts.hostname:
+        raise bad("no host (user@host)")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise bad(f"the port {parts.netloc.rpartition(':')[2]!r} is not a number from 1 to 65535")
+    database = parts.path.removeprefix("/")
+    if not database or "/" in database:
+        raise bad("no database name (one name after the host: .../database)")
+
+
+def redact(url: str) -> str:
+    """A URL without its password (``user:***@host``), to be shown or written: a shell's history and ``ps`` see the
+    command line, nothing else should. The user info ends at the last ``@`` before the query: a password may hold
+    an ``@`` or a ``/`` (a URL should encode them, a typed one may not)."""
+    scheme, sep, rest = url.partition("://")
+    head, q, query = rest.partition("?")
+    userinfo, at, host = head.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}{q}{query}"
 
 
 def _is_int(v: Any) -> bool:

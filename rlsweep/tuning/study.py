@@ -7,6 +7,12 @@ SLURM jobs and the tuner meet) or, with ``tune.storage=sqlite``, ``tune.db``. Ev
 in it: each trial's number (its run id is ``<arm>-t<number>``), its params, the values reported at each rung, and
 its state once told; and, in user attrs, its run id, its seed and the steps it trained.
 
+Or, with ``tune.storage=postgresql://user[:password]@host[:port]/database``, on a PostgreSQL server
+(:class:`ServerStorage`, Optuna's ``RDBStorage``). A server is shared by sweeps, so a study there is named
+``<sweep>/<arm>`` (the sweep directory's name) and records the sweep directory it belongs to: a sweep of the same
+name elsewhere is refused rather than mixed into it. A server that does not answer is one :class:`BadSpace` line
+naming the URL without its password, before any trial is asked.
+
 **Halving.** A rung is one launch: every live trial of the arm trains to the rung's budget, and only then are the
 values known, all at once. Optuna's ``SuccessiveHalvingPruner`` is asynchronous (ASHA): it decides each trial when
 it reports, against the trials that reported that rung before it, so the first trial of a rung always goes on and
@@ -32,6 +38,12 @@ if TYPE_CHECKING:
 
 JOURNAL_FILE = "tune.journal"
 SQLITE_FILE = "tune.db"
+# A server study's user attr: the sweep directory that owns it (ServerStorage).
+SWEEP_DIR = "rlsweep_sweep_dir"
+# Seconds to wait for a server that does not answer (libpq waits for TCP's own timeout, minutes, without one).
+CONNECT_TIMEOUT = 10
+# The advisory lock (any fixed number) that lets one tuner at a time create Optuna's tables in an empty database.
+INIT_LOCK = 0x726C7377
 # Trial user attrs: what rlsweep keeps of a trial beside Optuna's own record.
 RUN_ID, SEED, STEPS, REASON = "run_id", "seed", "steps", "reason"
 
@@ -59,8 +71,28 @@ class RungPruner(BasePruner):
         return trial.number not in keep
 
 
+class ServerStorage(optuna.storages.RDBStorage):
+    """Optuna's ``RDBStorage`` on a database server that many sweeps share; it knows its sweep, whose studies are
+    named ``<sweep>/<arm>`` (:func:`open_study`), and its URL as shown (no password)."""
+
+    def __init__(self, url: str, sweep_dir: Path, engine_kwargs: dict[str, Any], shown: str) -> None:
+        self.sweep_dir = Path(sweep_dir).resolve()
+        self.shown = shown
+        # No heartbeat: it serves study.optimize's workers, and would fail as stale the running trials of a stopped
+        # tuner, which the next tuner resumes.
+        super().__init__(url, engine_kwargs=engine_kwargs)
+
+    def study_name(self, arm: str) -> str:
+        return f"{self.sweep_dir.name}/{arm}"
+
+
 def storage_for(sweep_dir: Path, kind: str) -> optuna.storages.BaseStorage:
-    """The studies' storage in ``sweep_dir``: a journal file (default) or SQLite."""
+    """The studies' storage of ``sweep_dir``: a journal file (default) or SQLite in it, or a PostgreSQL server."""
+    from rlsweep.tuning.space import check_storage, is_server
+
+    check_storage(kind)
+    if is_server(kind):
+        return server_storage(kind, sweep_dir)
     if kind == "sqlite":
         return optuna.storages.RDBStorage(f"sqlite:///{Path(sweep_dir).absolute() / SQLITE_FILE}")
     from optuna.storages.journal import JournalFileBackend
@@ -68,12 +100,64 @@ def storage_for(sweep_dir: Path, kind: str) -> optuna.storages.BaseStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(str(Path(sweep_dir).absolute() / JOURNAL_FILE)))
 
 
+def server_storage(url: str, sweep_dir: Path) -> ServerStorage:
+    """The sweep's studies on the PostgreSQL server of ``url``, or :class:`BadSpace` in one line if the driver is
+    missing or the server does not answer or refuses (the URL shown without its password)."""
+    import sqlalchemy
+
+    from rlsweep.tuning.space import BadSpace, redact
+
+    shown = redact(url)
+    try:
+        import psycopg  # noqa: F401  (SQLAlchemy's driver for postgresql://, imported only when it connects)
+    except ImportError:
+        raise BadSpace(f"tune.storage={shown}: no PostgreSQL driver (psycopg) in this Python; allowed: pip install "
+                       "'rlsweep[tune-server]', or tune.storage=journal") from None  # fmt: skip
+    url = "postgresql+psycopg://" + url.partition("://")[2]  # SQLAlchemy's plain postgresql:// may mean psycopg2
+    parsed = sqlalchemy.make_url(url)
+    connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+    # pool_pre_ping: a rung may take hours; a pooled connection the server or a firewall dropped meanwhile is
+    # replaced instead of failing the tuner's next write.
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect}
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as conn:
+            # Optuna creates its tables and stamps their version on first use, which two tuners starting together
+            # on an empty database would do twice (a duplicate key): the first holds this lock until it is done.
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": INIT_LOCK})
+            storage = ServerStorage(url, sweep_dir, engine_kwargs, shown)
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as e:  # RuntimeError: Optuna's schema version check
+        reason = " ".join(str(getattr(e, "orig", None) or e).split())
+        if parsed.password:
+            reason = reason.replace(parsed.password, "***")
+        raise BadSpace(f"tune.storage={shown}: the server refused or did not answer ({reason}); allowed: a "
+                       "PostgreSQL server that answers at that URL (launchers/postgres-local.sh start for a local "
+                       "one)") from None  # fmt: skip
+    finally:
+        engine.dispose()
+    return storage
+
+
 def open_study(storage: optuna.storages.BaseStorage, arm: str, spec: TuneSpec) -> optuna.Study:
     """The arm's study, created on first use. The sampler's seed takes in how many trials the study has: a resumed
-    tuner then samples on from where it stopped, not the first trials' params again."""
+    tuner then samples on from where it stopped, not the first trials' params again.
+
+    On a server (:class:`ServerStorage`) the study is ``<sweep>/<arm>`` and belongs to the sweep directory that
+    created it: opened from another directory (another sweep of the same name) it is refused, not shared."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = optuna.study.StudyDirection[spec.direction.upper()]
-    study = optuna.create_study(storage=storage, study_name=arm, direction=direction, load_if_exists=True)
+    name = storage.study_name(arm) if isinstance(storage, ServerStorage) else arm
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
+    if isinstance(storage, ServerStorage):
+        owner = study.user_attrs.get(SWEEP_DIR)
+        if owner is None:
+            study.set_user_attr(SWEEP_DIR, str(storage.sweep_dir))
+        elif owner != str(storage.sweep_dir):
+            from rlsweep.tuning.space import BadSpace
+
+            raise BadSpace(f"tune.storage={storage.shown}: its study {name} belongs to the sweep in {owner}, not "
+                           f"{storage.sweep_dir} (one name, two sweeps: their trials would mix); allowed: a "
+                           "sweep_name that no other sweep on this server has")  # fmt: skip
     seed = spec.sampler_seed * 1_000_003 + _stable_hash(arm) + len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=seed % 2**32)
     study.pruner = RungPruner(spec.budgets(), spec.reduction)
