@@ -216,8 +216,14 @@ def _write_start_locked(plan: Plan, s: _Start, launcher: str, run_dir: Path) -> 
         record.changes = [*record.changes, [time.time(), f"resumed from the previous checkpoint; newest in {where}"]]
         print(f"[rlsweep] {p.run_id}: resuming from the previous checkpoint; the newest is in {where}", flush=True)
     elif record is not None and s.action == "continue":
-        record.changes = [*record.changes, [time.time(), f"continued under a changed config: {s.change}"]]
-        print(f"[rlsweep] {p.run_id}: continuing under a changed config ({s.change})", flush=True)
+        changed = f"under a changed config: {s.change}" if s.change else f"to {p.total_steps} agent steps"
+        record.changes = [*record.changes, [time.time(), f"continued {changed}"]]
+        shown = f"under a changed config ({s.change})" if s.change else f"to {p.total_steps} agent steps"
+        print(f"[rlsweep] {p.run_id}: continuing {shown}", flush=True)
+    if record is not None and record.status == "completed":
+        # It trains again (to a larger budget, under a changed config): until its job starts it is pending. Left
+        # "completed", a waiting launcher would take it as done at once (SLURM's would not even record its job).
+        record.status, record.error = "pending", None
     write_config(run_dir, p.config)
     if record is None:
         record = RunRecord(run_id=p.run_id, run_dir=str(run_dir), log=str(run_dir / "log.txt"))

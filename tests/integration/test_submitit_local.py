@@ -107,3 +107,27 @@ def _zombie(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     return True
+
+
+def test_a_completed_point_continued_to_a_larger_budget_is_followed_to_its_new_end(tmp_path: Path) -> None:
+    # A completed point given a larger budget trains again, and its record says so from the launch on (pending,
+    # "continued to N agent steps"). Before, it said completed until the job started: on SLURM, whose jobs wait held,
+    # the waiting launcher took it for done at once and never recorded the new job (test_tune_faults.py's SLURM tune
+    # continues trials to a second rung that way); the local executor starts the job at once, so here only the record
+    # of the continuation told the difference.
+    args = ["sweep_name=more", "budget.total_steps=128", *LOCAL, *TINY]
+    first = run(tmp_path, *args)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    sweep_dir = tmp_path / "sweeps" / "more"
+    (run_id,) = ledger(sweep_dir)
+    first_job = ledger(sweep_dir)[run_id]["job_id"]
+    done = steps(sweep_dir / run_id)
+
+    more = run(tmp_path, *args, f"budget.total_steps={2 * done[-1]}", "resume=continue")
+    assert more.returncode == 0, more.stdout[-2000:] + more.stderr[-2000:]
+    record = ledger(sweep_dir)[run_id]
+    assert record["status"] == "completed" and record["global_step"] == 2 * done[-1], record
+    assert record["attempts"] == 2 and record["job_id"] != first_job
+    assert [s for _, s in _history(record)][-3:] == ["completed", "running", "completed"]
+    assert record["changes"][-1][1] == f"continued to {2 * done[-1]} agent steps"
+    assert steps(sweep_dir / run_id) == [*done, *(done[-1] + s for s in done)]  # continued: no gap, none twice
