@@ -50,11 +50,15 @@ RUN_ID, SEED, STEPS, REASON = "run_id", "seed", "steps", "reason"
 
 class RungPruner(BasePruner):
     """Synchronous successive halving at fixed rung budgets (module docstring): prune a trial whose value at a rung
-    (not the last) is not among the best ``max(1, n // reduction)`` of the ``n`` values reported at that rung."""
+    (not the last) is not among the best ``max(1, n // reduction)`` of the ``n`` values reported at that rung by the
+    trials of its batch (trials ``kB .. kB+B-1`` with ``tune.batch=B``; every trial with ``batch=0``). Within the
+    batch: ranked against earlier batches too, a trial would go on only where it beat them, and the steps an arm
+    spends would depend on its values rather than on its counts alone."""
 
-    def __init__(self, budgets: Sequence[int], reduction: int) -> None:
+    def __init__(self, budgets: Sequence[int], reduction: int, batch: int = 0) -> None:
         self.budgets = list(budgets)
         self.reduction = reduction
+        self.batch = batch
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -63,8 +67,11 @@ class RungPruner(BasePruner):
         value = trial.intermediate_values[step]
         if not math.isfinite(value):
             return True
+        first, end = (trial.number - trial.number % self.batch, trial.number - trial.number % self.batch + self.batch) \
+            if self.batch else (0, math.inf)  # fmt: skip
         peers = [(t.intermediate_values[step], t.number) for t in study.get_trials(deepcopy=False)
-                 if step in t.intermediate_values and math.isfinite(t.intermediate_values[step])]  # fmt: skip
+                 if first <= t.number < end and step in t.intermediate_values
+                 and math.isfinite(t.intermediate_values[step])]  # fmt: skip
         sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         ranked = sorted(peers, key=lambda p: (sign * p[0], p[1]))
         keep = {number for _, number in ranked[: max(1, len(ranked) // self.reduction)]}
@@ -160,7 +167,7 @@ def open_study(storage: optuna.storages.BaseStorage, arm: str, spec: TuneSpec) -
                            "sweep_name that no other sweep on this server has")  # fmt: skip
     seed = spec.sampler_seed * 1_000_003 + _stable_hash(arm) + len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=seed % 2**32)
-    study.pruner = RungPruner(spec.budgets(), spec.reduction)
+    study.pruner = RungPruner(spec.budgets(), spec.reduction, spec.batch)
     return study
 
 

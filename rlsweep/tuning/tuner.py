@@ -18,11 +18,22 @@ reported to its study, and the halving decides (:mod:`rlsweep.tuning.study`). A 
 with its error as the reason, and the search goes on. Nothing is killed: a pruned trial is simply not launched
 again.
 
+**Batches.** ``tune.batch=B`` asks B trials of an arm at a time (trials ``kB .. kB+B-1`` are batch k); a batch goes
+through every rung before the next one is asked, so TPE samples each batch knowing the earlier batches' values. Each
+batch is its own round of halving (:class:`~rlsweep.tuning.study.RungPruner`): a rung keeps the best ``max(1, n //
+reduction)`` of the ``n`` trials of the batch that reached it, whatever earlier batches scored, so the number kept,
+and with it the steps spent, depends only on the counts.
+
+**Waiting.** The tuner needs a rung's values before it can halve, so it waits for its trials:
+``hydra.launcher.wait=false`` is refused (exit 2, before anything starts). To leave a tune running after logging
+out, run ``rlsweep tune`` itself in tmux or screen, under nohup, or in a SLURM job of its own.
+
 **Resuming.** Every step is recorded before the next one: a trial is asked (and so numbered, with its params) in
 the study before its point exists, reported before it is decided, and told before the next rung is launched. A
 tuner stopped anywhere (Ctrl-C, SIGKILL, a lost node) is resumed by rerunning its command: trials already told are
 not run again; a trial asked and not told is launched again and its point resumes its checkpoint (a point already
-at the rung's budget trains nothing). Only one tuner runs per sweep (its lock, ``<sweep>/.tune/``).
+at the rung's budget trains nothing); a batch whose asks were cut short is asked to its end before any of it is
+launched. Only one tuner runs per sweep (its lock, ``<sweep>/.tune/``).
 
 **Equal budgets.** Every arm gets the same trial count, the same seeds and the same rung budgets, and the halving
 keeps a number of trials that depends only on how many reached the rung, so every arm spends the same steps unless
@@ -125,6 +136,13 @@ def setup(grid: Sequence[str], spec: TuneSpec, launch: Sequence[str], sweep_dir:
         arms_plan = plan(quote_group_values([*grid, *launch], GROUPS), multirun=True)
     except ConfigError as e:
         raise BadSpace(str(e)) from None
+    if getattr(arms_plan.settings, "wait", True) is False:
+        # Each round needs its trials' values before it can halve; a launcher that returns at once would leave every
+        # rung to a rerun that finds its trials still queued. The tuner is the waiting process instead.
+        raise BadSpace("hydra.launcher.wait=false: rlsweep tune reads each rung's values before it halves, so it "
+                       "waits for its trials; allowed: hydra.launcher.wait=true (the default); to leave a tune "
+                       "running, start rlsweep tune itself in tmux or screen, under nohup, or as a SLURM "
+                       "job")  # fmt: skip
     arms = []
     for p in arms_plan.points:
         label = " ".join(o for o in p.overrides if o.partition("=")[0] in swept) or "(the one arm)"
@@ -189,7 +207,7 @@ def search(s: Setup) -> int:
 
     from rlsweep.tuning.study import RUN_ID, SEED, distributions, live_trial, open_study, rung_of, set_attr, storage_for
 
-    spec, budgets = s.spec, s.spec.budgets()
+    spec, budgets, batch = s.spec, s.spec.budgets(), s.spec.batch_size()
     s.sweep_dir.mkdir(parents=True, exist_ok=True)
     storage = storage_for(s.sweep_dir, spec.storage)
     studies = {arm.name: open_study(storage, arm.name, spec) for arm in s.arms}
@@ -201,13 +219,21 @@ def search(s: Setup) -> int:
         for arm in s.arms:
             study = studies[arm.name]
             live = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+            asked = len(study.get_trials(deepcopy=False))
             if not live:
-                asked = len(study.get_trials(deepcopy=False))
-                for _ in range(min(spec.batch_size(), spec.trials - asked)):
-                    trial = study.ask(distributions(spec.params))
-                    # Recorded at once: the number decides the run id and seed, these attrs only say so.
-                    set_attr(study, trial.number, RUN_ID, _trial_run_id(s, arm, trial.number))
-                    set_attr(study, trial.number, SEED, s.trial_seed(trial.number))
+                more = min(batch, spec.trials - asked)
+            elif asked % batch and not any(t.intermediate_values for t in live):
+                # A tuner stopped between two asks of one batch (all asks come before the batch's launch, so none of
+                # it has run): ask the rest now, so that the batch is halved as one, as the pruner numbers it.
+                more = min(batch - asked % batch, spec.trials - asked)
+            else:
+                more = 0
+            for _ in range(more):
+                trial = study.ask(distributions(spec.params))
+                # Recorded at once: the number decides the run id and seed, these attrs only say so.
+                set_attr(study, trial.number, RUN_ID, _trial_run_id(s, arm, trial.number))
+                set_attr(study, trial.number, SEED, s.trial_seed(trial.number))
+            if more:
                 live = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
             if not live:
                 continue

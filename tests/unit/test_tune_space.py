@@ -64,6 +64,9 @@ def test_a_users_config_dir_adds_tune_files(tmp_path: Path) -> None:
         (["seed=1,2"], ["seed", "allowed instead: tune.trials, tune.fresh_seeds"]),
         (["budget.total_steps=512"], ["budget.total_steps", "tune.steps"]),
         (["motivation=nope"], ["motivation=nope", "allowed"]),
+        # the tuner halves on each rung's values, so its launcher must wait for them (checked before any submission)
+        (["hydra/launcher=slurm", "hydra.launcher.wait=false"],
+         ["hydra.launcher.wait=false", "waits for its trials", "allowed: hydra.launcher.wait=true"]),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2_before_anything_starts(
@@ -159,3 +162,20 @@ def test_a_resumed_rung_reports_once_and_decides_the_same() -> None:
         decided = report_rung(study, {0: 3.0, 1: 1.0}, budgets, 0)
     assert decided == {0: "continue", 1: "pruned"}
     assert study.trials[0].intermediate_values == {10: 3.0}
+
+
+@pytest.mark.parametrize(("pruner", "kept"), [(RungPruner([64, 128], 2, batch=2), "continue"),
+                                              (RungPruner([64, 128], 2), "pruned")])  # fmt: skip
+def test_each_batch_is_halved_on_its_own_so_the_steps_spent_depend_on_counts_only(
+    pruner: RungPruner, kept: str
+) -> None:
+    """tune.batch=2, three trials: (t0, t1), then t2 alone. The pruner with the batch keeps t2 whatever it scores (its
+    batch of one keeps max(1, 1 // 2) = 1); ranked against every earlier trial (batch=0: one batch of all), t2 would
+    go on only where it beat them, so two arms with the same trials would spend different steps."""
+    budgets = [64, 128]
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    _ask(study, 2)
+    assert _feed(study, budgets, [{0: 5.0, 1: 1.0}])[0] == {0: "continue", 1: "pruned"}
+    _feed(study, budgets, [{}, {0: 6.0}])
+    _ask(study, 1)
+    assert _feed(study, budgets, [{2: 0.5}])[0] == {2: kept}  # worse than both trials of the first batch
