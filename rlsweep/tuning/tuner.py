@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rlsweep.tuning.space import BadSpace, TuneSpec, check_against_grid
+from rlsweep.tuning.space import BadSpace, TuneSpec, check_against_grid, is_server, redact
 
 if TYPE_CHECKING:
     import optuna
@@ -185,6 +185,10 @@ def _plan_points(s: Setup, wanted: Sequence[tuple[Arm, dict[str, Any], list[str]
 
 def tune(s: Setup) -> int:
     """Search every arm, then confirm; the exit status (0 done, 1 a run did not complete: rerun to resume)."""
+    if is_server(s.spec.storage):
+        from rlsweep.tuning.study import storage_for
+
+        storage_for(s.sweep_dir, s.spec.storage)  # a server that does not answer: BadSpace before the sweep exists
     with only_one(s.sweep_dir):
         code = search(s)
         if code != 0:
@@ -415,7 +419,8 @@ def _write_state(s: Setup, studies: dict[str, optuna.Study], confirmed: bool = F
     counts = {len(a["trials"]) for a in arms.values()}
     state = {
         "updated": time.time(),
-        "spec": {k: v for k, v in dataclasses.asdict(s.spec).items() if k != "params"},
+        # tune.storage without a password typed into its URL: tune.json is read by the report and copied around.
+        "spec": {k: redact(v) if k == "storage" else v for k, v in dataclasses.asdict(s.spec).items() if k != "params"},
         "space": {q.key: {q.kind: list(q.values)} for q in s.spec.params},
         "budgets": s.spec.budgets(),
         "trial_seeds": [s.trial_seed(n) for n in range(s.spec.trials)],
