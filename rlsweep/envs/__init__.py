@@ -2,16 +2,17 @@
 
 The families, each declared once in its own module (:mod:`rlsweep.envs.family` says what a declaration holds):
 the synthetic test envs ``fake``, ``maze`` and ``chain`` (:mod:`rlsweep.envs.synthetic`), envpool Atari
-(:mod:`rlsweep.envs.atari`, ``*-v5``) and envpool Procgen (:mod:`rlsweep.envs.procgen`, ``procgen-<game>``).
+(:mod:`rlsweep.envs.atari`, ``*-v5``), envpool Procgen (:mod:`rlsweep.envs.procgen`, ``procgen-<game>``) and MiniGrid
+(:mod:`rlsweep.envs.minigrid`, ``MiniGrid-*``).
 A new family is a module that declares its ``FAMILY`` and that name in the tuple below (docs/architecture.md).
-envpool is imported lazily, so the synthetic envs work (and import fast) without touching an emulator.
+envpool and minigrid are imported lazily, so the synthetic envs work (and import fast) without touching an emulator.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rlsweep.envs import atari, procgen, synthetic
+from rlsweep.envs import atari, minigrid, procgen, synthetic
 from rlsweep.envs.base import EpisodeInfo, StepResult, VecEnv
 from rlsweep.envs.family import (
     FAMILIES,
@@ -36,12 +37,13 @@ __all__ = [
     "family_of",
     "known_env_ids",
     "make_env",
+    "minigrid",
     "procgen",
     "synthetic",
 ]
 
 # Each backend module declares its FAMILY; the order here is the order of `--info` and of messages.
-for _family in (synthetic.FAMILY, atari.FAMILY, procgen.FAMILY):
+for _family in (synthetic.FAMILY, atari.FAMILY, procgen.FAMILY, minigrid.FAMILY):
     register_env_family(_family)
 
 SYNTHETIC_IDS = synthetic.SYNTHETIC_IDS

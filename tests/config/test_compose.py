@@ -76,6 +76,20 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
     ("env", "solaris"): {"env.id": "Solaris-v5"},
     ("env", "venture"): {"env.id": "Venture-v5"},
     ("env", "road_runner"): {"env.id": "RoadRunner-v5", "env.sticky_action_prob": 0.25},
+    # MiniGrid (rlsweep.envs.minigrid): the partial view in RGB at 7 tiles of 8 pixels, MiniGrid's own reward.
+    ("env", "minigrid_multiroom"): {
+        "env.id": "MiniGrid-MultiRoom-N6-v0",
+        "env.frame_size": 56,
+        "env.frame_stack": 2,
+        "env.grayscale": False,
+        "env.binary_reward": False,
+    },
+    ("env", "minigrid_keycorridor"): {
+        "env.id": "MiniGrid-KeyCorridorS3R3-v0",
+        "env.frame_size": 56,
+        "env.grayscale": False,
+        "env.binary_reward": False,
+    },
     ("logger", "none"): {"logger.backend": "none", "logger.mode": "disabled"},
     ("logger", "wandb"): {"logger.backend": "wandb", "logger.mode": "auto"},
     ("model", "A"): {"model.name": "A"},

@@ -23,7 +23,7 @@ def _cfg(double_buffer: bool = False, **env: Any) -> dict[str, Any]:
 
 
 def test_each_id_belongs_to_the_family_that_builds_it() -> None:
-    assert [f.name for f in FAMILIES.values()] == ["synthetic", "atari", "procgen"]
+    assert [f.name for f in FAMILIES.values()] == ["synthetic", "atari", "procgen", "minigrid"]
     for env_id, name in [("maze", "synthetic"), ("MontezumaRevenge-v5", "atari"), ("procgen-coinrun", "procgen")]:
         family = family_of(env_id)
         assert family is not None and family.name == name
