@@ -13,6 +13,7 @@ from rlsweep.cli.tune import main as tune_main
 from rlsweep.tuning.space import BadSpace, available, load_spec, parse_spec, rung_budgets
 from rlsweep.tuning.study import STEPS, RungPruner, accounting, distributions, report_rung, rung_of, set_attr
 
+REPO = Path(__file__).resolve().parents[2]
 GRID = ["motivation=none,rnd", "env=fake", "budget=smoke", "debug=smoke", "logger=none", "tune=smoke"]
 
 
@@ -28,6 +29,27 @@ def test_the_package_tune_files_parse_and_command_line_settings_apply() -> None:
     # YAML 1.1 reads 1e-5 (no dot) as a string: it is taken as the number it means.
     spec = load_spec("smoke", ["tune.space.ppo.learning_rate={log_uniform: [1e-5, 1e-3]}"])
     assert next(p for p in spec.params if p.key == "ppo.learning_rate").values == (1e-5, 1e-3)
+
+
+def test_the_readmes_tune_demo_plans_two_arms_that_can_reach_a_verdict_on_fresh_seeds() -> None:
+    """The README's CPU demo of rlsweep tune, as written there: two arms, the same rungs for both (each a whole number
+    of the demo's iterations), and enough fresh seeds that the confirm runs' permutation test can decide at all."""
+    import shlex
+    from math import comb
+
+    from rlsweep.tuning.tuner import setup
+
+    line = next(x for x in (REPO / "README.md").read_text().splitlines() if x.startswith("rlsweep tune "))
+    words = shlex.split(line.partition("&&")[0])[2:]
+    name = next(w.partition("=")[2] for w in words if w.startswith("tune="))
+    spec = load_spec(name)
+    s = setup([w for w in words if not w.startswith(("tune=", "sweep_name="))], spec, [], None)
+    assert [a.label for a in s.arms] == ["motivation=none", "motivation=rnd"]
+    iteration = 8 * 64  # experiment=demo_maze: ppo.num_envs x ppo.num_steps
+    assert spec.budgets() == [8192, 16384] and all(b % iteration == 0 for b in spec.budgets())
+    # The smallest two-sided p of an exact permutation test of n against n seeds is 2 / C(2n, n): below 0.05 at 4.
+    assert 2 / comb(2 * spec.fresh_seeds, spec.fresh_seeds) < 0.05
+    assert not set(s.fresh_seeds()) & {s.trial_seed(n) for n in range(spec.trials)}
 
 
 def test_a_users_config_dir_adds_tune_files(tmp_path: Path) -> None:
