@@ -29,7 +29,7 @@ USAGE = """usage: rlsweep tune <grid overrides> tune=<name> [tune.<setting>=<val
   tune.<setting>=<value>   change a setting (trials, steps, rungs, reduction, fresh_seeds, metric, ...)
   tune.space.<key>={log_uniform: [a, b]} | {uniform: [a, b]} | {int: [a, b]} | {choice: [x, y, ...]}
   sweep_name=<name>        the search sweep's name (sweeps/<name>; the confirm runs go to sweeps/<name>-confirm)
-  hydra/launcher=local|slurm, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
+  hydra/launcher=local|slurm|submitit_local, hydra.launcher.<setting>=<value>, hydra.sweep.dir=<dir>
                            (not hydra.launcher.wait=false: the tuner waits for each rung's values)
 exit: 0 done, 1 a run did not complete (rerun to resume), 2 bad input, 3 busy, 130 Ctrl-C"""
 _LAUNCH = ("hydra/launcher=", "hydra.launcher.", "hydra.searchpath=")
