@@ -82,11 +82,11 @@ def test_query_sees_the_options_of_a_config_dir_on_the_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "mine" / "env").mkdir(parents=True)
-    (tmp_path / "mine" / "env" / "mine_maze.yaml").write_text("id: maze\n")
+    (tmp_path / "mine" / "env" / "my_maze.yaml").write_text("id: maze\n")
     monkeypatch.chdir(tmp_path)
-    expected = sorted([*_options("env"), "env=mine_maze"])
+    expected = sorted([*_options("env"), "env=my_maze"])
     assert _query(monkeypatch, capsys, "python sweep.py -cd mine env=") == expected
-    assert _query(monkeypatch, capsys, "python sweep.py --config-dir=mine env=mi") == ["env=mine_maze"]
+    assert _query(monkeypatch, capsys, "python sweep.py --config-dir=mine env=my") == ["env=my_maze"]
     assert _query(monkeypatch, capsys, f"python sweep.py hydra.searchpath=[file://{tmp_path}/mine] env=") == expected
     assert _query(monkeypatch, capsys, "python sweep.py env=") == _options("env")  # nothing left behind
 
