@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -212,7 +213,36 @@ def run_jobs(
     """Submit ``groups`` (one array task each) to ``scheduler``; while it waits, follow them to the end, submitting
     more as the scheduler has room. Returns False when the scheduler refused an array (after the ones before it were
     submitted; :class:`SubmissionRefused` if it refused the first) or, waiting, when a point did not complete.
-    Points whose job is still queued were left out by ``prepare``."""
+    Points whose job is still queued were left out by ``prepare``.
+
+    Ctrl-C and SIGTERM stop the launcher (KeyboardInterrupt) at its next turn, within 0.2 s of waiting, and never in
+    the middle of an array's submission and its records; its jobs run on. The handlers are installed explicitly, as
+    the local launcher's are: a launcher started with SIGINT ignored (a background job of a script) still stops."""
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    try:
+        return _run_jobs(groups, points, sweep_dir, ledger, scheduler, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _pause(seconds: float, stop: list[int]) -> None:
+    """Sleep ``seconds``, or less once a stop is asked (a signal does not cut a sleep short: PEP 475)."""
+    end = time.monotonic() + seconds
+    while not stop and (left := end - time.monotonic()) > 0:
+        time.sleep(min(0.2, left))
+
+
+def _run_jobs(
+    groups: list[list[Point]],
+    points: list[Point],
+    sweep_dir: Path,
+    ledger: Ledger,
+    scheduler: Scheduler,
+    stop: list[int],
+) -> bool:
     ex = scheduler.executor(sweep_dir)
     left = list(groups)
     todo: list[Point] = []
@@ -222,6 +252,8 @@ def run_jobs(
     ids = [p.run_id for p in points]
     last_progress = time.time()
     while True:
+        if stop:
+            raise KeyboardInterrupt
         running = sum(1 for task in tasks if waiting.intersection(task))
         room = scheduler.room(running)
         while left and room > 0 and not refused:
@@ -266,7 +298,9 @@ def run_jobs(
             break
         # Light on a shared cluster whatever the sweep's size: each poll is one squeue call (reconcile) and reads of
         # records; nothing here calls sacct or scontrol, and submission is one sbatch and one release per array.
-        time.sleep(scheduler.poll_every)
+        _pause(scheduler.poll_every, stop)
+        if stop:
+            raise KeyboardInterrupt
         view = reconcile(ledger, scheduler, sorted(waiting))
         if view is None:
             continue  # a round without the queue decides nothing

@@ -131,3 +131,23 @@ def test_a_completed_point_continued_to_a_larger_budget_is_followed_to_its_new_e
     assert [s for _, s in _history(record)][-3:] == ["completed", "running", "completed"]
     assert record["changes"][-1][1] == f"continued to {2 * done[-1]} agent steps"
     assert steps(sweep_dir / run_id) == [*done, *(done[-1] + s for s in done)]  # continued: no gap, none twice
+
+
+def test_ctrl_c_stops_a_waiting_launcher_started_with_sigint_ignored_and_its_job_runs_on(tmp_path: Path) -> None:
+    # A launcher started in the background of a script inherits SIGINT ignored (Python then installs no
+    # KeyboardInterrupt); it stops on one anyway, as the local launcher does, and leaves its job running.
+    args = [*PAUSED, "sweep_name=bg", *LOCAL, *TINY]
+    # Its output to a file, not a pipe: the job it leaves running holds the launcher's stdout open.
+    output = tmp_path / "launcher.txt"
+    with output.open("w") as sink:
+        launcher = subprocess.Popen(cmd(*args), cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, env=ENV,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    sweep_dir = tmp_path / "sweeps" / "bg"
+    run_id = "ppo_rnd_a0-env_fake-debug.pause_at_iteration=4-s1"
+    wait_for(lambda: job_paused(sweep_dir, run_id), 240, "the job's pause")
+    launcher.send_signal(signal.SIGINT)
+    launcher.wait(timeout=120)  # a bound, not a race: it stops at its next turn, within a poll
+    out = output.read_text()
+    assert launcher.returncode == 130 and "stopped; rerun the same command to resume" in out, out[-2000:]
+    record = ledger(sweep_dir)[run_id]
+    assert record["status"] == "running" and Path(f"/proc/{record['pid']}").exists()  # the job runs on
