@@ -185,15 +185,18 @@ def _plan_points(s: Setup, wanted: Sequence[tuple[Arm, dict[str, Any], list[str]
 
 def tune(s: Setup) -> int:
     """Search every arm, then confirm; the exit status (0 done, 1 a run did not complete: rerun to resume)."""
-    if is_server(s.spec.storage):
-        from rlsweep.tuning.study import storage_for
+    from rlsweep.tuning.study import storage_for
 
-        storage_for(s.sweep_dir, s.spec.storage)  # a server that does not answer: BadSpace before the sweep exists
+    # A server is opened first: one that does not answer is BadSpace before the sweep's folder exists. The files'
+    # storages live in that folder, made under the lock.
+    storage = storage_for(s.sweep_dir, s.spec.storage) if is_server(s.spec.storage) else None
     with only_one(s.sweep_dir):
-        code = search(s)
+        s.sweep_dir.mkdir(parents=True, exist_ok=True)
+        storage = storage or storage_for(s.sweep_dir, s.spec.storage)
+        code = search(s, storage)
         if code != 0:
             return code
-        return confirm(s)
+        return confirm(s, storage)
 
 
 def only_one(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
@@ -205,15 +208,13 @@ def only_one(sweep_dir: Path) -> contextlib.AbstractContextManager[None]:
     ))  # fmt: skip
 
 
-def search(s: Setup) -> int:
+def search(s: Setup, storage: optuna.storages.BaseStorage) -> int:
     """Rounds of rungs until every arm has told all its trials; 1 if a run did not complete (it resumes on rerun)."""
     from optuna.trial import TrialState
 
-    from rlsweep.tuning.study import RUN_ID, SEED, distributions, live_trial, open_study, rung_of, set_attr, storage_for
+    from rlsweep.tuning.study import RUN_ID, SEED, distributions, live_trial, open_study, rung_of, set_attr
 
     spec, budgets, batch = s.spec, s.spec.budgets(), s.spec.batch_size()
-    s.sweep_dir.mkdir(parents=True, exist_ok=True)
-    storage = storage_for(s.sweep_dir, spec.storage)
     studies = {arm.name: open_study(storage, arm.name, spec) for arm in s.arms}
     print(f"[rlsweep] tune {s.sweep_name}: {len(s.arms)} arm(s) x {spec.trials} trial(s), rungs at {budgets} agent "
           f"steps (keep 1/{spec.reduction} per rung), metric {spec.metric} ({spec.direction}); in {s.sweep_dir}",
@@ -328,12 +329,11 @@ def _start(p: Plan, launcher: str) -> bool:
     return start(p, todo)
 
 
-def confirm(s: Setup) -> int:
+def confirm(s: Setup, storage: optuna.storages.BaseStorage) -> int:
     """Each arm's best setting on fresh seeds, as the points of the confirm sweep; 0 when all completed."""
     from rlsweep.launching.ledger import Ledger
-    from rlsweep.tuning.study import accounting, open_study, storage_for
+    from rlsweep.tuning.study import accounting, open_study
 
-    storage = storage_for(s.sweep_dir, s.spec.storage)
     chosen = {arm.name: accounting(open_study(storage, arm.name, s.spec))["best"] for arm in s.arms}
     missing = [a for a, best in chosen.items() if best is None]
     if missing:
